@@ -1,0 +1,35 @@
+# The two set-up commands of the README:
+#   make demo   -- create the venv, install, fetch data and models, run the end-to-end demo
+#   make test   -- the same set-up, then the test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+OPTICAL := $(VENV)/bin/optical
+# The local mirror of the data (read-only); `optical data fetch` copies it into the cache.
+MIRROR ?= ../shared/data
+
+.PHONY: setup demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU wheel; the package itself only asks for torch>=2.3 so GPU users keep their build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+	$(OPTICAL) data fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
+	$(OPTICAL) model prepare
+
+demo: setup
+	$(OPTICAL) demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from optical.cli import main
+
+sys.exit(main())
