@@ -1,0 +1,46 @@
+"""Bitext contrastive distillation (InfoNCE with in-batch negatives).
+
+The translation-ranking objective of Feng et al., "Language-agnostic BERT
+Sentence Embedding", ACL 2022 (arXiv:2007.01852) and of van den Oord et al.'s
+InfoNCE (arXiv:1807.03748), with the frozen teacher's English embedding as the
+positive key of the student's foreign query:
+
+    L = - 1/B sum_i log( exp(<s(x_i), t(e_i)> / T) / sum_j exp(<s(x_i), t(e_j)> / T) )
+
+Pooled vectors are L2-normalised; T is the temperature. Other English sentences
+of the batch are the negatives, so the student must not only approach its
+translation but also stay away from the others.
+
+Example:
+    >>> loss = ContrastiveLoss(temperature=0.05)
+    >>> out = loss(batch)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from optical.errors import OpticalError
+from optical.losses.base import DistillBatch, DistillLoss, LossOutput
+
+
+class ContrastiveLoss(DistillLoss):
+    """InfoNCE between pooled student(x) and teacher(e) with in-batch negatives."""
+
+    name = "contrastive"
+
+    def __init__(self, temperature: float = 0.05) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise OpticalError(f"contrastive temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+
+    def forward(self, batch: DistillBatch) -> LossOutput:
+        queries = batch.student_foreign.pooled.float()
+        keys = batch.teacher_english.pooled.float()
+        logits = queries @ keys.T / self.temperature
+        targets = torch.arange(len(queries), device=logits.device)
+        loss = F.cross_entropy(logits, targets)
+        accuracy = (logits.argmax(-1) == targets).float().mean()
+        return LossOutput(loss, {"contrastive": float(loss.detach()), "inbatch_acc": float(accuracy)})

@@ -1,0 +1,151 @@
+"""OPTICAL: token-level optimal-transport distillation.
+
+Huang, Yu & Allan, "Improving Cross-lingual Information Retrieval on
+Low-Resource Languages via Optimal Transport Distillation", WSDM 2023
+(arXiv:2301.12566).
+
+For a bitext pair (e, x) the frozen teacher gives content-token embeddings
+t_1..t_m of the English sentence e and the student gives s_1..s_n of the
+foreign sentence x. With a cost matrix C_ij = d(s_i, t_j) and token masses a
+(student side) and b (teacher side), the entropic transport plan is
+
+    P* = argmin_{P 1 = a, P^T 1 = b, P >= 0}  <P, C> - eps * H(P)
+
+and the loss is the Frobenius inner product
+
+    L(e, x) = <P*, C> = sum_ij P*_ij C_ij,
+
+averaged over the batch. The plan is a soft word alignment found without any
+alignment supervision; the gradient reaches the student only through C (the
+plan is held fixed by default, which by the envelope theorem is the exact
+gradient of the regularised OT value with respect to C).
+
+Cost functions (on L2-normalised vectors, optionally after subtracting a
+centre vector such as the teacher's mean token embedding, which counters the
+anisotropy of contextual embeddings: Ethayarajh, EMNLP 2019):
+
+* ``cosine``:      C_ij = 1 - cos(s_i, t_j)
+* ``sqeuclidean``: C_ij = || s_i/|s_i| - t_j/|t_j| ||^2 = 2 - 2 cos(s_i, t_j)
+
+Marginals: ``uniform`` over content tokens; ``norm`` proportional to each
+token's embedding norm; ``idf`` proportional to each token's inverse document
+frequency in the bitext (tables given by the caller). With ``tau`` set, the
+marginal constraints are relaxed by KL penalties of strength tau (unbalanced
+OT), so tokens without a counterpart need not be transported.
+
+Example:
+    >>> loss = OTLoss(eps=0.05, cost="cosine")
+    >>> out = loss(batch)      # batch: optical.losses.DistillBatch
+    >>> out.loss.backward()
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from optical.errors import OpticalError
+from optical.losses.base import DistillBatch, DistillLoss, LossOutput
+from optical.ot import sinkhorn
+
+COSTS = ("cosine", "sqeuclidean")
+MARGINALS = ("uniform", "norm", "idf")
+
+
+def _masses(
+    embeddings: torch.Tensor,
+    mask: torch.Tensor,
+    kind: str,
+    token_ids: torch.Tensor | None,
+    idf: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """Token masses for one side; ``None`` means uniform over the mask."""
+    if kind == "uniform":
+        return None
+    if kind == "norm":
+        weights = embeddings.detach().float().norm(dim=-1)
+    else:  # idf
+        if token_ids is None or idf is None:
+            raise OpticalError("OT marginals 'idf' need token ids and IDF tables; build the loss through optical.train")
+        weights = idf.to(token_ids.device)[token_ids.clamp(max=idf.numel() - 1)]
+    weights = weights * mask
+    return weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+class OTLoss(DistillLoss):
+    """OPTICAL loss <P*, C> between student foreign tokens and teacher English tokens."""
+
+    name = "ot"
+
+    def __init__(
+        self,
+        eps: float = 0.05,
+        cost: Literal["cosine", "sqeuclidean"] = "cosine",
+        marginals: Literal["uniform", "norm", "idf"] = "uniform",
+        tau: float | None = None,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        grad: Literal["detach", "autodiff"] = "detach",
+        center: torch.Tensor | None = None,
+        student_idf: torch.Tensor | None = None,
+        teacher_idf: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if cost not in COSTS:
+            raise OpticalError(f"unknown OT cost {cost!r}; choose one of {', '.join(COSTS)}")
+        if marginals not in MARGINALS:
+            raise OpticalError(f"unknown OT marginals {marginals!r}; choose one of {', '.join(MARGINALS)}")
+        if eps <= 0:
+            raise OpticalError(f"OT eps must be > 0, got {eps}")
+        if tau is not None and tau <= 0:
+            raise OpticalError(f"OT tau must be > 0 (or unset for balanced OT), got {tau}")
+        self.eps, self.cost, self.marginals, self.tau = eps, cost, marginals, tau
+        self.max_iter, self.tol, self.grad = max_iter, tol, grad
+        # Buffers so that .to(device) moves them; None when unused.
+        self.register_buffer("center", center, persistent=False)
+        self.register_buffer("student_idf", student_idf, persistent=False)
+        self.register_buffer("teacher_idf", teacher_idf, persistent=False)
+
+    def cost_matrix(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """``[B, n, m]`` cost between student tokens ``[B,n,H]`` and teacher tokens ``[B,m,H]``."""
+        student, teacher = student.float(), teacher.float()
+        if self.center is not None:
+            student = student - self.center
+            teacher = teacher - self.center
+        cos = torch.bmm(F.normalize(student, dim=-1), F.normalize(teacher, dim=-1).transpose(1, 2))
+        return 1.0 - cos if self.cost == "cosine" else 2.0 - 2.0 * cos
+
+    def forward(self, batch: DistillBatch) -> LossOutput:
+        student, teacher = batch.student_foreign, batch.teacher_english
+        cost = self.cost_matrix(student.embeddings, teacher.embeddings)
+        a = _masses(student.embeddings, student.content_mask, self.marginals, batch.student_token_ids, self.student_idf)
+        b = _masses(teacher.embeddings, teacher.content_mask, self.marginals, batch.teacher_token_ids, self.teacher_idf)
+        result = sinkhorn(
+            cost,
+            a,
+            b,
+            mask_a=student.content_mask,
+            mask_b=teacher.content_mask,
+            eps=self.eps,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            tau=self.tau,
+            grad=self.grad,
+        )
+        loss = result.value.mean()
+        plan = result.plan.detach()
+        # Plan sharpness: mass on each student token's best teacher token, relative to its row mass.
+        row_mass = plan.sum(-1).clamp_min(1e-12)
+        sharpness = (plan.amax(-1) / row_mass)[student.content_mask].mean()
+        pair_mask = student.content_mask[:, :, None] & teacher.content_mask[:, None, :]
+        return LossOutput(
+            loss,
+            {
+                "ot": float(loss.detach()),
+                "ot_iters": float(result.n_iter),
+                "ot_plan_sharpness": float(sharpness),
+                "ot_cost_mean": float(cost.detach()[pair_mask].mean()) if pair_mask.any() else 0.0,
+            },
+        )
