@@ -1,0 +1,330 @@
+"""Paired significance tests, confidence intervals and effect sizes for IR.
+
+Two systems are compared on the same queries: the unit is the query, and
+everything here works on the per-query differences ``d_q = a_q - b_q``.
+
+* **Paired randomisation test** (sign-flip permutation; Fisher 1935, argued
+  for IR by Smucker, Allan & Carterette, CIKM 2007). Under the null hypothesis
+  the two systems are exchangeable on each query, so every difference is
+  equally likely to carry either sign. The two-sided p-value is the share of
+  sign assignments whose mean difference is at least as far from 0 as the
+  observed one. With ``m <= 16`` non-zero differences all ``2**m`` assignments
+  are enumerated (exact p); otherwise ``n_resamples`` random assignments are
+  drawn from a seeded generator and ``p = (hits + 1) / (n_resamples + 1)``
+  (Phipson & Smyth 2010: never 0, valid for a sampled test).
+  Example: differences ``(1, 2, 3)`` -> of the 8 sign patterns only
+  ``+++`` and ``---`` reach ``|sum| >= 6``, so ``p = 2/8 = 0.25``.
+* **Paired bootstrap CI** of the mean difference (percentile interval, Efron &
+  Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13): resample the
+  queries with replacement, take the mean each time, report the 2.5 and 97.5
+  percentiles.
+* **Effect size** Cohen's ``d_z = mean(d) / sd(d)`` (sd with ``n - 1``), plus
+  win / tie / loss counts of system A over system B.
+* **Holm–Bonferroni** (Holm, *Scand. J. Statist.* 1979) over a family of
+  p-values (e.g. one per language): sort ascending, ``p_(i) * (m - i + 1)``,
+  made monotone and capped at 1. It controls the family-wise error rate.
+
+A difference is *significant* only when ``p_holm < ALPHA`` as computed here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from optical.errors import OpticalError
+
+ALPHA = 0.05
+DEFAULT_RESAMPLES = 10_000
+DEFAULT_SEED = 0
+#: Up to this many non-zero differences the randomisation test enumerates every sign pattern.
+EXACT_MAX_NONZERO = 16
+_BATCH = 1000
+# Differences in the last bits of a float sum are not real differences.
+_TOLERANCE = 1e-12
+
+PerQuery = Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class ConfidenceInterval:
+    low: float
+    high: float
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """System A against system B on one measure over the same queries.
+
+    ``diff = mean_a - mean_b``; ``[ci_low, ci_high]`` its paired bootstrap CI;
+    ``p_value`` the randomisation test's two-sided p; ``p_holm`` the p adjusted
+    over its family (equal to ``p_value`` for a family of one);
+    ``effect_size`` Cohen's d_z (None when undefined: fewer than 2 queries, or
+    all differences equal and non-zero); ``wins/ties/losses`` count queries
+    where A is above / equal to / below B; ``significant`` is
+    ``p_holm < ALPHA``.
+    """
+
+    system_a: str
+    system_b: str
+    measure: str
+    n: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_holm: float
+    effect_size: float | None
+    wins: int
+    ties: int
+    losses: int
+    significant: bool
+
+    def with_holm(self, p_holm: float) -> PairedComparison:
+        return replace(self, p_holm=p_holm, significant=p_holm < ALPHA)
+
+
+def aligned_values(
+    per_query_a: PerQuery, per_query_b: PerQuery, label_a: str = "A", label_b: str = "B"
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The two systems' values on the same queries, in sorted qid order.
+
+    Refuses different query sets: a paired test on a partial overlap would
+    silently drop the queries one system failed to answer.
+    """
+    qids_a, qids_b = set(per_query_a), set(per_query_b)
+    if qids_a != qids_b:
+        only_a = sorted(qids_a - qids_b)
+        only_b = sorted(qids_b - qids_a)
+        raise OpticalError(
+            f"{label_a} and {label_b} were scored on different queries "
+            f"({len(only_a)} only in {label_a}, e.g. {only_a[:3]}; {len(only_b)} only in {label_b}, e.g. {only_b[:3]}): "
+            "evaluate both on the same split"
+        )
+    if not qids_a:
+        raise OpticalError(f"{label_a} and {label_b} have no queries to compare")
+    qids = sorted(qids_a)
+    a = np.array([per_query_a[q] for q in qids], dtype=np.float64)
+    b = np.array([per_query_b[q] for q in qids], dtype=np.float64)
+    return qids, a, b
+
+
+def randomisation_test(
+    diffs: Sequence[float] | np.ndarray, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+) -> float:
+    """Two-sided paired randomisation (sign-flip) test of ``mean(diffs) == 0``.
+
+    Exact enumeration for at most :data:`EXACT_MAX_NONZERO` non-zero
+    differences, else Monte Carlo with ``n_resamples`` draws from
+    ``numpy.random.default_rng(seed)``. Zero differences are unchanged by a
+    sign flip and are left out of the statistic (they do not change it).
+    """
+    diffs = np.asarray(diffs, dtype=np.float64)
+    nonzero = diffs[np.abs(diffs) > _TOLERANCE]
+    observed = abs(nonzero.sum())
+    threshold = observed - _TOLERANCE * max(1.0, observed)
+    if len(nonzero) <= EXACT_MAX_NONZERO:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(nonzero))))
+        sums = signs @ nonzero if len(nonzero) else np.zeros(1)
+        return float(np.mean(np.abs(sums) >= threshold))
+    if n_resamples < 1:
+        raise OpticalError(f"n_resamples must be at least 1, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for start in range(0, n_resamples, _BATCH):
+        batch = min(_BATCH, n_resamples - start)
+        signs = rng.choice((-1.0, 1.0), size=(batch, len(nonzero)))
+        hits += int(np.count_nonzero(np.abs(signs @ nonzero) >= threshold))
+    return (hits + 1) / (n_resamples + 1)
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    confidence: float = 0.95,
+) -> ConfidenceInterval:
+    """Percentile bootstrap CI of the mean of ``values`` (queries resampled with replacement).
+
+    Applied to paired differences it is the paired bootstrap CI of the mean
+    difference; applied to one system's values, the CI of its mean.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        raise OpticalError("cannot bootstrap an empty set of queries")
+    if not 0 < confidence < 1:
+        raise OpticalError(f"confidence must be in (0, 1), got {confidence}")
+    if n_resamples < 1:
+        raise OpticalError(f"n_resamples must be at least 1, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, _BATCH):
+        batch = min(_BATCH, n_resamples - start)
+        means[start : start + batch] = values[rng.integers(0, values.size, size=(batch, values.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return ConfidenceInterval(float(low), float(high), confidence)
+
+
+def cohens_dz(diffs: Sequence[float] | np.ndarray) -> float | None:
+    """Cohen's d_z: mean of the paired differences over their standard deviation (ddof 1).
+
+    0.0 when every difference is 0; None when undefined (fewer than 2
+    differences, or a zero spread around a non-zero mean).
+    """
+    diffs = np.asarray(diffs, dtype=np.float64)
+    if diffs.size < 2:
+        return None
+    mean = float(diffs.mean())
+    spread = float(diffs.std(ddof=1))
+    if spread <= _TOLERANCE:
+        return 0.0 if abs(mean) <= _TOLERANCE else None
+    return mean / spread
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the input order.
+
+    Example: ``holm([0.01, 0.04, 0.03])`` -> ``[0.03, 0.06, 0.06]``.
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def apply_holm(comparisons: Sequence[PairedComparison]) -> list[PairedComparison]:
+    """The comparisons with ``p_holm``/``significant`` set for them as one family."""
+    adjusted = holm([c.p_value for c in comparisons])
+    return [c.with_holm(p) for c, p in zip(comparisons, adjusted)]
+
+
+def paired_comparison(
+    per_query_a: PerQuery,
+    per_query_b: PerQuery,
+    system_a: str,
+    system_b: str,
+    measure: str,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> PairedComparison:
+    """Compare two systems' per-query values of one measure (a family of one: ``p_holm = p_value``).
+
+    Use :func:`apply_holm` on the comparisons of a family (e.g. the languages
+    of a task) to correct for multiplicity.
+    """
+    _, a, b = aligned_values(per_query_a, per_query_b, system_a, system_b)
+    diffs = a - b
+    p_value = randomisation_test(diffs, n_resamples, seed)
+    ci = bootstrap_ci(diffs, n_resamples, seed)
+    return PairedComparison(
+        system_a=system_a,
+        system_b=system_b,
+        measure=measure,
+        n=int(diffs.size),
+        mean_a=float(a.mean()),
+        mean_b=float(b.mean()),
+        diff=float(diffs.mean()),
+        ci_low=ci.low,
+        ci_high=ci.high,
+        p_value=p_value,
+        p_holm=p_value,
+        effect_size=cohens_dz(diffs),
+        wins=int(np.count_nonzero(diffs > _TOLERANCE)),
+        ties=int(np.count_nonzero(np.abs(diffs) <= _TOLERANCE)),
+        losses=int(np.count_nonzero(diffs < -_TOLERANCE)),
+        significant=p_value < ALPHA,
+    )
+
+
+def average_over_seeds(per_query_by_seed: Sequence[PerQuery], label: str = "system") -> dict[str, float]:
+    """Per-query values averaged over the training seeds of one system.
+
+    Why average before pairing: the question is whether the system — as its
+    training procedure produces it, seeds included — beats another on the
+    population of queries. The query is the unit of the test; the seed is a
+    source of noise inside each system. Averaging gives one value per query
+    (the seed noise shrinks with more seeds), and the paired test and the
+    query bootstrap then keep ``n = number of queries``. Treating each
+    (seed, query) as its own unit would count the same query several times,
+    inflate ``n`` and understate the p-value.
+    """
+    if not per_query_by_seed:
+        raise OpticalError(f"{label} has no seeds to average")
+    qids = set(per_query_by_seed[0])
+    for i, values in enumerate(per_query_by_seed[1:], start=1):
+        if set(values) != qids:
+            raise OpticalError(f"seed {i} of {label} was scored on different queries than seed 0: evaluate every seed on the same split")
+    return {q: float(np.mean([values[q] for values in per_query_by_seed])) for q in sorted(qids)}
+
+
+@dataclass(frozen=True)
+class SeededCell:
+    """One system's measure over seeds: the mean of the seed-averaged per-query values and its CI.
+
+    ``seed_means`` are the per-seed means (their spread shows seed variance);
+    the CI resamples queries of the seed-averaged values.
+    """
+
+    n_queries: int
+    n_seeds: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    seed_means: tuple[float, ...]
+
+
+def seeded_cell(
+    per_query_by_seed: Sequence[PerQuery],
+    label: str = "system",
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> SeededCell:
+    """Mean and query-bootstrap CI of one system's measure, with per-query values averaged over seeds."""
+    averaged = average_over_seeds(per_query_by_seed, label)
+    values = np.array(list(averaged.values()))
+    ci = bootstrap_ci(values, n_resamples, seed)
+    return SeededCell(
+        n_queries=int(values.size),
+        n_seeds=len(per_query_by_seed),
+        mean=float(values.mean()),
+        ci_low=ci.low,
+        ci_high=ci.high,
+        seed_means=tuple(float(np.mean(list(v.values()))) for v in per_query_by_seed),
+    )
+
+
+def compare_seeded(
+    per_query_by_seed_a: Sequence[PerQuery],
+    per_query_by_seed_b: Sequence[PerQuery],
+    system_a: str,
+    system_b: str,
+    measure: str,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> PairedComparison:
+    """:func:`paired_comparison` of two systems with several seeds each (per-query seed averages)."""
+    return paired_comparison(
+        average_over_seeds(per_query_by_seed_a, system_a),
+        average_over_seeds(per_query_by_seed_b, system_b),
+        system_a,
+        system_b,
+        measure,
+        n_resamples,
+        seed,
+    )
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """``value`` if it is a finite number, else None (JSON has no NaN/inf)."""
+    return value if value is not None and math.isfinite(value) else None
