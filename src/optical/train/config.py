@@ -1,0 +1,111 @@
+"""The configuration of one distillation run."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from optical.errors import OpticalError
+
+SELECTION_METRICS = ("xquad_dev", "flores_dev", "none")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("no", "bf16", "fp16")
+
+
+@dataclass
+class DistillConfig:
+    """Everything that determines a distilled student (and nothing that does not).
+
+    The bitext fields are handed to :func:`optical.data.build_bitext`; the loss
+    fields to :func:`optical.losses.build_loss`.
+    """
+
+    lang: str
+    method: str
+    out_dir: str
+    sources: list[str] = field(default_factory=lambda: ["xnli_devtest", "ntrex128", "flores200_sib_dev_extra"])
+    budget: int | None = 4000
+    noise: float = 0.0
+    license_classes: list[str] = field(default_factory=lambda: ["open", "non-commercial", "research-only"])
+    seed: int = 0
+    teacher: str = "multilingual-e5-small"
+    student: str | None = None  # None: a copy of the teacher
+    projection: bool = False  # linear map student hidden -> teacher hidden
+    freeze_embeddings: bool = True
+    loss_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    center_costs: bool = False  # subtract the teacher's mean token vector inside the OT cost
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    epochs: int = 1
+    max_length: int = 64
+    select_on: str = "xquad_dev"
+    eval_every: int = 0  # steps between dev evaluations; 0: only at the end of each epoch
+    checkpoint_every: int = 50
+    device: str = "auto"
+    mixed_precision: str = "no"
+    tensorboard: bool = False
+    data_dir: str | None = None
+
+    def validate(self) -> None:
+        if self.select_on not in SELECTION_METRICS:
+            raise OpticalError(f"--select-on {self.select_on!r} is not one of {', '.join(SELECTION_METRICS)}")
+        if self.device not in DEVICES:
+            raise OpticalError(f"--device {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.mixed_precision not in PRECISIONS:
+            raise OpticalError(f"--mixed-precision {self.mixed_precision!r} is not one of {', '.join(PRECISIONS)}")
+        for name in ("batch_size", "grad_accum", "epochs", "max_length", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.budget is not None and self.budget < 1:
+            raise OpticalError(f"--budget must be >= 1, got {self.budget}")
+        if not 0.0 <= self.noise < 1.0:
+            raise OpticalError(f"--noise must be in [0, 1), got {self.noise}")
+        if self.lr <= 0:
+            raise OpticalError(f"--lr must be > 0, got {self.lr}")
+        if self.select_on == "flores_dev" and "flores200_sib_dev_extra" in self.sources:
+            raise OpticalError(
+                "--select-on flores_dev selects on flores200_sib_dev_extra, which is also a training source; drop it from --bitext"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def training_fingerprint(self) -> str:
+        """Hash of every field that changes the trained weights (not where they are written)."""
+        content = {k: v for k, v in self.to_dict().items() if k not in {"out_dir", "tensorboard", "data_dir", "device"}}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], origin: str = "config") -> "DistillConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise OpticalError(f"{origin}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise OpticalError(f"{origin}: {exc}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> "DistillConfig":
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise OpticalError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as exc:
+            raise OpticalError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(values, dict):
+            raise OpticalError(f"config file {path} must hold a mapping of keys to values")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(values, origin=str(path))

@@ -1,0 +1,70 @@
+"""Model selection on held-out data that is never used for reporting.
+
+Two dev metrics, both computed with the student as the query encoder and the
+frozen teacher as the document encoder, exactly as at search time:
+
+* ``xquad_dev``: MRR@10 of X->en sentence retrieval on the XQuAD *dev* split
+  (articles disjoint from the test split used in reports).
+* ``flores_dev``: x->en top-1 accuracy of translation retrieval on the
+  FLORES-200 dev sentences (``flores200_sib_dev_extra``), which must then not
+  be a training source.
+
+The teacher side is encoded once when the selector is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from optical.data import BitextConfig, build_bitext, sentence_task
+from optical.errors import OpticalError
+from optical.models import Encoder
+
+
+@dataclass
+class DevSelector:
+    """Callable ``selector(student) -> float`` (higher is better)."""
+
+    metric: str
+    queries: list[str]
+    query_kind: str
+    doc_embeddings: torch.Tensor  # [D, H] teacher, L2-normalised
+    gold: list[set[int]]  # relevant document rows of each query
+    cutoff: int  # MRR@cutoff (xquad_dev) or accuracy@1 (cutoff 1, flores_dev)
+
+    @torch.inference_mode()
+    def __call__(self, student: Encoder) -> float:
+        queries = torch.from_numpy(student.encode(self.queries, kind=self.query_kind))
+        scores = queries @ self.doc_embeddings.T
+        top = scores.topk(min(self.cutoff, scores.shape[1]), dim=1).indices.tolist()
+        total = 0.0
+        for ranked, relevant in zip(top, self.gold):
+            for rank, doc in enumerate(ranked, start=1):
+                if doc in relevant:
+                    total += 1.0 / rank
+                    break
+        return total / len(self.queries)
+
+
+def build_selector(kind: str, lang: str, data_dir: Path, teacher: Encoder) -> DevSelector | None:
+    """The dev selector named by ``kind`` (``none`` gives None: keep the last step)."""
+    if kind == "none":
+        return None
+    if kind == "xquad_dev":
+        task = sentence_task(data_dir, lang, ["en"], "dev")
+        doc_ids = list(task.candidates)
+        row = {doc_id: i for i, doc_id in enumerate(doc_ids)}
+        query_ids = list(task.queries)
+        docs = torch.from_numpy(teacher.encode([task.candidates[d] for d in doc_ids], kind="passage"))
+        gold = [{row[d] for d, rel in task.qrels[q].items() if rel > 0 and d in row} for q in query_ids]
+        return DevSelector("xquad_dev_mrr@10", [task.queries[q] for q in query_ids], "query", docs, gold, 10)
+    if kind == "flores_dev":
+        pairs = build_bitext(
+            data_dir, BitextConfig(lang=lang, sources=["flores200_sib_dev_extra"], budget=None, seed=0)
+        ).pairs
+        docs = torch.from_numpy(teacher.encode([p.en for p in pairs], kind="query"))
+        return DevSelector("flores_dev_acc@1", [p.foreign for p in pairs], "query", docs, [{i} for i in range(len(pairs))], 1)
+    raise OpticalError(f"unknown selection metric {kind!r}")
