@@ -1,0 +1,390 @@
+"""English-foreign bitext: a validating reader and a seeded training-mixture builder.
+
+Reader (:func:`read_bitext_file`): one ``English<TAB>foreign`` pair per line.
+Lines are skipped, and counted by reason, when malformed; ``strict=True`` turns
+the first malformed line into an :class:`OpticalError` naming ``file:line``.
+A UTF-8 BOM at the start of the file and CRLF line ends are accepted
+(normalised) and counted. Text is normalised to Unicode NFC with whitespace
+runs collapsed; exact duplicate pairs are dropped (counted, not malformed).
+
+Builder (:func:`build_bitext`): mixes sources with per-source caps, filters by
+license class, never trains on the reserved FLORES-200 devtest and drops any
+pair with a side that matches a devtest sentence after normalisation, subsamples
+to a budget, and can inject a known fraction of misaligned pairs (a derangement
+of their foreign sides) for robustness studies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from optical.data.languages import BITEXT_LANGS, LANGUAGES, has_script, mostly_latin, validate_lang
+from optical.data.sources import FLORES_DEVTEST, LICENSE_CLASSES, bitext_relpath, get_source, sources_for
+from optical.errors import OpticalError
+
+MAX_SIDE_CHARS = 2000
+"""A side longer than this is not a sentence (a mis-split document or a broken file)."""
+
+# Malformed-line reasons (skipped; an error under strict=True).
+TAB_COUNT = "not_one_tab"
+EMPTY_SIDE = "empty_side"
+INVALID_UTF8 = "invalid_utf8"
+TOO_LONG_LINE = "too_long_line"
+SWAPPED = "swapped_columns"
+WRONG_SCRIPT = "wrong_script"
+MALFORMED_REASONS = (TAB_COUNT, EMPTY_SIDE, INVALID_UTF8, TOO_LONG_LINE, SWAPPED, WRONG_SCRIPT)
+# Filter reasons (valid lines that are not kept).
+DUPLICATE = "duplicate"
+TOO_SHORT = "too_short"
+TOO_LONG = "too_long"
+
+_WHITESPACE = re.compile(r"\s+")
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+@dataclass(frozen=True)
+class BitextPair:
+    en: str
+    foreign: str
+    source: str
+    noised: bool = False
+    """True when ``foreign`` was deliberately replaced by another pair's foreign side."""
+
+
+@dataclass(frozen=True)
+class LengthFilter:
+    """Keep pairs whose English side has ``min_length`` to ``max_length`` units.
+
+    Measured on the English side: whitespace tokens are meaningless for the zh/th
+    foreign sides, which have no spaces. ``unit`` is ``"tokens"`` or ``"chars"``.
+    """
+
+    min_length: int = 1
+    max_length: int | None = None
+    unit: str = "tokens"
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("tokens", "chars"):
+            raise OpticalError(f"length unit must be 'tokens' or 'chars', not {self.unit!r}")
+        if self.min_length < 0 or (self.max_length is not None and self.max_length < self.min_length):
+            raise OpticalError(f"bad length range {self.min_length}..{self.max_length}; need 0 <= min <= max")
+
+    def verdict(self, english: str) -> str | None:
+        length = len(english.split()) if self.unit == "tokens" else len(english)
+        if length < self.min_length:
+            return TOO_SHORT
+        if self.max_length is not None and length > self.max_length:
+            return TOO_LONG
+        return None
+
+
+@dataclass
+class ValidationReport:
+    path: Path
+    lines: int = 0
+    kept: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    """Reason -> number of lines not kept (malformed reasons and filters)."""
+    bom_stripped: bool = False
+    crlf_lines: int = 0
+
+    @property
+    def malformed(self) -> int:
+        return sum(self.skipped[reason] for reason in MALFORMED_REASONS)
+
+    def render(self) -> str:
+        lines = [f"{self.path}: {self.lines} lines, {self.kept} pairs kept"]
+        for reason in (*MALFORMED_REASONS, DUPLICATE, TOO_SHORT, TOO_LONG):
+            if self.skipped[reason]:
+                lines.append(f"  skipped {reason}: {self.skipped[reason]}")
+        if self.bom_stripped:
+            lines.append("  accepted: UTF-8 BOM at file start (stripped)")
+        if self.crlf_lines:
+            lines.append(f"  accepted: {self.crlf_lines} CRLF line ends (normalised)")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class BitextFile:
+    pairs: list[BitextPair]
+    report: ValidationReport
+
+
+def normalize_text(text: str) -> str:
+    """NFC and single spaces: the form every kept pair is stored in."""
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def overlap_key(text: str) -> str:
+    """Key for devtest-overlap detection: NFKC, casefolded, no quotes/punctuation/whitespace."""
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+def _script_problem(english: str, foreign: str, lang: str) -> str | None:
+    language = LANGUAGES[lang]
+    english_ok = mostly_latin(english)
+    if language.script_checkable:
+        foreign_ok = has_script(foreign, language.script)
+        if not english_ok and not foreign_ok and has_script(english, language.script):
+            return SWAPPED
+        if not english_ok or not foreign_ok:
+            return WRONG_SCRIPT
+        return None
+    # Latin-script language: both sides look alike, only "English side is Latin" can be checked.
+    return None if english_ok and mostly_latin(foreign) else WRONG_SCRIPT
+
+
+def read_bitext_file(path: str | Path, lang: str, source: str | None = None, strict: bool = False,
+                     length: LengthFilter | None = None) -> BitextFile:
+    """Read and validate an ``English<TAB>foreign`` file of any source (or any path)."""
+    validate_lang(lang, BITEXT_LANGS, "bitext")
+    path = Path(path)
+    if not path.is_file():
+        raise OpticalError(f"bitext file {path} does not exist")
+    source = source or path.parent.name
+    raw = path.read_bytes()
+    report = ValidationReport(path)
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+        report.bom_stripped = True
+    pairs: list[BitextPair] = []
+    seen: set[tuple[str, str]] = set()
+
+    def skip(line_number: int, reason: str, detail: str) -> None:
+        if strict and reason in MALFORMED_REASONS:
+            raise OpticalError(f"{path}:{line_number}: {reason} ({detail}); fix the line or drop --strict")
+        report.skipped[reason] += 1
+
+    raw_lines = raw.split(b"\n")
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()
+    for line_number, raw_line in enumerate(raw_lines, start=1):
+        report.lines += 1
+        if raw_line.endswith(b"\r"):
+            raw_line = raw_line[:-1]
+            report.crlf_lines += 1
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            skip(line_number, INVALID_UTF8, f"byte {exc.start}")
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            skip(line_number, TAB_COUNT, f"{len(fields) - 1} tabs, expected 1")
+            continue
+        english, foreign = normalize_text(fields[0]), normalize_text(fields[1])
+        if not english or not foreign:
+            skip(line_number, EMPTY_SIDE, "English side empty" if not english else "foreign side empty")
+            continue
+        if max(len(english), len(foreign)) > MAX_SIDE_CHARS:
+            skip(line_number, TOO_LONG_LINE, f"a side has over {MAX_SIDE_CHARS} characters")
+            continue
+        problem = _script_problem(english, foreign, lang)
+        if problem:
+            skip(line_number, problem, f"English side must be Latin script, foreign side {LANGUAGES[lang].script}")
+            continue
+        if length is not None:
+            verdict = length.verdict(english)
+            if verdict:
+                skip(line_number, verdict, "")
+                continue
+        if (english, foreign) in seen:
+            skip(line_number, DUPLICATE, "")
+            continue
+        seen.add((english, foreign))
+        pairs.append(BitextPair(english, foreign, source))
+    report.kept = len(pairs)
+    return BitextFile(pairs, report)
+
+
+def read_source(data_dir: str | Path, source: str, lang: str, strict: bool = False,
+                length: LengthFilter | None = None) -> BitextFile:
+    """Read ``bitext/<source>/en-<lang>.tsv`` of a data directory."""
+    registered = get_source(source)
+    if lang not in registered.languages:
+        raise OpticalError(f"bitext source {source} has no en-{lang} pairs; sources with {lang}: "
+                           f"{' '.join(s.name for s in sources_for(lang))}")
+    return read_bitext_file(Path(data_dir) / bitext_relpath(source, lang), lang, source, strict, length)
+
+
+def load_flores_devtest(data_dir: str | Path, lang: str) -> list[BitextPair]:
+    """The reserved FLORES-200 devtest pairs for alignment evaluation: 1012, line order, no dedup."""
+    validate_lang(lang, BITEXT_LANGS, "FLORES-200 devtest")
+    path = Path(data_dir) / bitext_relpath(FLORES_DEVTEST, lang)
+    if not path.is_file():
+        raise OpticalError(f"{path} is missing; run `optical data fetch --only bitext`")
+    pairs = []
+    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split("\t")
+        if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
+            raise OpticalError(f"{path}:{line_number}: not an English<TAB>foreign pair; re-fetch the data")
+        pairs.append(BitextPair(normalize_text(fields[0]), normalize_text(fields[1]), FLORES_DEVTEST))
+    return pairs
+
+
+@dataclass(frozen=True)
+class BitextConfig:
+    lang: str
+    sources: tuple[str, ...] | None = None
+    """Sources to mix, in priority order (a pair found in two keeps the first); None: every
+    non-reserved source of ``lang`` whose license class is allowed."""
+    caps: dict[str, int] = field(default_factory=dict)
+    """Source -> most pairs taken from it (seeded subsample)."""
+    license_classes: tuple[str, ...] = LICENSE_CLASSES
+    budget: int | None = None
+    """Number of pairs in the mixture; None takes every usable pair."""
+    seed: int = 13
+    noise_fraction: float = 0.0
+    """Fraction of pairs whose foreign side is swapped with another noised pair's."""
+    min_length: int = 1
+    max_length: int | None = None
+    length_unit: str = "tokens"
+
+
+@dataclass(frozen=True)
+class SourceStats:
+    read: int
+    malformed: int
+    filtered: int
+    """Dropped by the length filter or as duplicates within the file."""
+    devtest_overlap: int
+    cross_source_duplicates: int
+    after_cap: int
+    selected: int
+
+
+@dataclass(frozen=True)
+class BitextStats:
+    per_source: dict[str, SourceStats]
+    available: int
+    """Usable pairs after filters and caps (the most ``budget`` may ask for)."""
+    selected: int
+    noised: int
+
+
+@dataclass(frozen=True)
+class Bitext:
+    config: BitextConfig
+    pairs: list[BitextPair]
+    stats: BitextStats
+    noised_indices: tuple[int, ...]
+    fingerprint: str
+    """sha256 over the final pairs (in order) and the config: a cache key for downstream steps."""
+
+
+def _chosen_sources(config: BitextConfig) -> list[str]:
+    for license_class in config.license_classes:
+        if license_class not in LICENSE_CLASSES:
+            raise OpticalError(f"unknown license class {license_class!r}; classes: {' '.join(LICENSE_CLASSES)}")
+    if config.sources is None:
+        chosen = [s.name for s in sources_for(config.lang)
+                  if not s.reserved and s.license_class in config.license_classes]
+        if not chosen:
+            raise OpticalError(f"no bitext source for {config.lang} has an allowed license class "
+                               f"({' '.join(config.license_classes)})")
+        return chosen
+    for name in config.sources:
+        source = get_source(name)
+        if source.reserved:
+            raise OpticalError(f"{name} is the reserved alignment evaluation set and cannot be a training source; "
+                               "remove it from the sources")
+        if source.license_class not in config.license_classes:
+            raise OpticalError(f"bitext source {name} is {source.license_class} ({source.license}); "
+                               f"allowed license classes: {' '.join(config.license_classes)}")
+        if config.lang not in source.languages:
+            raise OpticalError(f"bitext source {name} has no en-{config.lang} pairs; sources with {config.lang}: "
+                               f"{' '.join(s.name for s in sources_for(config.lang) if not s.reserved)}")
+    if len(set(config.sources)) != len(config.sources):
+        raise OpticalError(f"bitext sources repeat: {' '.join(config.sources)}")
+    for name in config.caps:
+        if name not in config.sources:
+            raise OpticalError(f"cap given for {name}, which is not among the sources {' '.join(config.sources)}")
+    return list(config.sources)
+
+
+def _derange_foreign(pairs: list[BitextPair], count: int, rng: random.Random) -> tuple[list[BitextPair], tuple[int, ...]]:
+    """Give ``count`` pairs the foreign side of another chosen pair (a cyclic shift: no fixed point).
+
+    Only pairs whose English and foreign sides are both unique in the mixture are chosen,
+    so a shifted foreign side can never be the true (or an equivalent) translation.
+    """
+    english_counts = Counter(pair.en for pair in pairs)
+    foreign_counts = Counter(pair.foreign for pair in pairs)
+    eligible = [i for i, p in enumerate(pairs) if english_counts[p.en] == 1 and foreign_counts[p.foreign] == 1]
+    if count > len(eligible):
+        raise OpticalError(f"noise needs {count} pairs with unique sides but only {len(eligible)} exist; "
+                           "lower noise_fraction")
+    chosen = rng.sample(eligible, count)  # random order = random cycle
+    noised = list(pairs)
+    for position, index in enumerate(chosen):
+        donor = pairs[chosen[(position + 1) % count]]
+        noised[index] = BitextPair(pairs[index].en, donor.foreign, pairs[index].source, noised=True)
+    return noised, tuple(sorted(chosen))
+
+
+def build_bitext(data_dir: str | Path, config: BitextConfig) -> Bitext:
+    """Build a seeded, license-filtered, devtest-clean training mixture for ``config.lang``."""
+    validate_lang(config.lang, BITEXT_LANGS, "bitext")
+    if not 0.0 <= config.noise_fraction < 1.0:
+        raise OpticalError(f"noise_fraction must be in [0, 1), not {config.noise_fraction}")
+    length = LengthFilter(config.min_length, config.max_length, config.length_unit)
+    sources = _chosen_sources(config)
+
+    devtest = load_flores_devtest(data_dir, config.lang)
+    reserved_keys = {overlap_key(text) for pair in devtest for text in (pair.en, pair.foreign)} - {""}
+
+    seen: set[tuple[str, str]] = set()
+    pool: list[BitextPair] = []
+    counts: dict[str, dict[str, int]] = {}
+    for name in sources:
+        cap = config.caps.get(name)
+        if cap is not None and cap < 0:
+            raise OpticalError(f"cap for {name} must be >= 0, not {cap}")
+        loaded = read_source(data_dir, name, config.lang, length=length)
+        clean = [p for p in loaded.pairs
+                 if overlap_key(p.en) not in reserved_keys and overlap_key(p.foreign) not in reserved_keys]
+        fresh = [p for p in clean if (p.en, p.foreign) not in seen]
+        seen.update((p.en, p.foreign) for p in fresh)
+        capped = fresh
+        if cap is not None and cap < len(fresh):
+            keep = sorted(random.Random(f"{config.seed}:cap:{name}").sample(range(len(fresh)), cap))
+            capped = [fresh[i] for i in keep]
+        pool.extend(capped)
+        report = loaded.report
+        counts[name] = dict(read=report.lines, malformed=report.malformed,
+                            filtered=report.lines - report.malformed - report.kept,
+                            devtest_overlap=len(loaded.pairs) - len(clean),
+                            cross_source_duplicates=len(clean) - len(fresh), after_cap=len(capped))
+
+    if not pool:
+        raise OpticalError(f"no usable en-{config.lang} pairs in {' '.join(sources)} after filtering; "
+                           "relax the length filter, caps or license classes")
+    budget = len(pool) if config.budget is None else config.budget
+    if budget > len(pool) or budget <= 0:
+        raise OpticalError(f"budget {config.budget} is not available: {len(pool)} usable en-{config.lang} pairs "
+                           f"in {' '.join(sources)}; ask for 1..{len(pool)}")
+    rng = random.Random(f"{config.seed}:mixture:{config.lang}")
+    pairs = rng.sample(pool, budget)  # seeded subsample, in seeded random order
+
+    noise_count = round(config.noise_fraction * len(pairs))
+    if noise_count == 1:
+        raise OpticalError(f"noise_fraction {config.noise_fraction} of {len(pairs)} pairs noises 1 pair, "
+                           "which cannot be misaligned with itself; use a fraction giving 0 or >= 2 pairs")
+    noised_indices: tuple[int, ...] = ()
+    if noise_count:
+        pairs, noised_indices = _derange_foreign(pairs, noise_count, random.Random(f"{config.seed}:noise"))
+
+    selected = Counter(pair.source for pair in pairs)
+    per_source = {name: SourceStats(**values, selected=selected[name]) for name, values in counts.items()}
+    stats = BitextStats(per_source, available=len(pool), selected=len(pairs), noised=len(noised_indices))
+    payload = json.dumps([asdict(config), [[p.en, p.foreign, p.source, p.noised] for p in pairs]],
+                         ensure_ascii=False, sort_keys=True)
+    fingerprint = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+    return Bitext(config, pairs, stats, noised_indices, fingerprint)
