@@ -10,10 +10,10 @@ from optical.eval.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from optical.report.compare import DEFAULT_RESOURCE_GROUPS
 
 
-def _languages(value: str) -> list[str]:
+def _comma_list(value: str) -> list[str]:
     langs = [lang.strip() for lang in value.split(",") if lang.strip()]
     if not langs:
-        raise argparse.ArgumentTypeError(f"{value!r} names no language: give a comma-separated list such as el,hi")
+        raise argparse.ArgumentTypeError(f"{value!r} is empty: give a comma-separated list such as el,hi")
     return langs
 
 
@@ -26,9 +26,9 @@ def register(subparsers) -> None:
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="evaluation run dirs (with eval.json)")
     parser.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR", help="where to write the report")
     parser.add_argument("--baseline", help="system name of the baseline (default: the zero-shot run, else the first)")
-    parser.add_argument("--low", type=_languages, default=DEFAULT_RESOURCE_GROUPS["low"], help="low-resource languages (default: %(default)s)")
-    parser.add_argument("--high", type=_languages, default=DEFAULT_RESOURCE_GROUPS["high"], help="high-resource languages (default: %(default)s)")
-    parser.add_argument("--measures", type=_languages, help="comma-separated measures to compare (default: all in the runs)")
+    parser.add_argument("--low", type=_comma_list, default=DEFAULT_RESOURCE_GROUPS["low"], help="low-resource languages (default: %(default)s)")
+    parser.add_argument("--high", type=_comma_list, default=DEFAULT_RESOURCE_GROUPS["high"], help="high-resource languages (default: %(default)s)")
+    parser.add_argument("--measures", type=_comma_list, help="comma-separated measures to compare (default: all in the runs)")
     parser.add_argument("--n-resamples", type=int, default=DEFAULT_RESAMPLES, help="randomisation/bootstrap resamples (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the resampling (default: %(default)s)")
     parser.set_defaults(func=run)

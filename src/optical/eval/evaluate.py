@@ -225,6 +225,11 @@ def _alignment(lang: str, student: Encoder, teacher: Encoder, docs: _DocCache, c
 def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
     """Run every task of ``config`` and write the run dir to ``config.out_dir``."""
     config.validate()
+    finished = Path(config.out_dir) / "eval.json"
+    if finished.exists():  # a finished evaluation of the same config is reused, not redone
+        held = json.loads(finished.read_text(encoding="utf-8")).get("config", {}).get("eval")
+        if held == asdict(config):
+            return EvalRun.load(config.out_dir)
     started = time.perf_counter()
     data_dir = resolve_data_dir(config.data_dir)
     student_path, info = _student_path(config)

@@ -29,7 +29,8 @@ language, LAReQA's setting) are not in ir_measures and are written here:
   English one).
 
 Ties in score are broken the way trec_eval breaks them (document id in
-decreasing string order), so ranks computed here agree with ir_measures.
+decreasing string order) for every measure, so scores computed here agree with
+trec_eval on the same files.
 """
 
 from __future__ import annotations
@@ -138,7 +139,13 @@ def score_run(qrels: Qrels, run: Run, measures: Sequence[str] = DEFAULT_MEASURES
     per_query: dict[str, dict[str, float]] = {name: dict.fromkeys(qrels, 0.0) for name in by_name}
     # pytrec_eval wants plain dicts; queries absent from the qrels are dropped up front.
     plain_qrels = {str(q): {str(d): int(rel) for d, rel in docs.items()} for q, docs in qrels.items()}
-    plain_run = {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in run.items() if q in qrels and docs}
+    # ir_measures hands RR@10 to its msmarco provider and the rest to trec_eval, which break score
+    # ties differently; replacing scores by their trec_eval rank order gives every measure one ranking.
+    plain_run = {
+        str(q): {str(d): float(len(docs) - i) for i, d in enumerate(ranked_doc_ids(docs))}
+        for q, docs in run.items()
+        if q in qrels and docs
+    }
     if plain_run:
         for metric in ir_measures.iter_calc(list(by_name.values()), plain_qrels, plain_run):
             per_query[name_of[str(metric.measure)]][metric.query_id] = float(metric.value)

@@ -203,16 +203,20 @@ def _check_vector(name: str, tensor: Tensor | None, shape: tuple[int, int], bool
 
 def _marginal(
     weights: Tensor | None, mask: Tensor | None, size: tuple[int, int], cost: Tensor, normalise: bool
-) -> tuple[Tensor, Tensor]:
-    """(marginal with zeros at invalid entries, validity mask) in the cost's dtype."""
-    valid = torch.ones(size, dtype=torch.bool, device=cost.device) if mask is None else mask.to(cost.device)
+) -> tuple[Tensor, Tensor | None]:
+    """(marginal, validity mask or None when every entry is real) in the cost's dtype."""
     if weights is None:
+        if mask is None:
+            return torch.full(size, 1.0 / size[1], dtype=cost.dtype, device=cost.device), None
+        valid = mask.to(cost.device)
         weights = valid.to(cost.dtype)
         return weights / weights.sum(-1, keepdim=True).clamp_min(1.0), valid
     weights = weights.detach().to(device=cost.device, dtype=cost.dtype)
     if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
         raise OpticalError("sinkhorn: marginals must be finite and non-negative")
-    valid = valid & (weights > 0)
+    valid = weights > 0
+    if mask is not None:
+        valid = valid & mask.to(cost.device)
     weights = weights.masked_fill(~valid, 0.0)
     if normalise:
         weights = weights / weights.sum(-1, keepdim=True).clamp_min(torch.finfo(cost.dtype).tiny)
@@ -236,22 +240,27 @@ def _solve(
     balanced = tau is None
     a, valid_a = _marginal(a, mask_a, (batch, n), cost, normalise=balanced)
     b, valid_b = _marginal(b, mask_b, (batch, m), cost, normalise=balanced)
-    # A problem with no real row or no real column transports nothing.
-    nonempty = valid_a.any(-1, keepdim=True) & valid_b.any(-1, keepdim=True)
-    valid_a = valid_a & nonempty
-    valid_b = valid_b & nonempty
-    a = a.masked_fill(~valid_a, 0.0)
-    b = b.masked_fill(~valid_b, 0.0)
-    valid = valid_a.unsqueeze(-1) & valid_b.unsqueeze(-2)
-    has_padding = not bool(valid.all())
+    has_padding = valid_a is not None or valid_b is not None
     if has_padding:
+        valid_a = torch.ones_like(a, dtype=torch.bool) if valid_a is None else valid_a
+        valid_b = torch.ones_like(b, dtype=torch.bool) if valid_b is None else valid_b
+        # A problem with no real row or no real column transports nothing.
+        nonempty = valid_a.any(-1, keepdim=True) & valid_b.any(-1, keepdim=True)
+        valid_a = valid_a & nonempty
+        valid_b = valid_b & nonempty
+        a = a.masked_fill(~valid_a, 0.0)
+        b = b.masked_fill(~valid_b, 0.0)
+        valid = valid_a.unsqueeze(-1) & valid_b.unsqueeze(-2)
         # Padded costs may hold anything (even inf); they never enter the result.
         cost = cost.masked_fill(~valid, 0.0)
-    if not bool(torch.isfinite(cost).all()):
+        log_a = torch.log(a.masked_fill(~valid_a, 1.0)).masked_fill(~valid_a, _MASKED_LOG)
+        log_b = torch.log(b.masked_fill(~valid_b, 1.0)).masked_fill(~valid_b, _MASKED_LOG)
+    else:
+        log_a, log_b = torch.log(a), torch.log(b)
+    # One reduction instead of an elementwise isfinite pass: NaN/inf propagate into the sum.
+    if not math.isfinite(float(cost.detach().sum())) and not bool(torch.isfinite(cost).all()):
         raise OpticalError("sinkhorn: cost has NaN/inf at unmasked entries; mask them or fix the cost")
 
-    log_a = torch.log(a.masked_fill(~valid_a, 1.0)).masked_fill(~valid_a, _MASKED_LOG)
-    log_b = torch.log(b.masked_fill(~valid_b, 1.0)).masked_fill(~valid_b, _MASKED_LOG)
     # Dual potentials are kept divided by eps (u = f/eps, v = g/eps) so the loop
     # never divides: u = log a - LSE_j(-C/eps + v).
     scale = 1.0 if balanced else tau / (tau + eps)
@@ -263,7 +272,7 @@ def _solve(
         if has_padding:
             log_kernel = log_kernel.masked_fill(~valid, _MASKED_LOG)
         u, v, n_iter, potential_change = _iterate(
-            log_kernel, log_a, log_b, a, scale, eps, max_iter, tol, check_every, in_place=not differentiable
+            log_kernel, log_a, log_b, a, scale, eps, max_iter, tol, check_every, separable=not differentiable
         )
         plan = torch.exp(log_kernel + u.unsqueeze(-1) + v.unsqueeze(-2))
         if has_padding:
@@ -287,64 +296,153 @@ def _iterate(
     max_iter: int,
     tol: float,
     check_every: int,
-    in_place: bool,
+    separable: bool,
 ) -> tuple[Tensor, Tensor, int, Tensor]:
     """Run the log-domain updates.
 
     Returns (u, v, iterations run, sup-norm change of the potentials f = eps*u,
     g = eps*v over the last checked iteration [B]; only measured when unbalanced).
+    With ``separable`` the fast log-sum-exp of :class:`_SeparableLSE` is used;
+    if it reports an underflow, the run restarts exactly from the last
+    checkpoint it trusted.
     """
-    batch = log_kernel.shape[0]
+    lse: _ExactLSE | _SeparableLSE = _SeparableLSE(log_kernel) if separable else _ExactLSE(log_kernel)
     u = torch.zeros_like(log_a)
     v = torch.zeros_like(log_b)
-    row_lse = torch.empty_like(log_a)
-    col_lse = torch.empty_like(log_b)
-    # Both reductions run over the last (contiguous) axis: keep a transposed copy.
-    log_kernel_t = log_kernel.transpose(-1, -2).contiguous()
-    buffer_rows = torch.empty_like(log_kernel) if in_place else None
-    buffer_cols = torch.empty_like(log_kernel_t) if in_place else None
+    start = 0
+    while True:
+        u, v, n_iter, potential_change, checkpoint = _sweep(
+            lse, u, v, start, log_a, log_b, a, scale, eps, max_iter, tol, check_every
+        )
+        if lse.trusted():
+            return u, v, n_iter, potential_change
+        u, v, start = checkpoint
+        lse = _ExactLSE(log_kernel)
+
+
+def _sweep(
+    lse: _ExactLSE | _SeparableLSE,
+    u: Tensor,
+    v: Tensor,
+    start: int,
+    log_a: Tensor,
+    log_b: Tensor,
+    a: Tensor,
+    scale: float,
+    eps: float,
+    max_iter: int,
+    tol: float,
+    check_every: int,
+) -> tuple[Tensor, Tensor, int, Tensor, tuple[Tensor, Tensor, int]]:
+    """Iterations ``start..max_iter``; returns early at convergence or at an untrusted check.
+
+    The last element is the latest checkpoint (u, v, iteration) known to be
+    computed from trusted log-sum-exps. Potentials are never modified in place,
+    so a checkpoint is just a reference.
+    """
     balanced = scale == 1.0
-    potential_change = torch.full((batch,), float("inf"), dtype=log_kernel.dtype, device=log_kernel.device)
-    n_iter = 0
-    for iteration in range(max_iter):
+    checkpoint = (u, v, start)
+    potential_change = torch.full((u.shape[0],), float("inf"), dtype=u.dtype, device=u.device)
+    n_iter = start
+    for iteration in range(start, max_iter):
         check = (iteration + 1) % check_every == 0 or iteration == max_iter - 1
-        row_lse = _lse_last(log_kernel, v.unsqueeze(-2), buffer_rows, row_lse if in_place else None)
+        row_lse = lse.rows(v)
+        if check and not lse.trusted():
+            break
         if balanced and check and iteration > 0:
             # Row sums of the current plan exp(K + u + v) are exp(u + row_lse):
-            # the convergence test costs no extra pass over the [B, n, m] kernel.
+            # the convergence test needs no extra pass over the [B, n, m] kernel.
             with torch.no_grad():
                 row_error = (torch.exp(u + row_lse) - a).abs().sum(-1)
             if float(row_error.max()) < tol:
                 break
-        if not balanced and check:
-            u_before, v_before = u.detach().clone(), v.detach().clone()
-        u = _update(log_a, row_lse, scale, u if in_place else None)
-        col_lse = _lse_last(log_kernel_t, u.unsqueeze(-2), buffer_cols, col_lse if in_place else None)
-        v = _update(log_b, col_lse, scale, v if in_place else None)
+            checkpoint = (u, v, iteration)
+        u_before, v_before = u, v
+        u = log_a - row_lse
+        if not balanced:
+            u = u * scale
+        v = log_b - lse.cols(u)
+        if not balanced:
+            v = v * scale
         n_iter = iteration + 1
         if not balanced and check:
+            if not lse.trusted():
+                break
             with torch.no_grad():
                 potential_change = eps * torch.maximum(
-                    (u.detach() - u_before).abs().amax(-1), (v.detach() - v_before).abs().amax(-1)
+                    (u - u_before).abs().amax(-1), (v - v_before).abs().amax(-1)
                 )
+            checkpoint = (u, v, n_iter)
             if float(potential_change.max()) < tol:
                 break
-    return u, v, n_iter, potential_change
+    return u, v, n_iter, potential_change, checkpoint
 
 
-def _lse_last(matrix: Tensor, shift: Tensor, buffer: Tensor | None, out: Tensor | None) -> Tensor:
-    """LSE over the last axis of matrix + shift, reusing buffers when not differentiating."""
-    if buffer is None:
-        return torch.logsumexp(matrix + shift, dim=-1)
-    torch.add(matrix, shift, out=buffer)
-    return torch.logsumexp(buffer, dim=-1, out=out)
+class _ExactLSE:
+    """Plain ``torch.logsumexp`` over rows / columns of K + potential."""
+
+    def __init__(self, log_kernel: Tensor):
+        self.log_kernel = log_kernel
+        # Both reductions run over the last (contiguous) axis: keep a transposed copy.
+        self.log_kernel_t = log_kernel.transpose(-1, -2).contiguous()
+
+    def rows(self, v: Tensor) -> Tensor:
+        return torch.logsumexp(self.log_kernel + v.unsqueeze(-2), dim=-1)
+
+    def cols(self, u: Tensor) -> Tensor:
+        return torch.logsumexp(self.log_kernel_t + u.unsqueeze(-2), dim=-1)
+
+    def trusted(self) -> bool:
+        return True
 
 
-def _update(log_marginal: Tensor, lse: Tensor, scale: float, out: Tensor | None) -> Tensor:
-    if out is None:
-        updated = log_marginal - lse
-        return updated if scale == 1.0 else updated * scale
-    torch.sub(log_marginal, lse, out=out)
-    if scale != 1.0:
-        out.mul_(scale)
-    return out
+class _SeparableLSE:
+    r"""Log-sum-exp as a batched mat-vec with a separable shift (detach mode only).
+
+    :math:`\mathrm{LSE}_j(K_{ij} + v_j) = k_i + s + \log \sum_j e^{K_{ij} - k_i} e^{v_j - s}`
+    with :math:`k_i = \max_j K_{ij}` and :math:`s = \max_j v_j`. The factors
+    :math:`e^{K - k}` are computed once, so an update is one ``bmm`` instead of
+    the five passes over [B, n, m] of ``logsumexp(K + v)``, about 3-4x faster
+    on CPU. Both factors are <= 1, so nothing overflows; terms that underflow are
+    below ~1e-38 (float32) each, which is negligible unless the whole sum is
+    tiny. A sum below ``_UNDERFLOW_GUARD`` marks the run untrusted and
+    :func:`_iterate` redoes it from the last checkpoint with :class:`_ExactLSE`.
+    """
+
+    def __init__(self, log_kernel: Tensor):
+        row_max = log_kernel.amax(-1, keepdim=True)
+        col_max = log_kernel.amax(-2, keepdim=True)
+        self.row_max = row_max.squeeze(-1)
+        self.col_max = col_max.squeeze(-2)
+        self.row_factor = torch.exp(log_kernel - row_max)
+        self.col_factor_t = torch.exp(log_kernel - col_max).transpose(-1, -2)
+        self.guard = _UNDERFLOW_GUARD[log_kernel.dtype]
+        # Only the latest sums are inspected (at each convergence check): an
+        # earlier slightly inaccurate step is corrected by later iterations,
+        # while a sum that hit 0 turns into inf/NaN that persists until checked.
+        self.row_sums = torch.ones_like(self.row_max)
+        self.col_sums = torch.ones_like(self.col_max)
+
+    @staticmethod
+    def _sums(factor: Tensor, potential: Tensor) -> tuple[Tensor, Tensor]:
+        potential_max = potential.amax(-1, keepdim=True)
+        sums = torch.bmm(factor, torch.exp(potential - potential_max).unsqueeze(-1)).squeeze(-1)
+        return sums, potential_max
+
+    def rows(self, v: Tensor) -> Tensor:
+        self.row_sums, v_max = self._sums(self.row_factor, v)
+        return torch.log(self.row_sums).add_(self.row_max).add_(v_max)
+
+    def cols(self, u: Tensor) -> Tensor:
+        self.col_sums, u_max = self._sums(self.col_factor_t, u)
+        return torch.log(self.col_sums).add_(self.col_max).add_(u_max)
+
+    def trusted(self) -> bool:
+        # Written so that NaN is untrusted too.
+        smallest = torch.minimum(self.row_sums.amin(), self.col_sums.amin())
+        return bool(smallest >= self.guard)
+
+
+# Separable sums below this are not trusted: the dropped underflowed terms
+# (< finfo.tiny each, at most n or m of them) could then matter.
+_UNDERFLOW_GUARD = {torch.float32: 1e-25, torch.float64: 1e-250}
