@@ -1,0 +1,121 @@
+"""Paired randomisation test, bootstrap CIs, effect size, Holm, seeds."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from optical.errors import OpticalError
+from optical.eval.stats import (
+    apply_holm,
+    average_over_seeds,
+    bootstrap_ci,
+    bootstrap_difference_ci,
+    cohens_dz,
+    compare_seeded,
+    holm,
+    paired_comparison,
+    randomisation_test,
+    seeded_cell,
+)
+
+
+def test_exact_randomisation_matches_hand_computation():
+    # Signs of (1, 2, 3): only +++ and --- reach |sum| >= 6 -> p = 2/8.
+    assert randomisation_test([1.0, 2.0, 3.0]) == pytest.approx(0.25)
+    # Zero differences do not change the statistic or the count of patterns that matter.
+    assert randomisation_test([0.0, 1.0, 0.0, 2.0, 3.0]) == pytest.approx(0.25)
+    # (1, 1, -1): |sum| = 1; patterns with |sum| >= 1 are all 8 (sums are odd) -> p = 1.
+    assert randomisation_test([1.0, 1.0, -1.0]) == pytest.approx(1.0)
+
+
+def test_monte_carlo_agrees_with_full_enumeration():
+    diffs = np.random.default_rng(0).normal(0.3, 1.0, size=17)  # 17 non-zero: above the exact limit
+    observed = abs(diffs.sum())
+    exact = np.mean([abs(np.dot(signs, diffs)) >= observed - 1e-12 for signs in itertools.product((1, -1), repeat=17)])
+    sampled = randomisation_test(diffs, n_resamples=20_000, seed=1)
+    assert sampled == pytest.approx(exact, abs=0.015)
+    assert randomisation_test(diffs, n_resamples=2000, seed=4) == randomisation_test(diffs, n_resamples=2000, seed=4)
+
+
+def test_identical_systems_give_p_one_and_a_ci_around_zero():
+    values = {f"q{i}": v for i, v in enumerate(np.random.default_rng(2).uniform(size=50))}
+    comparison = paired_comparison(values, dict(values), "a", "b", "AP", n_resamples=500)
+    assert comparison.p_value == 1.0 and comparison.p_holm == 1.0 and not comparison.significant
+    assert comparison.ci_low <= 0.0 <= comparison.ci_high
+    assert (comparison.wins, comparison.ties, comparison.losses) == (0, 50, 0)
+    assert comparison.effect_size == 0.0
+
+
+def test_a_clear_shift_gives_a_small_p():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(size=200)
+    better = base + 0.1 + rng.normal(0, 0.05, size=200)
+    a = {f"q{i}": float(v) for i, v in enumerate(better)}
+    b = {f"q{i}": float(v) for i, v in enumerate(base)}
+    comparison = paired_comparison(a, b, "better", "base", "RR@10", n_resamples=2000, seed=0)
+    assert comparison.p_value == pytest.approx(1 / 2001)  # no resample reaches the observed shift
+    assert comparison.significant
+    assert 0.08 < comparison.ci_low < comparison.diff < comparison.ci_high < 0.12
+    assert comparison.diff == pytest.approx(comparison.mean_a - comparison.mean_b)
+    assert comparison.effect_size == pytest.approx(np.mean(better - base) / np.std(better - base, ddof=1))
+    assert comparison.wins > 190 and comparison.wins + comparison.ties + comparison.losses == 200
+
+
+def test_mismatched_queries_are_refused():
+    with pytest.raises(OpticalError, match="different queries"):
+        paired_comparison({"q1": 1.0, "q2": 0.0}, {"q1": 1.0, "q3": 0.0}, "a", "b", "AP")
+
+
+def test_holm_on_known_p_values():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.001, 0.2, 0.01, 0.04]) == pytest.approx([0.004, 0.2, 0.03, 0.08])
+    assert holm([0.9, 0.3]) == pytest.approx([0.9, 0.6])
+    assert holm([0.8, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]) == []
+
+
+def test_apply_holm_sets_significance_from_the_adjusted_p():
+    rng = np.random.default_rng(4)
+    base = {f"q{i}": float(v) for i, v in enumerate(rng.uniform(size=30))}
+    shifted = {q: v + 0.5 for q, v in base.items()}
+    family = [
+        paired_comparison(shifted, base, "a", "b", "AP", n_resamples=300),
+        paired_comparison(base, dict(base), "a", "b", "AP", n_resamples=300),
+    ]
+    corrected = apply_holm(family)
+    assert [c.p_holm for c in corrected] == pytest.approx(holm([c.p_value for c in family]))
+    assert [c.significant for c in corrected] == [True, False]
+
+
+def test_bootstrap_is_deterministic_with_a_seed():
+    values = np.random.default_rng(5).normal(size=100)
+    assert bootstrap_ci(values, 1000, seed=7) == bootstrap_ci(values, 1000, seed=7)
+    assert bootstrap_ci(values, 1000, seed=7) != bootstrap_ci(values, 1000, seed=8)
+    ci = bootstrap_ci(values, 2000, seed=7)
+    assert ci.low < values.mean() < ci.high
+    assert bootstrap_ci([0.5] * 10, 100) == bootstrap_ci([0.5] * 10, 100, seed=3)
+    gap = bootstrap_difference_ci(values + 1.0, values, 1000, seed=0)
+    assert gap.low < 1.0 < gap.high
+
+
+def test_cohens_dz_undefined_cases():
+    assert cohens_dz([0.3]) is None
+    assert cohens_dz([0.2, 0.2, 0.2]) is None
+    assert cohens_dz([1.0, 3.0]) == pytest.approx(2.0 / np.std([1.0, 3.0], ddof=1))
+
+
+def test_seeds_are_averaged_per_query_before_pairing():
+    seeds_a = [{"q1": 1.0, "q2": 0.0}, {"q1": 0.0, "q2": 0.0}]
+    seeds_b = [{"q1": 0.0, "q2": 0.5}]
+    assert average_over_seeds(seeds_a) == {"q1": 0.5, "q2": 0.0}
+    comparison = compare_seeded(seeds_a, seeds_b, "a", "b", "AP", n_resamples=100)
+    assert comparison.n == 2  # queries, not seeds x queries
+    assert comparison.diff == pytest.approx(0.0)
+    cell = seeded_cell(seeds_a, n_resamples=200)
+    assert (cell.n_queries, cell.n_seeds, cell.mean, cell.seed_means) == (2, 2, 0.25, (0.5, 0.0))
+    assert cell.ci_low <= cell.mean <= cell.ci_high
+    with pytest.raises(OpticalError, match="seed 1 of a"):
+        average_over_seeds([{"q1": 1.0}, {"q2": 1.0}], "a")
