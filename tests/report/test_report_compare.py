@@ -1,0 +1,168 @@
+"""compare_runs and ``optical compare`` on synthetic run dirs written to tmp_path."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from optical.cli import compare as compare_cli
+from optical.errors import OpticalError
+from optical.eval.metrics import MetricResult
+from optical.eval.results import ZERO_SHOT, EvalRun, TaskResult
+from optical.report import compare_runs
+
+LANGS = ["el", "hi", "th", "tr", "de", "es", "ru", "zh"]
+LOW = {"el", "hi", "th", "tr"}
+N_QUERIES = 30
+RESAMPLES = 400
+
+
+def _base_values(lang: str) -> np.ndarray:
+    return np.random.default_rng(LANGS.index(lang)).uniform(0.0, 0.6, size=N_QUERIES)
+
+
+def _write_run(
+    root: Path, name: str, system: str, student: str, shift_low: float, noise_seed: int, split_fp: str = "split-1", pool_fp: str = "pool-fp"
+) -> Path:
+    """A run whose RR@10 is the baseline's plus ``shift_low`` on low-resource languages (plus small noise)."""
+    noise = np.random.default_rng(noise_seed)
+    tasks = {}
+    for lang in LANGS:
+        base = _base_values(lang)
+        rr = base + (shift_low if lang in LOW else 0.0) + (noise.normal(0, 0.01, N_QUERIES) if shift_low else 0.0)
+        ap = base.copy()  # identical to the baseline's on every language
+        metrics = MetricResult.from_per_query(
+            {
+                "RR@10": {f"q{i}": float(v) for i, v in enumerate(rr)},
+                "AP": {f"q{i}": float(v) for i, v in enumerate(ap)},
+            }
+        )
+        for task, fp in (("clir_sentence", f"sent-{lang}"), ("pool", f"{pool_fp}-{lang}")):
+            key = f"{task}.{lang}"
+            tasks[key] = TaskResult.from_metrics(key, lang, fp, metrics)
+    run = EvalRun(system, student, "teacher-x", "test", split_fp, tasks, config={"seed": noise_seed})
+    return run.save(root / name)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("runs")
+    return [
+        _write_run(root, "optical-s0", "optical", "students/optical-0", 0.3, noise_seed=1),
+        _write_run(root, "zero", "zero-shot-model", ZERO_SHOT, 0.0, noise_seed=0),
+        _write_run(root, "optical-s1", "optical", "students/optical-1", 0.3, noise_seed=2),
+        _write_run(root, "kd", "kd", "students/kd", 0.0, noise_seed=3),
+    ]
+
+
+@pytest.fixture(scope="module")
+def report_and_dir(runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return compare_runs(runs, out, n_resamples=RESAMPLES), out
+
+
+def test_baseline_defaults_to_zero_shot_and_seeds_are_grouped(report_and_dir):
+    report, _ = report_and_dir
+    assert report.baseline == "zero-shot-model"
+    assert [(s.name, s.n_seeds) for s in report.systems] == [("optical", 2), ("zero-shot-model", 1), ("kd", 1)]
+    assert report.tasks == {"clir_sentence": sorted(LANGS), "pool": sorted(LANGS)}
+    assert report.main_measures == {"clir_sentence": "RR@10", "pool": "AP"}
+
+
+def test_significance_follows_the_data_and_holm(report_and_dir):
+    report, _ = report_and_dir
+    for row in report.comparisons:
+        c = row.comparison
+        assert c.significant == (c.p_holm < 0.05)
+        assert c.p_holm >= c.p_value
+        shifted = c.system_a == "optical" and c.measure == "RR@10" and (row.scope in LOW or row.scope == "low")
+        assert c.significant == shifted, (c.system_a, row.task, row.scope, c.measure)
+    low = report.comparison("optical", "clir_sentence", "low", "RR@10")
+    assert low.n == 4 * N_QUERIES and low.diff == pytest.approx(0.3, abs=0.01)
+    gaps = {(g.system, g.task): g for g in report.gaps}
+    assert gaps[("optical", "clir_sentence")].gap == pytest.approx(
+        gaps[("zero-shot-model", "clir_sentence")].gap - 0.3, abs=0.01
+    )
+
+
+def test_report_files_hold_the_numbers(report_and_dir):
+    report, out = report_and_dir
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["baseline"] == "zero-shot-model"
+    assert len(data["comparisons"]) == len(report.comparisons)
+    for path in data["files"]:
+        assert (out / path).is_file()
+    pngs = sorted((out / "plots").glob("*.png"))
+    assert {p.name for p in pngs} == {"clir_sentence.RR_at_10.png", "pool.AP.png", "resource_gap.png"}
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    markdown = (out / "report.md").read_text()
+    for system in ("optical", "zero-shot-model", "kd"):
+        assert system in markdown
+    assert "†" in markdown and "Holm" in markdown  # the legend
+    # Every table row: a † in a system's Δ column exactly when that comparison is Holm-significant.
+    checked = 0
+    for section in re.split(r"^### ", markdown, flags=re.M)[1:]:
+        title = section.splitlines()[0]
+        match = re.match(r"(\w+): (\S+)", title)
+        if "resource gap" in title or not match:
+            continue
+        task = match.group(1)
+        measure = {"MRR@10": "RR@10", "mAP": "AP"}.get(match.group(2), match.group(2))
+        table = [line for line in section.splitlines() if line.startswith("|")]
+        header = [cell.strip() for cell in table[0].strip("|").split("|")]
+        for line in table[2:]:
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            scope = re.sub(r"\*\*(\w+)\*\*.*", r"\1", cells[0])
+            for system in ("optical", "kd"):
+                delta = cells[header.index(f"Δ {system}")]
+                expected = report.comparison(system, task, scope, measure).significant
+                assert ("†" in delta) == expected, (task, measure, scope, system, delta)
+                checked += 1
+    assert checked == 2 * 2 * 2 * (len(LANGS) + 2)  # tasks x measures x systems x (languages + groups)
+
+
+def test_explicit_baseline_and_measures(runs, tmp_path):
+    report = compare_runs(runs, tmp_path, baseline="kd", measures=["AP"], n_resamples=100)
+    assert report.baseline == "kd"
+    assert report.measures == {"clir_sentence": ["AP"], "pool": ["AP"]}
+    assert report.main_measures == {"clir_sentence": "AP", "pool": "AP"}
+    with pytest.raises(OpticalError, match="baseline 'nobody' is not among"):
+        compare_runs(runs, tmp_path, baseline="nobody", n_resamples=100)
+
+
+def test_mismatched_fingerprints_are_refused(runs, tmp_path):
+    other_split = _write_run(tmp_path, "other-split", "other", "s", 0.0, 9, split_fp="split-2")
+    with pytest.raises(OpticalError, match=r"optical-s0 \(optical\) and .*other-split \(other\) were evaluated on different splits"):
+        compare_runs([runs[0], other_split], tmp_path / "out", n_resamples=100)
+    other_pool = _write_run(tmp_path, "other-pool", "other", "s", 0.0, 9, pool_fp="changed")
+    with pytest.raises(OpticalError, match=r"optical-s0 \(optical\) and .*other-pool \(other\) have different data for task pool"):
+        compare_runs([runs[0], other_pool], tmp_path / "out", n_resamples=100)
+
+
+def _cli(argv: list[str]) -> int:
+    # The compare subcommand on its own parser, so this test does not depend on the other subcommands.
+    parser = argparse.ArgumentParser(prog="optical")
+    compare_cli.register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_compare(runs, tmp_path, capsys):
+    out = tmp_path / "cli-report"
+    status = _cli(["compare", *map(str, runs), "--out", str(out), "--baseline", "kd", "--low", "el,hi", "--high", "de", "--n-resamples", "100"])
+    assert status == 0
+    assert "against kd" in capsys.readouterr().out
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["resource_groups"] == {"low": ["el", "hi"], "high": ["de"]}
+    with pytest.raises(OpticalError, match="eval.json is missing") as error:
+        _cli(["compare", str(tmp_path / "nowhere"), "--out", str(out)])
+    assert "\n" not in str(error.value)
+    with pytest.raises(OpticalError, match="--low and --high share el"):
+        _cli(["compare", str(runs[0]), "--out", str(out), "--low", "el", "--high", "el,de"])
