@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -97,7 +97,7 @@ class TeacherCache:
         try:
             tensors = load_file(str(path))
             cache = cls(tensors["tokens"], tensors["offsets"], tensors["token_ids"], tensors["pooled"], path=path)
-        except (SafetensorsError, KeyError, OSError) as exc:
+        except (SafetensorError, KeyError, OSError) as exc:
             raise OpticalError(f"teacher cache {path} is corrupt ({exc}); delete it and rerun to rebuild it") from None
         if cache.offsets.numel() != cache.pooled.shape[0] + 1 or int(cache.offsets[-1]) != cache.tokens.shape[0]:
             raise OpticalError(f"teacher cache {path} is inconsistent; delete it and rerun to rebuild it")

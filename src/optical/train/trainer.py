@@ -249,7 +249,7 @@ def distill(config: DistillConfig, overwrite: bool = False, progress: bool = Tru
             sources=list(config.sources),
             budget=config.budget,
             seed=config.seed,
-            noise=config.noise,
+            noise_fraction=config.noise,
             license_classes=list(config.license_classes),
         ),
     )
