@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from optical.train import DistillConfig, distill
+from optical.errors import OpticalError
+
 
 
 def _loss_options(pairs: list[str]) -> dict[str, dict]:
     """``--loss-opt ot.eps=0.05`` -> ``{"ot": {"eps": 0.05}}`` (values parsed as JSON when they can be)."""
-    from optical.errors import OpticalError
 
     options: dict[str, dict] = {}
     for pair in pairs:
@@ -66,8 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def config_from_args(args: argparse.Namespace) -> DistillConfig:
-    from optical.errors import OpticalError
+def config_from_args(args: argparse.Namespace):
+    """The DistillConfig of the command line (``--config`` file first, flags override it)."""
+    from optical.train import DistillConfig
 
     overrides = {
         "lang": args.lang,
@@ -106,6 +107,8 @@ def config_from_args(args: argparse.Namespace) -> DistillConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from optical.train import distill
+
     result = distill(config_from_args(args), overwrite=args.overwrite, progress=not args.quiet)
     best = f", best {result.selection_metric} {result.best_metric:.4f} at step {result.best_step}" if result.best_metric is not None else ""
     print(f"student saved to {result.student_dir} ({result.steps} steps, {result.pairs_per_second:.1f} pairs/s{best})")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from optical.eval.evaluate import SCORINGS, TASKS, EvalConfig, evaluate
-from optical.eval.metrics import aggregate_name
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -22,8 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run dir to write (eval.json, per_query/, runs/, qrels/)")
     p.add_argument("--langs", default="el", help="comma-separated XQuAD-R languages (default el)")
     p.add_argument("--teacher", default="multilingual-e5-small")
-    p.add_argument("--tasks", help=f"comma-separated subset of {','.join(TASKS)} (default all)")
-    p.add_argument("--scoring", default="dense", help=f"comma-separated subset of {','.join(SCORINGS)}")
+    p.add_argument("--tasks", help="comma-separated subset of clir_sentence,clir_paragraph,pool,retention,align (default all)")
+    p.add_argument("--scoring", default="dense", help="dense (default) and/or maxsim (late interaction)")
     p.add_argument("--split", default="test", help="test (default) or dev")
     p.add_argument("--query-noise", type=float, default=0.0, help="character typo rate applied to queries")
     p.add_argument("--noise-seed", type=int, default=0)
@@ -36,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from optical.eval.evaluate import TASKS, EvalConfig, evaluate
+    from optical.eval.metrics import aggregate_name
+
     config = EvalConfig(
         student=args.student,
         out_dir=args.out,
