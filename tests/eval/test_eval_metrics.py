@@ -140,3 +140,9 @@ def test_language_bias_needs_every_language():
         score_language_bias(POOL_QRELS, POOL_RUN, {"el1": "el"}, QUERY_LANG)
     with pytest.raises(OpticalError, match="query 'q3' has no language"):
         score_language_bias(POOL_QRELS, POOL_RUN, DOC_LANG, {"q1": "el", "q2": "el"})
+
+
+def test_standard_and_language_bias_results_merge():
+    merged = score_run(POOL_QRELS, POOL_RUN, ["RR@10"]).merged(score_language_bias(POOL_QRELS, POOL_RUN, DOC_LANG, QUERY_LANG))
+    assert set(merged.per_query) == {"RR@10", LANG_SHARE, GOLD_RANK_EN, GOLD_RANK_SAME, GOLD_RANK_GAP}
+    assert merged.aggregates["RR@10"] == pytest.approx((1 / 2 + 1 + 1) / 3)

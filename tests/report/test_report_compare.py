@@ -70,6 +70,7 @@ def test_baseline_defaults_to_zero_shot_and_seeds_are_grouped(report_and_dir):
     report, _ = report_and_dir
     assert report.baseline == "zero-shot-model"
     assert [(s.name, s.n_seeds) for s in report.systems] == [("optical", 2), ("zero-shot-model", 1), ("kd", 1)]
+    assert report.systems[0].students == ("students/optical-0", "students/optical-1")
     assert report.tasks == {"clir_sentence": sorted(LANGS), "pool": sorted(LANGS)}
     assert report.main_measures == {"clir_sentence": "RR@10", "pool": "AP"}
 
@@ -135,6 +136,14 @@ def test_explicit_baseline_and_measures(runs, tmp_path):
     assert report.main_measures == {"clir_sentence": "AP", "pool": "AP"}
     with pytest.raises(OpticalError, match="baseline 'nobody' is not among"):
         compare_runs(runs, tmp_path, baseline="nobody", n_resamples=100)
+
+
+def test_seeds_of_one_system_must_share_a_teacher(runs, tmp_path):
+    other = EvalRun.load(runs[0])
+    other.teacher = "another-teacher"
+    other.save(tmp_path / "optical-other-teacher")
+    with pytest.raises(OpticalError, match="runs named 'optical' .* have different teachers"):
+        compare_runs([runs[0], tmp_path / "optical-other-teacher"], tmp_path / "out", n_resamples=100)
 
 
 def test_mismatched_fingerprints_are_refused(runs, tmp_path):

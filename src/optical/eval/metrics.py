@@ -69,9 +69,6 @@ GOLD_RANK_SAME = "GoldRank.same"
 GOLD_RANK_GAP = "GoldRankGap"
 LANGUAGE_BIAS_MEASURES: tuple[str, ...] = (LANG_SHARE, GOLD_RANK_EN, GOLD_RANK_SAME, GOLD_RANK_GAP)
 
-#: Measures for which a smaller value is better (ranks); all others: larger is better.
-LOWER_IS_BETTER: frozenset[str] = frozenset({GOLD_RANK_EN, GOLD_RANK_SAME})
-
 
 def aggregate_name(measure: str) -> str:
     """The display name of a measure averaged over queries (``AP`` -> ``mAP``)."""

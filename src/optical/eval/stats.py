@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -381,7 +380,3 @@ def compare_seeded(
         seed,
     )
 
-
-def finite_or_none(value: float | None) -> float | None:
-    """``value`` if it is a finite number, else None (JSON has no NaN/inf)."""
-    return value if value is not None and math.isfinite(value) else None

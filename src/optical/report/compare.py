@@ -63,7 +63,7 @@ class SystemInfo:
     """One compared system: its name, where it came from and how many seeds (run dirs) it has."""
 
     name: str
-    student: str
+    students: tuple[str, ...]  # one per seed, in run-dir order
     teacher: str
     run_dirs: tuple[str, ...]
 
@@ -224,8 +224,15 @@ def compare_runs(
     seeds_of: dict[str, list[tuple[Path, EvalRun]]] = {}
     for run_dir, run in runs:
         seeds_of.setdefault(run.system, []).append((run_dir, run))
+    for name, seeds in seeds_of.items():
+        teachers = {r.teacher for _, r in seeds}
+        if len(teachers) > 1:
+            raise OpticalError(
+                f"runs named {name!r} ({', '.join(str(d) for d, _ in seeds)}) have different teachers "
+                f"({', '.join(sorted(teachers))}): seeds of one system share a teacher; rename the system"
+            )
     systems = [
-        SystemInfo(name, seeds[0][1].student, seeds[0][1].teacher, tuple(str(d) for d, _ in seeds))
+        SystemInfo(name, tuple(r.student for _, r in seeds), seeds[0][1].teacher, tuple(str(d) for d, _ in seeds))
         for name, seeds in seeds_of.items()
     ]
     if baseline is None:

@@ -32,7 +32,8 @@ def render_markdown(report: ComparisonReport, plot_files: list[Path]) -> str:
         "|---|---|---|---|---|",
     ]
     for s in report.systems:
-        lines.append(f"| {s.name} | {s.student} | {s.teacher} | {s.n_seeds} | {', '.join(f'`{d}`' for d in s.run_dirs)} |")
+        students = ", ".join(f"`{student}`" for student in s.students)
+        lines.append(f"| {s.name} | {students} | {s.teacher} | {s.n_seeds} | {', '.join(f'`{d}`' for d in s.run_dirs)} |")
     lines += [
         "",
         "## How to read the tables",
@@ -57,7 +58,8 @@ def render_markdown(report: ComparisonReport, plot_files: list[Path]) -> str:
         if not measures:
             continue
         lines += [f"## {task}", ""]
-        for measure in measures:
+        main = report.main_measures.get(task)
+        for measure in sorted(measures, key=lambda m: m != main):  # the main measure first
             lines += _measure_table(report, task, measure, others)
         lines += _gap_table(report, task)
     if plot_files:
