@@ -21,7 +21,7 @@ read (run: ``qid Q0 docid rank score tag``; qrels: ``qid 0 docid relevance``).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import faiss
