@@ -1,9 +1,10 @@
-"""Tiny random-weight BERT encoders with a freshly trained WordPiece tokenizer, for tests.
+"""Tiny random-weight BERT encoders with a WordPiece tokenizer learned on the fly, for tests.
 
 A tiny model is a real Hugging Face model directory (``AutoTokenizer`` / ``AutoModel`` load
 it), so tests of training and evaluation run the real code paths in well under a second.
 Given the same seed and corpus the directory is the same: the tokenizer trainer is
-deterministic and the weights come from a seeded ``torch.Generator``.
+deterministic (see :func:`train_wordpiece_tokenizer`) and the weights come from a seeded
+``torch.Generator``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertModel
 
 from optical.models.sources import atomic_directory
@@ -49,28 +50,46 @@ BUILTIN_CORPUS: tuple[str, ...] = (
 )
 
 
-def train_wordpiece_tokenizer(corpus: Iterable[str], vocab_size: int = 1000) -> Tokenizer:
-    """A cased BERT-style WordPiece tokenizer (``[CLS] text [SEP]``) trained on ``corpus``.
+def train_wordpiece_tokenizer(corpus: Iterable[str], vocab_size: int = 1000, max_piece_chars: int = 8) -> Tokenizer:
+    """A cased BERT-style WordPiece tokenizer (``[CLS] text [SEP]``) whose vocabulary is learned
+    from ``corpus`` by a deterministic frequency count.
 
-    The alphabet is capped at ``vocab_size // 2`` characters, chosen here by (frequency,
-    codepoint): the trainer's own ``limit_alphabet`` breaks frequency ties in hash order, which
-    would make the vocabulary differ from run to run. Rarer characters become ``[UNK]``.
+    ``tokenizers``' own WordPiece trainer is not reproducible across processes: it numbers the
+    "##x" pieces in hash-map order and breaks ties between equally frequent merges by those
+    numbers, so two runs can differ by a piece or two. Here the vocabulary is: the special
+    tokens, the ``vocab_size // 3`` most frequent characters (word-initial and "##"
+    continuation forms), then the substrings of pre-tokenized words (up to ``max_piece_chars``)
+    with the highest frequency x length, ties broken by the string. Rarer characters become
+    ``[UNK]``. Normalisation, pre-tokenization and greedy longest-match WordPiece are the
+    ``tokenizers`` components BERT uses.
     """
-    texts = list(corpus)
-    counts = Counter(ch for text in texts for ch in text if not ch.isspace())
-    alphabet = {ch for ch, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: vocab_size // 2]}
-    training_texts = ["".join(ch if ch in alphabet else " " for ch in text) for text in texts]
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    word_counts: Counter[str] = Counter()
+    for text in corpus:
+        word_counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    char_counts: Counter[str] = Counter()
+    for word, count in word_counts.items():
+        for ch in word:
+            char_counts[ch] += count
+    ranked_chars = sorted(char_counts.items(), key=lambda item: (-item[1], item[0]))
+    alphabet = sorted(ch for ch, _ in ranked_chars[: vocab_size // 3])
+    piece_scores: Counter[str] = Counter()
+    for word, count in word_counts.items():
+        if not set(word) <= set(alphabet):
+            continue
+        for start in range(len(word)):
+            for stop in range(start + 2, min(len(word), start + max_piece_chars) + 1):
+                piece = word[start:stop] if start == 0 else "##" + word[start:stop]
+                piece_scores[piece] += count * (stop - start)
+    base = SPECIAL_TOKENS + alphabet + ["##" + ch for ch in alphabet]
+    ranked_pieces = sorted(piece_scores.items(), key=lambda item: (-item[1], item[0]))
+    learned = [piece for piece, _ in ranked_pieces[: max(0, vocab_size - len(base))]]
+    vocab = {piece: i for i, piece in enumerate(base + sorted(learned))}
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
     tokenizer.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
-    tokenizer.train_from_iterator(training_texts, trainer=trainer)
-    # The trainer numbers the "##x" continuation pieces in hash order; the piece set itself is
-    # deterministic, and WordPiece matching ignores ids, so renumber canonically.
-    trained = tokenizer.get_vocab()
-    ordered = SPECIAL_TOKENS + sorted(set(trained) - set(SPECIAL_TOKENS))
-    tokenizer.model = models.WordPiece({piece: i for i, piece in enumerate(ordered)}, unk_token="[UNK]", max_input_chars_per_word=100)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]

@@ -1,0 +1,161 @@
+"""The Encoder wrapper on tiny models (and the content mask on real e5-small)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from optical.errors import OpticalError
+from optical.models.encoder import Encoder
+from optical.models.outputs import TokenEmbeddings
+
+TEXTS = [
+    "The cat is sleeping on the warm windowsill.",
+    "Η γάτα κοιμάται.",
+    "Kedi sıcak pencere pervazında uyuyor ve rüya görüyor, çok mutlu.",
+    "ok",
+    "猫正在温暖的窗台上睡觉。",
+]
+
+
+@pytest.fixture()
+def tiny_encoder(tiny_model_dir: Path) -> Encoder:
+    return Encoder.load(tiny_model_dir, query_prefix="query: ", passage_prefix="passage: ")
+
+
+def test_defaults_without_sentence_transformers_files(tiny_model_dir: Path):
+    encoder = Encoder.load(tiny_model_dir)
+    assert (encoder.pooling, encoder.query_prefix, encoder.passage_prefix) == ("mean", "", "")
+
+
+def test_e5_defaults_from_registry(e5_encoder: Encoder):
+    assert (e5_encoder.pooling, e5_encoder.query_prefix, e5_encoder.passage_prefix) == ("mean", "query: ", "passage: ")
+
+
+@pytest.mark.parametrize("kind", ["query", "passage", "plain"])
+def test_content_mask_excludes_specials_and_prefix_tokens(tiny_encoder: Encoder, kind: str):
+    batch = tiny_encoder.tokenize(TEXTS, kind)
+    assert batch["content_mask"].dtype == torch.bool
+    prefix = tiny_encoder.prefix(kind)
+    prefix_tokens = tiny_encoder.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    for row, text in enumerate(TEXTS):
+        ids = batch["input_ids"][row][batch["attention_mask"][row].bool()].tolist()
+        content = batch["content_mask"][row][: len(ids)].tolist()
+        text_tokens = tiny_encoder.tokenizer(text, add_special_tokens=False)["input_ids"]
+        # [CLS] prefix-tokens text-tokens [SEP]: only the text tokens are content.
+        assert ids == [tiny_encoder.tokenizer.cls_token_id, *prefix_tokens, *text_tokens, tiny_encoder.tokenizer.sep_token_id]
+        assert content == [False] * (1 + len(prefix_tokens)) + [True] * len(text_tokens) + [False]
+        assert not batch["content_mask"][row][len(ids):].any()  # padding
+
+
+def test_content_mask_on_e5_sentencepiece(e5_encoder: Encoder):
+    batch = e5_encoder.tokenize(["how much protein", "Η γάτα"], "query")
+    tokens = e5_encoder.tokenizer.convert_ids_to_tokens(batch["input_ids"][0])
+    content = [t for t, keep in zip(tokens, batch["content_mask"][0].tolist()) if keep]
+    assert tokens[:4] == ["<s>", "▁que", "ry", ":"]
+    assert content == ["▁how", "▁much", "▁protein"]
+    passage = e5_encoder.tokenize(["how much protein"], "passage")
+    assert int(passage["content_mask"].sum()) == 3
+
+
+def test_forward_shapes_masks_and_normalised_pooling(tiny_encoder: Encoder):
+    out = tiny_encoder(tiny_encoder.tokenize(TEXTS, "query"))
+    assert isinstance(out, TokenEmbeddings)
+    batch_size, length, hidden = out.embeddings.shape
+    assert (batch_size, hidden) == (len(TEXTS), 32)
+    assert out.attention_mask.dtype == torch.bool and out.attention_mask.shape == (batch_size, length)
+    torch.testing.assert_close(out.pooled.norm(dim=-1), torch.ones(batch_size))
+    mask = out.attention_mask.unsqueeze(-1).float()
+    mean = (out.embeddings * mask).sum(1) / mask.sum(1)
+    torch.testing.assert_close(out.pooled, torch.nn.functional.normalize(mean, dim=-1))
+
+
+def test_cls_pooling(tiny_model_dir: Path):
+    encoder = Encoder.load(tiny_model_dir, pooling="cls")
+    out = encoder(encoder.tokenize(TEXTS))
+    torch.testing.assert_close(out.pooled, torch.nn.functional.normalize(out.embeddings[:, 0], dim=-1))
+    with pytest.raises(OpticalError, match="pooling 'max'"):
+        Encoder.load(tiny_model_dir, pooling="max")
+
+
+def test_projection_shapes(tiny_model_dir: Path):
+    encoder = Encoder.load(tiny_model_dir, projection_dim=384)
+    assert encoder.hidden_size == 384
+    out = encoder(encoder.tokenize(TEXTS))
+    assert out.embeddings.shape[-1] == 384 and out.pooled.shape == (len(TEXTS), 384)
+    assert encoder.encode(TEXTS).shape == (len(TEXTS), 384)
+    assert any(p is encoder.projection.weight for p in encoder.trainable_parameters())
+
+
+def test_encode_restores_order_and_matches_forward(tiny_encoder: Encoder):
+    encoded = tiny_encoder.encode(TEXTS, "passage", batch_size=2)
+    assert encoded.dtype == np.float32 and encoded.shape == (len(TEXTS), 32)
+    with torch.no_grad():
+        one_by_one = np.stack([tiny_encoder(tiny_encoder.tokenize([t], "passage")).pooled[0].numpy() for t in TEXTS])
+    np.testing.assert_allclose(encoded, one_by_one, atol=1e-5)
+    assert tiny_encoder.encode([], "query").shape == (0, 32)
+
+
+def test_encode_tokens_returns_content_tokens(tiny_encoder: Encoder):
+    per_text = tiny_encoder.encode_tokens(TEXTS, "query", batch_size=2)
+    batch = tiny_encoder.tokenize(TEXTS, "query")
+    for tokens, count in zip(per_text, batch["content_mask"].sum(1).tolist()):
+        assert tokens.shape == (count, 32)
+        np.testing.assert_allclose(np.linalg.norm(tokens, axis=1), 1.0, rtol=1e-5)
+
+
+def test_works_under_autocast(tiny_model_dir: Path):
+    encoder = Encoder.load(tiny_model_dir, projection_dim=40)
+    batch = encoder.tokenize(TEXTS, "query")
+    with torch.no_grad():
+        reference = encoder(batch).pooled
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = encoder(batch)
+    # The projection (a Linear) runs in bfloat16; pooling and normalisation come back in float32.
+    assert out.embeddings.dtype == torch.bfloat16 and out.pooled.dtype == torch.float32
+    torch.testing.assert_close(out.pooled.norm(dim=-1), torch.ones(len(TEXTS)))
+    assert float((out.pooled * reference).sum(-1).min()) > 0.99
+
+
+def test_freeze_word_embeddings(tiny_model_dir: Path):
+    encoder = Encoder.load(tiny_model_dir)
+    before = sum(p.numel() for p in encoder.trainable_parameters())
+    encoder.freeze_word_embeddings()
+    word = encoder.model.get_input_embeddings().weight
+    assert all(p is not word for p in encoder.trainable_parameters())
+    assert sum(p.numel() for p in encoder.trainable_parameters()) == before - word.numel()
+    encoder.train()
+    encoder(encoder.tokenize(TEXTS)).pooled.sum().backward()
+    assert word.grad is None
+    assert encoder.model.encoder.layer[0].attention.self.query.weight.grad is not None
+
+
+def test_save_then_sentence_transformers_gives_the_same_embeddings(tiny_model_dir: Path, tmp_path: Path):
+    from sentence_transformers import SentenceTransformer
+
+    encoder = Encoder.load(tiny_model_dir, query_prefix="query: ", passage_prefix="passage: ", projection_dim=48)
+    torch.nn.init.normal_(encoder.projection.bias)  # a non-trivial bias: checks Dense is applied before Normalize
+    saved = encoder.save(tmp_path / "student")
+    ours_query = encoder.encode(TEXTS, "query")
+    ours_passage = encoder.encode(TEXTS, "passage")
+    st = SentenceTransformer(str(saved), device="cpu")
+    np.testing.assert_allclose(st.encode(TEXTS, prompt_name="query"), ours_query, atol=1e-5)
+    np.testing.assert_allclose(st.encode(TEXTS, prompt="passage: "), ours_passage, atol=1e-5)
+    assert json.loads((saved / "1_Pooling" / "config.json").read_text())["pooling_mode_mean_tokens"] is True
+    # And it loads back as an Encoder with its prefixes and projection.
+    reloaded = Encoder.load(saved)
+    assert (reloaded.query_prefix, reloaded.passage_prefix, reloaded.hidden_size) == ("query: ", "passage: ", 48)
+    np.testing.assert_allclose(reloaded.encode(TEXTS, "query"), ours_query, atol=1e-6)
+
+
+def test_save_cls_without_projection(tiny_model_dir: Path, tmp_path: Path):
+    from sentence_transformers import SentenceTransformer
+
+    encoder = Encoder.load(tiny_model_dir, pooling="cls")
+    saved = encoder.save(tmp_path / "cls")
+    np.testing.assert_allclose(SentenceTransformer(str(saved), device="cpu").encode(TEXTS), encoder.encode(TEXTS), atol=1e-5)
+    assert Encoder.load(saved).pooling == "cls"
