@@ -45,7 +45,8 @@ from optical.eval.metrics import DEFAULT_MEASURES, MetricResult, score_language_
 from optical.eval.perturb import perturb_queries
 from optical.eval.results import ZERO_SHOT, EvalRun, TaskResult
 from optical.eval.scoring import dense_search, maxsim_search
-from optical.models import Encoder, resolve_model
+from optical.models import resolve_model
+from optical.models.encoder import Encoder
 from optical.storage import atomic_path, cache_root
 from optical.train.teacher_cache import teacher_identity
 from optical.train.trainer import versions
@@ -100,10 +101,11 @@ class _Clock:
 
     def encode(self, encoder: Encoder, texts: list[str], kind: str, max_length: int, batch_size: int, tokens: bool = False):
         tick = time.perf_counter()
+        encoder.max_length = max_length
         if tokens:
-            out = encoder.encode_tokens(texts, kind=kind, batch_size=batch_size, max_length=max_length)
+            out = [torch.from_numpy(t) for t in encoder.encode_tokens(texts, kind=kind, batch_size=batch_size)]
         else:
-            out = encoder.encode(texts, kind=kind, batch_size=batch_size, max_length=max_length)
+            out = encoder.encode(texts, kind=kind, batch_size=batch_size)
         self.forward_seconds += time.perf_counter() - tick
         return out
 

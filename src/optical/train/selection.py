@@ -21,7 +21,11 @@ import torch
 
 from optical.data import BitextConfig, build_bitext, sentence_task
 from optical.errors import OpticalError
-from optical.models import Encoder
+from optical.models.encoder import Encoder
+
+
+#: Token limit of the teacher's dev documents, as in evaluation.
+EVAL_MAX_LENGTH = 128
 
 
 @dataclass
@@ -53,6 +57,7 @@ def build_selector(kind: str, lang: str, data_dir: Path, teacher: Encoder) -> De
     """The dev selector named by ``kind`` (``none`` gives None: keep the last step)."""
     if kind == "none":
         return None
+    teacher.max_length = EVAL_MAX_LENGTH
     if kind == "xquad_dev":
         task = sentence_task(data_dir, lang, ["en"], "dev")
         doc_ids = list(task.candidates)

@@ -26,15 +26,15 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from optical.errors import OpticalError
-from optical.models import Encoder
+from optical.models.encoder import Encoder
 from optical.models.outputs import TokenEmbeddings
 from optical.storage import atomic_path, cache_root
 
 
 def teacher_identity(teacher: Encoder) -> str:
     """A string that changes whenever the teacher's weights or config change."""
-    parts = [str(teacher.name_or_path)]
-    model_dir = Path(str(teacher.name_or_path))
+    parts = [str(teacher.name)]
+    model_dir = Path(str(teacher.name))
     if model_dir.is_dir():
         for path in sorted(model_dir.iterdir()):
             if path.is_file():
@@ -116,10 +116,11 @@ class TeacherCache:
 def compute_teacher_cache(
     teacher: Encoder, texts: list[str], max_length: int, kind: str = "query", batch_size: int = 64, progress: bool = True
 ) -> TeacherCache:
-    """Encode ``texts`` with the teacher, keeping only content tokens, in float16."""
+    """Encode ``texts`` with the teacher (truncated to ``max_length`` tokens), keeping only content tokens, in float16."""
+    teacher.max_length = max_length
     token_chunks, id_chunks, pooled_chunks, lengths = [], [], [], []
     for start in tqdm(range(0, len(texts), batch_size), desc="teacher cache", unit="batch", disable=not progress):
-        batch = teacher.tokenize(texts[start : start + batch_size], kind=kind, max_length=max_length)
+        batch = teacher.tokenize(texts[start : start + batch_size], kind=kind)
         out = teacher.forward(batch)
         mask = out.content_mask.cpu()
         embeddings = out.embeddings.float().cpu()

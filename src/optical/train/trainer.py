@@ -40,7 +40,8 @@ import optical
 from optical.data import BitextConfig, build_bitext, resolve_data_dir
 from optical.errors import OpticalError
 from optical.losses import DistillBatch, build_loss
-from optical.models import Encoder, resolve_model
+from optical.models import resolve_model
+from optical.models.encoder import Encoder
 from optical.storage import atomic_write_json, atomic_write_text
 from optical.train.config import DistillConfig
 from optical.train.selection import build_selector
@@ -156,9 +157,9 @@ def _loss_options(config: DistillConfig, cache: TeacherCache, student: Encoder, 
             ot_options["teacher_idf"] = _idf(teacher_lists, int(cache.token_ids.max()) + 1)
             student_lists = []
             for start in range(0, len(foreign), 256):
-                batch = student.tokenize(foreign[start : start + 256], kind="query", max_length=config.max_length)
+                batch = student.tokenize(foreign[start : start + 256], kind="query")
                 student_lists += [ids[mask] for ids, mask in zip(batch["input_ids"], batch["content_mask"])]
-            ot_options["student_idf"] = _idf(student_lists, student.vocab_size)
+            ot_options["student_idf"] = _idf(student_lists, len(student.tokenizer))
     return options
 
 
@@ -273,9 +274,9 @@ def distill(config: DistillConfig, overwrite: bool = False, progress: bool = Tru
         max_length=config.max_length,
         projection_dim=teacher_hidden if config.projection else None,
     )
-    if student.output_size != teacher_hidden:
+    if student.hidden_size != teacher_hidden:
         raise OpticalError(
-            f"student hidden size {student.output_size} differs from the teacher's {teacher_hidden}; pass --projection to learn a linear map"
+            f"student hidden size {student.hidden_size} differs from the teacher's {teacher_hidden}; pass --projection to learn a linear map"
         )
     if config.freeze_embeddings:
         student.freeze_word_embeddings()
@@ -345,11 +346,11 @@ def distill(config: DistillConfig, overwrite: bool = False, progress: bool = Tru
         for indices in shard[done_in_epoch * config.grad_accum :]:
             with accelerator.accumulate(module):
                 with accelerator.autocast():
-                    foreign_batch = student.tokenize([foreign[i] for i in indices], kind="query", max_length=config.max_length)
+                    foreign_batch = student.tokenize([foreign[i] for i in indices], kind="query")
                     student_foreign = module({k: v.to(accelerator.device) for k, v in foreign_batch.items()})
                     student_english = None
                     if loss_fn.needs_student_english:
-                        english_batch = student.tokenize([english[i] for i in indices], kind="query", max_length=config.max_length)
+                        english_batch = student.tokenize([english[i] for i in indices], kind="query")
                         student_english = module({k: v.to(accelerator.device) for k, v in english_batch.items()})
                     teacher_out, teacher_ids = cache.batch(indices, device=accelerator.device)
                     out_loss = loss_fn(
