@@ -1,0 +1,55 @@
+"""``optical study run|report``: a grid of distillation runs and its report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "study",
+        help="run a grid of distillation runs from a YAML config and report on it",
+        description="Run a study (languages x methods x seeds x budgets x noise x backbones x domains, "
+                    "evaluated at several query typo rates) and write its report.",
+    )
+    commands = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND", required=True)
+    run = commands.add_parser("run", help="run every unfinished run of a study, then write the report")
+    run.add_argument("--config", required=True, help="study YAML file (see configs/study-*.yaml)")
+    run.add_argument("--out", help="study dir (default: runs/study-<config name>)")
+    run.add_argument("--store", help="shared run store (default: the config's 'store', else <cache>/study_runs)")
+    run.add_argument("--dry-run", action="store_true", help="list the runs, their status and the estimated time; run nothing")
+    run.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=run_command)
+    report = commands.add_parser("report", help="(re)write report.md, report.html and plots of a study dir")
+    report.add_argument("study_dir")
+    report.add_argument("--resamples", type=int, help="bootstrap/randomisation resamples (default: the config's n_resamples)")
+    report.set_defaults(func=report_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from optical.study import dry_run, load_study_config, run_study
+
+    config = load_study_config(args.config)
+    study_dir = Path(args.out or f"runs/study-{Path(args.config).stem}")
+    if args.dry_run:
+        print(dry_run(config, study_dir, store=args.store).render())
+        return 0
+    result = run_study(config, study_dir, store=args.store, progress=not args.quiet, report=not args.no_report)
+    done = sum(s.done for s in result.statuses)
+    print(f"study {config.name}: {done}/{len(result.statuses)} runs complete in {result.seconds / 60:.1f} min; "
+          f"runs stored in {result.store}")
+    for run_id, error in result.failures.items():
+        print(f"failed: {run_id}: {error}")
+    if result.report_files:
+        print(f"report: {result.report_files[0]} and {result.report_files[1]}")
+    return 1 if result.failures else 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from optical.study.report import write_study_report
+
+    report = write_study_report(args.study_dir, n_resamples=args.resamples)
+    print(f"report: {report.files[0]} and {report.files[1]} ({len(report.files) - 2} plots)")
+    return 0

@@ -1,0 +1,347 @@
+"""The study configuration: a YAML grid of distillation runs and their evaluations.
+
+A study asks whether optimal-transport distillation (OPTICAL, Huang et al.,
+WSDM 2023, arXiv:2301.12566) makes cross-lingual alignment more robust than
+standard knowledge distillation on low-resource XQuAD languages. The YAML file
+declares the axes of the grid::
+
+    study: smoke                     # a name for the report
+    teacher: multilingual-e5-small   # a model name/dir, or {tiny: {...}}
+    languages: [el, de]              # XQuAD-R query languages (not en)
+    methods: [zero-shot, mse, ot]    # zero-shot, or any optical.losses method (ot+mse:0.5, ...)
+    seeds: [0, 1, 2]
+    budgets: [2000, all]             # bitext pairs per run; "all" takes every usable pair
+    noises: [0.0, 0.5]               # share of misaligned bitext pairs
+    backbones:                       # student initialisations, name -> spec
+      e5-small: multilingual-e5-small
+      minilm: {model: all-MiniLM-L6-v2, projection: false}
+      tiny: {tiny: {hidden: 32, layers: 2, seed: 1}}
+    domains:                         # bitext domains, name -> sources (only those covering a language are used)
+      mixed: [xnli_devtest, ntrex128]
+    query_noises: [0.0, 0.1]         # test-time typo rates (evaluation-only axis)
+    resource_groups: {low: [el, hi, th, tr], high: [de, es, ru, zh]}
+    n_resamples: 10000               # bootstrap / randomisation resamples in the report
+    base:
+      distill: {batch_size: 32, max_length: 64, select_on: xquad_dev, loss_options: {ot: {eps: 0.05}}}
+      eval: {tasks: [clir_sentence, pool, retention, align]}
+    cells:                           # optional: partial grids; each overrides the axes it names
+      - {languages: [el, de]}
+      - {languages: [el], noises: [0.5]}
+
+The first value of each axis is the study's *reference condition*: curves
+vary one axis while the others stay at their reference values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from optical.data.languages import XQUADR_LANGS, validate_lang
+from optical.data.sources import get_source
+from optical.errors import OpticalError
+from optical.eval.evaluate import EvalConfig
+from optical.losses.combined import parse_method
+from optical.train.config import DistillConfig
+
+ZERO_SHOT = "zero-shot"
+ALL_PAIRS = "all"
+STUDY_LANGS: tuple[str, ...] = tuple(code for code in XQUADR_LANGS if code != "en")
+DEFAULT_RESOURCE_GROUPS: dict[str, list[str]] = {"low": ["el", "hi", "th", "tr"], "high": ["de", "es", "ru", "zh"]}
+DEFAULT_DOMAINS: dict[str, list[str]] = {"mixed": ["xnli_devtest", "ntrex128", "flores200_sib_dev_extra"]}
+
+#: Axes a grid (the top level or a cell) may set.
+AXES = ("languages", "methods", "seeds", "budgets", "noises", "backbones", "domains", "query_noises")
+TOP_LEVEL_KEYS = (*AXES, "study", "teacher", "resource_groups", "n_resamples", "base", "cells", "data_dir", "store")
+#: DistillConfig fields the grid or the study sets; ``base.distill`` may not.
+GRID_DISTILL_FIELDS = ("lang", "method", "out_dir", "sources", "budget", "noise", "seed", "teacher", "student", "projection", "data_dir")
+#: EvalConfig fields the grid or the study sets; ``base.eval`` may not.
+GRID_EVAL_FIELDS = ("student", "out_dir", "langs", "teacher", "query_noise", "data_dir", "system")
+TINY_KEYS = ("hidden", "layers", "heads", "seed", "vocab_size")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model: a default name or local dir, or a tiny random model built by :mod:`optical.models.tiny`.
+
+    ``label`` is what run ids hash: the name for a named model, ``tiny-<hash>``
+    for a tiny one (its directory's location does not change what it is).
+    """
+
+    name: str | None = None
+    tiny: tuple[tuple[str, int], ...] | None = None
+    projection: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.tiny is None:
+            return str(self.name)
+        digest = hashlib.sha256(json.dumps(sorted(self.tiny)).encode()).hexdigest()[:12]
+        return f"tiny-{digest}"
+
+    @property
+    def tiny_options(self) -> dict[str, int]:
+        return dict(self.tiny or ())
+
+
+@dataclass
+class GridAxes:
+    """The values of every axis of one (partial) grid."""
+
+    languages: list[str]
+    methods: list[str]
+    seeds: list[int]
+    budgets: list[int | None]
+    noises: list[float]
+    backbones: list[str]
+    domains: list[str]
+    query_noises: list[float]
+
+
+@dataclass
+class StudyConfig:
+    """A parsed, validated study file."""
+
+    name: str
+    teacher: ModelSpec
+    axes: GridAxes
+    backbones: dict[str, ModelSpec]
+    domains: dict[str, list[str]]
+    cells: list[GridAxes]
+    resource_groups: dict[str, list[str]]
+    n_resamples: int
+    base_distill: dict[str, Any]
+    base_eval: dict[str, Any]
+    raw: dict[str, Any] = field(default_factory=dict)
+    source: str = "config"
+    data_dir: str | None = None
+    store: str | None = None
+
+    @property
+    def grids(self) -> list[GridAxes]:
+        """The partial grids whose union is the study (the whole product when no cells are given)."""
+        return self.cells or [self.axes]
+
+    @property
+    def reference(self) -> dict[str, Any]:
+        """The reference condition: the first value of each top-level axis."""
+        return {
+            "budget": self.axes.budgets[0],
+            "noise": self.axes.noises[0],
+            "backbone": self.axes.backbones[0],
+            "domain": self.axes.domains[0],
+            "query_noise": self.axes.query_noises[0],
+        }
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study YAML file; one-line OpticalError naming the file and key on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise OpticalError(f"study config {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise OpticalError(f"study config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_study_config(raw, source=str(path))
+
+
+def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
+    if not isinstance(raw, dict):
+        raise OpticalError(f"{source}: a study config must be a mapping of keys to values")
+    _check_keys(raw, TOP_LEVEL_KEYS, source)
+    for required in ("languages", "methods"):
+        if required not in raw:
+            raise OpticalError(f"{source}: key {required!r} is required")
+    backbones = _parse_backbones(raw.get("backbones", {"teacher-copy": None}), raw.get("teacher"), source)
+    domains = _parse_domains(raw.get("domains", DEFAULT_DOMAINS), source)
+    axes = _parse_axes(raw, source, backbones, domains, defaults=None)
+    cells_raw = raw.get("cells") or []
+    if not isinstance(cells_raw, list):
+        raise OpticalError(f"{source}: cells must be a list of partial grids (mappings of axis -> values)")
+    cells = []
+    for i, cell in enumerate(cells_raw):
+        if not isinstance(cell, dict):
+            raise OpticalError(f"{source}: cells[{i}] must be a mapping of axis -> values")
+        _check_keys(cell, AXES, f"{source}: cells[{i}]")
+        cells.append(_parse_axes(cell, f"{source}: cells[{i}]", backbones, domains, defaults=axes))
+    base = raw.get("base") or {}
+    if not isinstance(base, dict):
+        raise OpticalError(f"{source}: base must be a mapping with 'distill' and/or 'eval'")
+    _check_keys(base, ("distill", "eval"), f"{source}: base")
+    base_distill = _parse_base(base.get("distill") or {}, DistillConfig, GRID_DISTILL_FIELDS, f"{source}: base.distill")
+    base_eval = _parse_base(base.get("eval") or {}, EvalConfig, GRID_EVAL_FIELDS, f"{source}: base.eval")
+    groups = raw.get("resource_groups", DEFAULT_RESOURCE_GROUPS)
+    if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
+        raise OpticalError(f"{source}: resource_groups must map a group name to a list of languages")
+    for members in groups.values():
+        for lang in members:
+            _language(lang, f"{source}: resource_groups")
+    n_resamples = raw.get("n_resamples", 10_000)
+    if not isinstance(n_resamples, int) or n_resamples < 1:
+        raise OpticalError(f"{source}: n_resamples must be a positive integer, got {n_resamples!r}")
+    teacher = _parse_model(raw.get("teacher", "multilingual-e5-small"), f"{source}: teacher", allow_projection=False)
+    config = StudyConfig(
+        name=str(raw.get("study", Path(source).stem)),
+        teacher=teacher,
+        axes=axes,
+        backbones=backbones,
+        domains=domains,
+        cells=cells,
+        resource_groups={str(k): list(v) for k, v in groups.items()},
+        n_resamples=n_resamples,
+        base_distill=base_distill,
+        base_eval=base_eval,
+        raw=raw,
+        source=source,
+        data_dir=raw.get("data_dir"),
+        store=raw.get("store"),
+    )
+    _check_base_values(config)
+    return config
+
+
+def _check_keys(mapping: dict, known: tuple[str, ...], where: str) -> None:
+    unknown = sorted(str(k) for k in set(mapping) - set(known))
+    if unknown:
+        raise OpticalError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(known)}")
+
+
+def _as_list(value: Any, where: str) -> list:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise OpticalError(f"{where} is empty; give at least one value")
+    return values
+
+
+def _language(code: Any, where: str) -> str:
+    try:
+        return validate_lang(str(code), STUDY_LANGS, "the study languages (XQuAD-R, English excluded)")
+    except OpticalError as exc:
+        raise OpticalError(f"{where}: {exc}") from None
+
+
+def _method(name: Any, where: str) -> str:
+    name = str(name)
+    if name == ZERO_SHOT:
+        return name
+    try:
+        parse_method(name)
+    except OpticalError as exc:
+        raise OpticalError(f"{where}: {exc} (or {ZERO_SHOT})") from None
+    return name
+
+
+def _number(value: Any, where: str, kind: type) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise OpticalError(f"{where}: {value!r} is not {'an integer' if kind is int else 'a number'}")
+    return kind(value)
+
+
+def _parse_axes(raw: dict, where: str, backbones: dict, domains: dict, defaults: GridAxes | None) -> GridAxes:
+    def axis(name: str, parse, fallback: list) -> list:
+        if name not in raw:
+            return list(getattr(defaults, name)) if defaults is not None else fallback
+        given = list(raw[name]) if isinstance(raw[name], dict) else raw[name]  # top-level definitions: their names
+        values = [parse(v, f"{where}: {name}") for v in _as_list(given, f"{where}: {name}")]
+        return list(dict.fromkeys(values))  # a value listed twice is one grid point
+
+    def budget(v: Any, w: str) -> int | None:
+        if v == ALL_PAIRS or v is None:
+            return None
+        value = _number(v, w, int)
+        if value < 1:
+            raise OpticalError(f"{w}: budget {value} must be >= 1 (or '{ALL_PAIRS}')")
+        return value
+
+    def fraction(v: Any, w: str, upper_open: bool) -> float:
+        value = _number(v, w, float)
+        if not 0.0 <= value <= 1.0 or (upper_open and value == 1.0):
+            raise OpticalError(f"{w}: {value} must be in [0, 1{')' if upper_open else ']'}")
+        return value
+
+    def named(table: dict, kind: str):
+        def parse(v: Any, w: str) -> str:
+            if str(v) not in table:
+                raise OpticalError(f"{w}: unknown {kind} {v!r}; defined {kind}s: {', '.join(table)}")
+            return str(v)
+        return parse
+
+    return GridAxes(
+        languages=axis("languages", _language, []),
+        methods=axis("methods", _method, []),
+        seeds=axis("seeds", lambda v, w: _number(v, w, int), [0]),
+        budgets=axis("budgets", budget, [2000]),
+        noises=axis("noises", lambda v, w: fraction(v, w, True), [0.0]),
+        backbones=axis("backbones", named(backbones, "backbone"), list(backbones)),
+        domains=axis("domains", named(domains, "domain"), list(domains)),
+        query_noises=axis("query_noises", lambda v, w: fraction(v, w, False), [0.0]),
+    )
+
+
+def _parse_model(spec: Any, where: str, allow_projection: bool = True) -> ModelSpec:
+    if isinstance(spec, str):
+        return ModelSpec(name=spec)
+    if not isinstance(spec, dict):
+        raise OpticalError(f"{where}: give a model name, {{model: NAME, projection: BOOL}} or {{tiny: {{...}}}}")
+    _check_keys(spec, ("model", "tiny", "projection") if allow_projection else ("model", "tiny"), where)
+    if ("model" in spec) == ("tiny" in spec):
+        raise OpticalError(f"{where}: give exactly one of 'model' or 'tiny'")
+    projection = bool(spec.get("projection", False))
+    if "model" in spec:
+        return ModelSpec(name=str(spec["model"]), projection=projection)
+    tiny = spec["tiny"] or {}
+    if not isinstance(tiny, dict):
+        raise OpticalError(f"{where}: tiny must be a mapping of {', '.join(TINY_KEYS)}")
+    _check_keys(tiny, TINY_KEYS, f"{where}.tiny")
+    options = tuple(sorted((k, _number(v, f"{where}.tiny.{k}", int)) for k, v in tiny.items()))
+    return ModelSpec(tiny=options, projection=projection)
+
+
+def _parse_backbones(raw: Any, teacher: Any, source: str) -> dict[str, ModelSpec]:
+    if not isinstance(raw, dict) or not raw:
+        raise OpticalError(f"{source}: backbones must map a name to a model spec (e.g. e5-small: multilingual-e5-small)")
+    fallback = teacher if teacher is not None else "multilingual-e5-small"
+    return {str(name): _parse_model(fallback if spec is None else spec, f"{source}: backbones.{name}") for name, spec in raw.items()}
+
+
+def _parse_domains(raw: Any, source: str) -> dict[str, list[str]]:
+    if not isinstance(raw, dict) or not raw:
+        raise OpticalError(f"{source}: domains must map a name to a list of bitext sources")
+    domains = {}
+    for name, sources in raw.items():
+        sources = _as_list(sources, f"{source}: domains.{name}")
+        for item in sources:
+            try:
+                get_source(str(item))
+            except OpticalError as exc:
+                raise OpticalError(f"{source}: domains.{name}: {exc}") from None
+        domains[str(name)] = [str(s) for s in sources]
+    return domains
+
+
+def _parse_base(values: Any, cls: type, reserved: tuple[str, ...], where: str) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise OpticalError(f"{where} must be a mapping of {cls.__name__} fields")
+    known = {f.name for f in dataclasses.fields(cls)}
+    _check_keys(values, tuple(sorted(known - set(reserved))), where)
+    return dict(values)
+
+
+def _check_base_values(config: StudyConfig) -> None:
+    """Build one DistillConfig and EvalConfig from the base sections so their own checks run now."""
+    lang = config.axes.languages[0]
+    try:
+        DistillConfig(lang=lang, method="mse", out_dir="", **config.base_distill).validate()
+    except (OpticalError, TypeError) as exc:
+        raise OpticalError(f"{config.source}: base.distill: {exc}") from None
+    try:
+        EvalConfig(student=ZERO_SHOT, out_dir="", langs=[lang], **config.base_eval).validate()
+    except (OpticalError, TypeError) as exc:
+        raise OpticalError(f"{config.source}: base.eval: {exc}") from None

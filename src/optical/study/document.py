@@ -1,0 +1,93 @@
+"""A small document model rendered both as Markdown and as one self-contained HTML page.
+
+The study report is built once as blocks and written twice, so ``report.md``
+and ``report.html`` cannot disagree; the HTML embeds every PNG as a base64
+data URI so it can be mailed or archived as a single file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass
+class Paragraph:
+    text: str
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Image:
+    path: Path  # relative to the report dir
+    alt: str
+
+
+@dataclass
+class Document:
+    title: str
+    blocks: list = field(default_factory=list)
+
+    def add(self, *blocks) -> None:
+        self.blocks.extend(blocks)
+
+    def markdown(self) -> str:
+        lines = [f"# {self.title}", ""]
+        for block in self.blocks:
+            if isinstance(block, Heading):
+                lines += ["#" * block.level + " " + block.text, ""]
+            elif isinstance(block, Paragraph):
+                lines += [block.text, ""]
+            elif isinstance(block, Bullets):
+                lines += [f"- {item}" for item in block.items] + [""]
+            elif isinstance(block, Table):
+                lines.append("| " + " | ".join(block.header) + " |")
+                lines.append("|" + "---|" * len(block.header))
+                lines += ["| " + " | ".join(row) + " |" for row in block.rows]
+                lines.append("")
+            elif isinstance(block, Image):
+                lines += [f"![{block.alt}]({block.path.as_posix()})", ""]
+        return "\n".join(lines)
+
+    def html(self, base_dir: Path) -> str:
+        body = [f"<h1>{html.escape(self.title)}</h1>"]
+        for block in self.blocks:
+            if isinstance(block, Heading):
+                body.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
+            elif isinstance(block, Paragraph):
+                body.append(f"<p>{html.escape(block.text)}</p>")
+            elif isinstance(block, Bullets):
+                body.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block.items) + "</ul>")
+            elif isinstance(block, Table):
+                head = "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
+                rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in block.rows)
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            elif isinstance(block, Image):
+                data = base64.b64encode((base_dir / block.path).read_bytes()).decode("ascii")
+                body.append(f'<figure><img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}">'
+                            f"<figcaption>{html.escape(block.alt)}</figcaption></figure>")
+        style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
+                 "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
+                 "td,th{border:1px solid #bbb;padding:3px 6px;text-align:left}th{background:#eee}"
+                 "img{max-width:100%}")
+        return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                f"<title>{html.escape(self.title)}</title><style>{style}</style></head>\n<body>\n"
+                + "\n".join(body) + "\n</body></html>\n")

@@ -1,0 +1,189 @@
+"""Expand a study config into runs: one :class:`StudyRun` per distillation (with its evaluations).
+
+A run's id is a hash of everything that determines its results: the
+distillation (:meth:`DistillConfig.training_fingerprint`, with model specs in
+place of their on-disk paths) and the evaluation settings. Query noise is not
+part of the id: the evaluations at each typo rate are variants inside the run
+(``eval-<rate>``), so a study that adds a typo rate reuses the student.
+The zero-shot system (the teacher as query encoder) does not depend on a
+student backbone, so one zero-shot run per language serves every backbone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optical.data.sources import get_source
+from optical.eval.evaluate import EvalConfig
+from optical.study.config import ZERO_SHOT, StudyConfig
+from optical.train.config import DistillConfig
+
+DISTILL_DIR = "distill"
+
+
+def eval_dir_name(query_noise: float) -> str:
+    """``eval-0``, ``eval-0.1``: the evaluation variant at one test-time typo rate."""
+    return f"eval-{query_noise:g}"
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One distillation run (or the zero-shot system) with its evaluations at each query-noise rate.
+
+    ``distill`` holds model labels (see :attr:`ModelSpec.label`) for teacher
+    and student and an empty ``out_dir``; :meth:`distill_config` fills in the
+    real paths. ``budget`` None means every usable pair; the bitext fields are
+    None for zero-shot.
+    """
+
+    run_id: str
+    lang: str
+    method: str
+    backbone: str
+    query_noises: tuple[float, ...]
+    eval_base: dict[str, Any]
+    seed: int | None = None
+    budget: int | None = None
+    noise: float | None = None
+    domain: str | None = None
+    distill: DistillConfig | None = None
+
+    @property
+    def is_zero_shot(self) -> bool:
+        return self.method == ZERO_SHOT
+
+    def distill_config(self, run_dir: Path, models: dict[str, str], data_dir: str | None) -> DistillConfig:
+        assert self.distill is not None
+        return dataclasses.replace(
+            self.distill,
+            out_dir=str(run_dir / DISTILL_DIR),
+            teacher=models[self.distill.teacher],
+            student=models[self.distill.student] if self.distill.student else None,
+            data_dir=data_dir,
+        )
+
+    def eval_config(self, run_dir: Path, query_noise: float, models: dict[str, str], data_dir: str | None) -> EvalConfig:
+        values = dict(self.eval_base)
+        values["teacher"] = models[values["teacher"]]
+        return EvalConfig(
+            student=ZERO_SHOT if self.is_zero_shot else str(run_dir / DISTILL_DIR),
+            out_dir=str(run_dir / eval_dir_name(query_noise)),
+            query_noise=query_noise,
+            system=self.method,
+            data_dir=data_dir,
+            **values,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The run's grid coordinates, as stored in ``study.json``."""
+        return {
+            "id": self.run_id,
+            "lang": self.lang,
+            "method": self.method,
+            "seed": self.seed,
+            "budget": "all" if self.budget is None and not self.is_zero_shot else self.budget,
+            "noise": self.noise,
+            "backbone": self.backbone,
+            "domain": self.domain,
+            "query_noises": list(self.query_noises),
+        }
+
+
+@dataclass(frozen=True)
+class SkippedCell:
+    """A grid point that cannot run (e.g. a domain with no bitext for the language)."""
+
+    lang: str
+    backbone: str
+    domain: str
+    reason: str
+
+
+@dataclass
+class StudyPlan:
+    runs: list[StudyRun]
+    skipped: list[SkippedCell]
+
+    def by_id(self) -> dict[str, StudyRun]:
+        return {run.run_id: run for run in self.runs}
+
+
+def _hash(content: Any) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def expand(config: StudyConfig) -> StudyPlan:
+    """Every run of the study, in a stable order (zero-shot first), without duplicates."""
+    teacher_label = config.teacher.label
+    runs: dict[str, StudyRun] = {}
+    query_noises: dict[str, list[float]] = {}
+    skipped: dict[tuple[str, str, str], SkippedCell] = {}
+    for grid in config.grids:
+        eval_base = {**config.base_eval, "langs": None, "teacher": teacher_label}
+        for lang, backbone in itertools.product(grid.languages, grid.backbones):
+            for method in grid.methods:
+                if method != ZERO_SHOT:
+                    continue
+                eval_values = {**eval_base, "langs": [lang]}
+                run_id = _hash({"zero-shot": teacher_label, "eval": eval_values})
+                _add(runs, query_noises, run_id, grid.query_noises, lambda: StudyRun(
+                    run_id=run_id, lang=lang, method=ZERO_SHOT, backbone=backbone, query_noises=(), eval_base=eval_values,
+                ))
+            for domain in grid.domains:
+                sources = [s for s in config.domains[domain] if lang in get_source(s).languages]
+                if not sources:
+                    skipped[(lang, backbone, domain)] = SkippedCell(
+                        lang, backbone, domain, f"no source of domain {domain} ({', '.join(config.domains[domain])}) has en-{lang} pairs"
+                    )
+                    continue
+                student = config.backbones[backbone]
+                for method, seed, budget, noise in itertools.product(grid.methods, grid.seeds, grid.budgets, grid.noises):
+                    if method == ZERO_SHOT:
+                        continue
+                    distill = DistillConfig(
+                        lang=lang, method=method, out_dir="", sources=sources, budget=budget, noise=noise, seed=seed,
+                        teacher=teacher_label, student=student.label, projection=student.projection,
+                        **config.base_distill,
+                    )
+                    eval_values = {**eval_base, "langs": [lang]}
+                    run_id = _hash({"distill": distill.training_fingerprint(), "eval": eval_values})
+                    _add(runs, query_noises, run_id, grid.query_noises, lambda: StudyRun(
+                        run_id=run_id, lang=lang, method=method, backbone=backbone, query_noises=(), eval_base=eval_values,
+                        seed=seed, budget=budget, noise=noise, domain=domain, distill=distill,
+                    ))
+    ordered = sorted(runs.values(), key=lambda r: (not r.is_zero_shot, _position(config, r)))
+    finished = [dataclasses.replace(r, query_noises=tuple(sorted(query_noises[r.run_id]))) for r in ordered]
+    return StudyPlan(finished, list(skipped.values()))
+
+
+def _add(runs: dict, query_noises: dict, run_id: str, noises: list[float], make) -> None:
+    if run_id not in runs:
+        runs[run_id] = make()
+        query_noises[run_id] = []
+    for noise in noises:
+        if noise not in query_noises[run_id]:
+            query_noises[run_id].append(noise)
+
+
+def _position(config: StudyConfig, run: StudyRun) -> tuple:
+    """Sort key following the order the axes list their values in."""
+    axes = config.axes
+
+    def index(values: list, value: Any) -> int:
+        return values.index(value) if value in values else len(values)
+
+    return (
+        index(axes.languages, run.lang),
+        index(axes.backbones, run.backbone),
+        index(axes.domains, run.domain),
+        index(axes.budgets, run.budget),
+        index(axes.noises, run.noise),
+        index(axes.methods, run.method),
+        run.seed if run.seed is not None else -1,
+    )

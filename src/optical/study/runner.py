@@ -1,0 +1,364 @@
+"""Run a study: every run of the grid, resumable, shared across studies through a run store.
+
+Layout::
+
+    STUDY_DIR/
+      study.json                 manifest: config, runs with their status (written atomically)
+      runs/<run_id> -> STORE/<run_id>   a link into the shared store
+      report/                    report.md, report.html, plots/*.png
+    STORE/<run_id>/
+      distill/                   the `optical distill` output dir (run.json marks it complete)
+      eval-<rate>/               one `optical evaluate` run dir per query-noise rate (eval.json)
+    STORE/models/tiny-<hash>/    tiny models named by the config
+
+A run is complete when ``distill/run.json`` says ``completed`` (zero-shot
+runs have no distill dir) and every ``eval-<rate>/eval.json`` exists; a
+complete run is never redone, in this study or any other that shares the
+store. An interrupted run resumes: distill continues from its checkpoint and
+evaluate reuses finished variants.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from optical.errors import OpticalError
+from optical.eval.results import EVAL_JSON
+from optical.storage import atomic_write_json, cache_root
+from optical.study.config import ModelSpec, StudyConfig
+from optical.study.grid import DISTILL_DIR, StudyPlan, StudyRun, eval_dir_name, expand
+
+MANIFEST = "study.json"
+RUNS_DIR = "runs"
+MODELS_DIR = "models"
+#: Assumed training throughput when no finished run in the store says otherwise: a pilot on a
+#: 2-core CPU took about 2 s per multilingual-e5-small OT step of batch 32 at max length 64
+#: (frozen word embeddings), i.e. 16 pairs/s.
+DEFAULT_PAIRS_PER_SECOND = 16.0
+#: Assumed fixed cost of one distillation besides its steps (model loading, teacher cache, dev
+#: selection) when no finished run says otherwise.
+DEFAULT_DISTILL_OVERHEAD_S = 60.0
+#: Assumed wall time of one evaluation when no finished eval.json of the same teacher says otherwise.
+DEFAULT_EVAL_SECONDS = 90.0
+
+
+def default_store() -> Path:
+    return cache_root() / "study_runs"
+
+
+@dataclass
+class RunStatus:
+    run: StudyRun
+    path: Path
+    distilled: bool
+    evaluated: list[float]
+
+    @property
+    def done(self) -> bool:
+        return (self.run.is_zero_shot or self.distilled) and len(self.evaluated) == len(self.run.query_noises)
+
+    @property
+    def label(self) -> str:
+        if self.done:
+            return "done"
+        return "partial" if self.distilled or self.evaluated else "pending"
+
+
+@dataclass
+class RunEstimate:
+    seconds: float
+    basis: str
+
+
+@dataclass
+class DryRun:
+    """What ``--dry-run`` shows: every run, its status and an estimate of the remaining time."""
+
+    plan: StudyPlan
+    statuses: list[RunStatus]
+    estimates: dict[str, RunEstimate]
+    total_seconds: float
+    rate_notes: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        header = ("id", "lang", "method", "seed", "budget", "noise", "backbone", "domain", "query_noise", "status", "est")
+        rows = [header]
+        for status in self.statuses:
+            run = status.run
+            d = run.describe()
+            estimate = self.estimates.get(run.run_id)
+            rows.append((
+                run.run_id, run.lang, run.method, _dash(d["seed"]), _dash(d["budget"]), _dash(run.noise), run.backbone,
+                _dash(run.domain), ",".join(f"{q:g}" for q in run.query_noises), status.label,
+                _duration(estimate.seconds) if estimate and not status.done else "-",
+            ))
+        widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        pending = sum(1 for s in self.statuses if not s.done)
+        lines.append("")
+        lines.append(f"{len(self.statuses)} runs: {len(self.statuses) - pending} done, {pending} to run; "
+                     f"estimated time to finish: {_duration(self.total_seconds)}")
+        for cell in self.plan.skipped:
+            lines.append(f"skipped: {cell.lang} / {cell.backbone} / {cell.domain}: {cell.reason}")
+        lines += [f"rates: {note}" for note in self.rate_notes]
+        return "\n".join(lines)
+
+
+@dataclass
+class StudyResult:
+    study_dir: Path
+    store: Path
+    statuses: list[RunStatus]
+    failures: dict[str, str]
+    report_files: list[Path]
+    seconds: float
+
+
+def _dash(value: Any) -> str:
+    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def run_status(run: StudyRun, run_dir: Path) -> RunStatus:
+    distilled = False
+    if not run.is_zero_shot:
+        info = _read_json(run_dir / DISTILL_DIR / "run.json")
+        distilled = bool(info and info.get("completed"))
+    evaluated = [q for q in run.query_noises if (run_dir / eval_dir_name(q) / EVAL_JSON).is_file()]
+    return RunStatus(run, run_dir, distilled, evaluated)
+
+
+def prepare_models(config: StudyConfig, store: Path, build: bool) -> dict[str, str]:
+    """Model label -> what DistillConfig/EvalConfig take (a default name, a dir, a built tiny model)."""
+    from optical.models.tiny import make_tiny_model  # torch-heavy; only when models are needed
+
+    specs: list[ModelSpec] = [config.teacher, *config.backbones.values()]
+    models: dict[str, str] = {}
+    for spec in specs:
+        if spec.tiny is None:
+            models[spec.label] = str(spec.name)
+            continue
+        target = store / MODELS_DIR / spec.label
+        if build and not (target / "config.json").is_file():
+            make_tiny_model(target, **spec.tiny_options)
+        models[spec.label] = str(target)
+    return models
+
+
+def _link(study_dir: Path, store: Path, run_id: str) -> Path:
+    """``STUDY_DIR/runs/<id>``: a symlink to the store entry (which is where the run is computed)."""
+    target = (store / run_id).resolve()
+    target.mkdir(parents=True, exist_ok=True)
+    link = study_dir / RUNS_DIR / run_id
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() and link.resolve() == target:
+        return link
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.exists():
+        raise OpticalError(f"{link} is a directory, not a link into the run store; move it away and rerun")
+    os.symlink(target, link, target_is_directory=True)
+    return link
+
+
+def _manifest(config: StudyConfig, plan: StudyPlan, statuses: list[RunStatus], store: Path, state: str,
+              failures: dict[str, str]) -> dict:
+    return {
+        "format": 1,
+        "study": config.name,
+        "config_source": config.source,
+        "config": config.raw,
+        "reference": {**config.reference, "budget": "all" if config.reference["budget"] is None else config.reference["budget"]},
+        "resource_groups": config.resource_groups,
+        "store": str(store),
+        "status": state,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "runs": [
+            {
+                **s.run.describe(),
+                "status": "failed" if s.run.run_id in failures else s.label,
+                "error": failures.get(s.run.run_id),
+                "path": f"{RUNS_DIR}/{s.run.run_id}",
+                "distill_dir": None if s.run.is_zero_shot else f"{RUNS_DIR}/{s.run.run_id}/{DISTILL_DIR}",
+                "eval_dirs": {f"{q:g}": f"{RUNS_DIR}/{s.run.run_id}/{eval_dir_name(q)}" for q in s.run.query_noises},
+            }
+            for s in statuses
+        ],
+        "skipped": [cell.__dict__ for cell in plan.skipped],
+    }
+
+
+def _resolve_store(config: StudyConfig, store: str | Path | None) -> Path:
+    return Path(store or config.store or default_store()).expanduser()
+
+
+def dry_run(config: StudyConfig, study_dir: str | Path | None = None, store: str | Path | None = None) -> DryRun:
+    """List the runs with their status in the store and estimate the time the pending ones need."""
+    store_path = _resolve_store(config, store)
+    plan = expand(config)
+    statuses = [run_status(run, store_path / run.run_id) for run in plan.runs]
+    rates = _MeasuredRates.from_store(store_path)
+    estimates = {}
+    for status in statuses:
+        if not status.done:
+            estimates[status.run.run_id] = rates.estimate(status, config)
+    return DryRun(plan, statuses, estimates, sum(e.seconds for e in estimates.values()), rates.notes(estimates))
+
+
+class _MeasuredRates:
+    """Throughputs read from finished runs in the store (run.json, eval.json)."""
+
+    def __init__(self, distills: list[dict], evals: list[dict]) -> None:
+        self.distills, self.evals = distills, evals
+
+    @classmethod
+    def from_store(cls, store: Path) -> "_MeasuredRates":
+        distills, evals = [], []
+        if store.is_dir():
+            for run_json in store.glob(f"*/{DISTILL_DIR}/run.json"):
+                info = _read_json(run_json)
+                if info and info.get("completed") and info.get("result", {}).get("pairs_per_second"):
+                    distills.append(info)
+            for eval_json in store.glob(f"*/eval-*/{EVAL_JSON}"):
+                info = _read_json(eval_json)
+                if info and info.get("timings", {}).get("wall_seconds"):
+                    evals.append(info)
+        return cls(distills, evals)
+
+    def _distill_rate(self, config: dict) -> tuple[float, float, str]:
+        """(pairs/s, overhead s, basis) from the closest finished runs."""
+        keys = (("student", "teacher", "method", "batch_size", "max_length"), ("student", "teacher", "method"), ("student", "teacher"))
+        for key in keys:
+            matches = [d for d in self.distills if all(_same_model(d["config"].get(k), config.get(k)) for k in key)]
+            if matches:
+                pps = sum(d["result"]["pairs_per_second"] for d in matches) / len(matches)
+                overheads = [d.get("timings", {}).get("total_seconds", 0) - d.get("timings", {}).get("train_seconds", 0) for d in matches]
+                return pps, max(0.0, sum(overheads) / len(overheads)), f"measured ({len(matches)} runs, same {'/'.join(key)})"
+        return DEFAULT_PAIRS_PER_SECOND, DEFAULT_DISTILL_OVERHEAD_S, "default"
+
+    def _eval_seconds(self, teacher: str, tasks: list[str]) -> tuple[float, str]:
+        matches = [e for e in self.evals if _same_model(e.get("teacher"), teacher)
+                   and sorted(e.get("config", {}).get("eval", {}).get("tasks", [])) == sorted(tasks)]
+        if matches:
+            return sum(e["timings"]["wall_seconds"] for e in matches) / len(matches), f"measured ({len(matches)} evals)"
+        return DEFAULT_EVAL_SECONDS, "default"
+
+    def estimate(self, status: RunStatus, config: StudyConfig) -> RunEstimate:
+        run = status.run
+        teacher = config.teacher.label
+        tasks = run.eval_base.get("tasks") or ["clir_sentence", "clir_paragraph", "pool", "retention", "align"]
+        eval_s, eval_basis = self._eval_seconds(teacher, tasks)
+        seconds = eval_s * (len(run.query_noises) - len(status.evaluated))
+        basis = f"eval {eval_basis}"
+        if not run.is_zero_shot and not status.distilled:
+            assert run.distill is not None
+            values = run.distill.to_dict()
+            pps, overhead, distill_basis = self._distill_rate(values)
+            pairs = run.budget if run.budget is not None else _available_pairs(config, run)
+            seconds += overhead + run.distill.epochs * pairs / pps
+            basis = f"distill {distill_basis}; {basis}"
+        return RunEstimate(seconds, basis)
+
+    def notes(self, estimates: dict[str, RunEstimate]) -> list[str]:
+        notes = [f"{len(self.distills)} finished distill runs and {len(self.evals)} finished evaluations in the store"]
+        if any("distill default" in e.basis for e in estimates.values()):
+            notes.append(f"no matching finished distill run: assumed {DEFAULT_PAIRS_PER_SECOND:g} pairs/s "
+                         "(pilot: ~2 s per e5-small OT step, batch 32, max length 64, 2-core CPU) "
+                         f"and {DEFAULT_DISTILL_OVERHEAD_S:g} s per run for loading and the teacher cache")
+        if any("eval default" in e.basis for e in estimates.values()):
+            notes.append(f"no matching finished evaluation: assumed {DEFAULT_EVAL_SECONDS:g} s per evaluation")
+        return notes
+
+
+def _same_model(stored: Any, wanted: Any) -> bool:
+    """A stored config holds a model path where the plan holds a label; tiny dirs end in their label."""
+    if stored == wanted:
+        return True
+    return isinstance(stored, str) and isinstance(wanted, str) and Path(stored).name == wanted
+
+
+def _available_pairs(config: StudyConfig, run: StudyRun) -> int:
+    """An upper bound of the pairs a budget of 'all' takes: the lines of the domain's files."""
+    from optical.data.datadir import data_dir_location
+    from optical.data.sources import bitext_relpath
+
+    assert run.distill is not None
+    location = data_dir_location(config.data_dir)
+    total = 0
+    for source in run.distill.sources:
+        path = location / bitext_relpath(source, run.lang)
+        if path.is_file():
+            with path.open("rb") as fh:
+                total += sum(1 for _ in fh)
+    return total or 10_000
+
+
+def run_study(
+    config: StudyConfig,
+    study_dir: str | Path,
+    store: str | Path | None = None,
+    progress: bool = True,
+    report: bool = True,
+) -> StudyResult:
+    """Run every unfinished run of the study, write ``study.json`` as it goes, then the report."""
+    from optical.eval.evaluate import evaluate  # heavy imports: only when something runs
+    from optical.train.trainer import distill
+
+    started = time.perf_counter()
+    study_dir = Path(study_dir)
+    store_path = _resolve_store(config, store)
+    plan = expand(config)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    held = _read_json(study_dir / MANIFEST)
+    if held and held.get("config") not in (None, config.raw):
+        raise OpticalError(f"{study_dir} holds a study with a different config; pick another --out or delete {study_dir / MANIFEST}")
+    models = prepare_models(config, store_path, build=True)
+    statuses = [run_status(run, _link(study_dir, store_path, run.run_id)) for run in plan.runs]
+    failures: dict[str, str] = {}
+    atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, "running", failures))
+
+    bar = tqdm(total=len(statuses), initial=sum(s.done for s in statuses), desc=f"study {config.name}", unit="run",
+               disable=not progress, position=0)
+    for index, status in enumerate(statuses):
+        if status.done:
+            continue
+        run, run_dir = status.run, status.path
+        bar.set_postfix_str(f"{run.method} {run.lang} seed {run.seed}")
+        try:
+            if not run.is_zero_shot and not status.distilled:
+                distill(run.distill_config(run_dir, models, config.data_dir), progress=progress)
+            for query_noise in run.query_noises:
+                evaluate(run.eval_config(run_dir, query_noise, models, config.data_dir), progress=progress)
+        except OpticalError as exc:
+            failures[run.run_id] = str(exc)
+        statuses[index] = run_status(run, run_dir)
+        bar.update(1)
+        atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, "running", failures))
+    bar.close()
+    state = "failed" if failures else "complete"
+    atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, state, failures))
+    report_files: list[Path] = []
+    if report:
+        from optical.study.report import write_study_report
+
+        report_files = write_study_report(study_dir).files
+    return StudyResult(study_dir, store_path, statuses, failures, report_files, time.perf_counter() - started)
