@@ -16,6 +16,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers.utils import logging as transformers_logging
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from optical.errors import OpticalError
@@ -294,8 +295,17 @@ class Encoder(torch.nn.Module):
 
 def _load_backbone(location: str) -> PreTrainedModel:
     """``AutoModel`` without the unused pooler head where the architecture has one (BERT,
-    XLM-R): the default models ship none, and a random pooler would only add noise to logs."""
+    XLM-R): the default models ship none, and a random pooler would only add noise to logs.
+    A local directory loads without transformers' per-tensor progress bar, which would
+    interleave with the project's own bars; a hub download keeps its bar."""
+    quiet = Path(location).is_dir() and transformers_logging.is_progress_bar_enabled()
+    if quiet:
+        transformers_logging.disable_progress_bar()
     try:
-        return AutoModel.from_pretrained(location, add_pooling_layer=False)
-    except TypeError:
-        return AutoModel.from_pretrained(location)
+        try:
+            return AutoModel.from_pretrained(location, add_pooling_layer=False)
+        except TypeError:
+            return AutoModel.from_pretrained(location)
+    finally:
+        if quiet:
+            transformers_logging.enable_progress_bar()
