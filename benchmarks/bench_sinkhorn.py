@@ -1,4 +1,4 @@
-"""optical.ot.sinkhorn vs POT's batched log-Sinkhorn, forward + backward, on CPU.
+"""optical.ot.sinkhorn vs POT's batched log-Sinkhorn, forward + backward, on CPU (or ``--device cuda``).
 
 Problem: B=32 problems of n=m=32 points, d=384, cost = cosine distance of random
 unit vectors, eps=0.05, uniform marginals, float32, stop at marginal error 1e-5
@@ -16,10 +16,13 @@ Gradient of the value w.r.t. the cost, both through autograd:
 Timing: torch single-threaded, interleaved rounds of 10 runs, median per side.
 ``sinkhorn_speedup_vs_pot`` is the median over rounds of POT time / ours in
 thread CPU time (steady on a shared machine); the ``_wall`` keys are wall time.
+With ``--device cuda`` every call ends with a synchronisation, the clock is wall
+time only and the keys get a ``_cuda`` suffix.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -38,17 +41,23 @@ EPS, TOL, MAX_ITER = 0.05, 1e-5, 1000
 ROUNDS = 15
 
 
-def make_cost() -> torch.Tensor:
+def make_cost(device: str) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     x = torch.nn.functional.normalize(torch.randn(BATCH, N, DIM, generator=generator), dim=-1)
     y = torch.nn.functional.normalize(torch.randn(BATCH, M, DIM, generator=generator), dim=-1)
-    return 1.0 - x @ y.transpose(-1, -2)
+    return (1.0 - x @ y.transpose(-1, -2)).to(device)
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def ours(cost: torch.Tensor, grad: str) -> tuple[torch.Tensor, torch.Tensor, int]:
     leaf = cost.clone().requires_grad_()
     result = sinkhorn(leaf, eps=EPS, max_iter=MAX_ITER, tol=TOL, grad=grad)
     result.value.sum().backward()
+    synchronize(cost.device.type)
     return result.plan.detach(), leaf.grad, result.n_iter
 
 
@@ -56,12 +65,19 @@ def pot(cost: torch.Tensor, grad: str) -> tuple[torch.Tensor, torch.Tensor, int]
     leaf = cost.clone().requires_grad_()
     result = ot.batch.solve_batch(leaf, reg=EPS, max_iter=MAX_ITER, tol=TOL, method="log_sinkhorn", grad=grad)
     (result.value if grad == "envelope" else result.value_linear).sum().backward()
+    synchronize(cost.device.type)
     return result.plan.detach(), leaf.grad, int(result.log["n_iter"])
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    args = parser.parse_args()
     torch.set_num_threads(1)
-    cost = make_cost()
+    cost = make_cost(args.device)
+    # Thread CPU time says nothing about GPU work: on CUDA both clocks are wall time.
+    cpu_clock = time.perf_counter if args.device == "cuda" else time.thread_time
+    suffix = "" if args.device == "cpu" else f"_{args.device}"
     results: dict[str, float | int | str] = {}
     for label, our_mode, pot_mode in [("", "detach", "envelope"), ("_autodiff", "autodiff", "autodiff")]:
         our_plan, our_grad, our_iters = ours(cost, our_mode)
@@ -75,8 +91,8 @@ def main() -> None:
         # load does not inflate; wall time is recorded too.
         our_rounds, pot_rounds, our_wall, pot_wall = [], [], [], []
         for _ in range(ROUNDS):
-            our_rounds.append(time_it(lambda: ours(cost, our_mode), repeat=10, warmup=1, clock=time.thread_time))
-            pot_rounds.append(time_it(lambda: pot(cost, pot_mode), repeat=10, warmup=1, clock=time.thread_time))
+            our_rounds.append(time_it(lambda: ours(cost, our_mode), repeat=10, warmup=1, clock=cpu_clock))
+            pot_rounds.append(time_it(lambda: pot(cost, pot_mode), repeat=10, warmup=1, clock=cpu_clock))
             our_wall.append(time_it(lambda: ours(cost, our_mode), repeat=10, warmup=1))
             pot_wall.append(time_it(lambda: pot(cost, pot_mode), repeat=10, warmup=1))
         our_time, pot_time = statistics.median(our_rounds), statistics.median(pot_rounds)
@@ -97,9 +113,10 @@ def main() -> None:
             }
         )
     results["sinkhorn_problem"] = f"B={BATCH} n=m={N} d={DIM} cosine cost, eps={EPS}, tol={TOL}, float32"
+    results = {key + suffix: value for key, value in results.items()}
     for key, value in results.items():
         print(f"{key}: {value}")
-    record(results, source="benchmarks/bench_sinkhorn.py")
+    record(results, source="benchmarks/bench_sinkhorn.py", device=args.device)
 
 
 if __name__ == "__main__":

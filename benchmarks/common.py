@@ -58,9 +58,10 @@ def cpu_model() -> str:
 
 
 def machine_description(device: str = "cpu") -> str:
+    accelerator = f" {torch.cuda.get_device_name()}" if device == "cuda" and torch.cuda.is_available() else ""
     return (
         f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), device {device}"
+        f"({torch.get_num_threads()} threads), device {device}{accelerator}"
     )
 
 

@@ -8,7 +8,6 @@ import json
 from optical.errors import OpticalError
 
 
-
 def _loss_options(pairs: list[str]) -> dict[str, dict]:
     """``--loss-opt ot.eps=0.05`` -> ``{"ot": {"eps": 0.05}}`` (values parsed as JSON when they can be)."""
 
@@ -36,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", help="foreign language code, e.g. el")
     p.add_argument("--method", help="ot | mse | contrastive | hard_align, or a weighted sum like ot+mse:0.5")
     p.add_argument("--bitext", help="comma-separated bitext sources (see `optical data summary`)")
+    p.add_argument("--licenses", help="comma-separated license classes to train on: open, non-commercial, research-only (default all)")
     p.add_argument("--budget", type=int, help="number of training pairs (default 4000)")
     p.add_argument("--noise", type=float, help="fraction of pairs with a shuffled foreign side (default 0)")
     p.add_argument("--seed", type=int)
@@ -75,6 +75,7 @@ def config_from_args(args: argparse.Namespace):
         "method": args.method,
         "out_dir": args.out,
         "sources": args.bitext.split(",") if args.bitext else None,
+        "license_classes": args.licenses.split(",") if args.licenses else None,
         "budget": args.budget,
         "noise": args.noise,
         "seed": args.seed,

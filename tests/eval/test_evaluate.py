@@ -1,0 +1,115 @@
+"""End-to-end evaluation: tiny students for the mechanics, the real default model for the sanity floor."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from optical.cli import main
+from optical.errors import OpticalError
+from optical.eval.evaluate import EvalConfig, evaluate
+from optical.eval.results import EvalRun
+from optical.models.encoder import Encoder
+from optical.models.tiny import make_tiny_model
+from optical.train import DistillConfig, distill
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, mirror_dir):
+    """A tiny teacher and a student distilled from it (shared by the tests of this module)."""
+    root = tmp_path_factory.mktemp("evaluate")
+    teacher = make_tiny_model(root / "teacher", seed=0)
+    config = DistillConfig(lang="el", method="ot", out_dir=str(root / "run"), teacher=str(teacher), budget=64,
+                           batch_size=16, max_length=32, select_on="none", device="cpu", data_dir=str(mirror_dir))
+    distill(config, progress=False)
+    return teacher, root / "run"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch, mirror_dir):
+    monkeypatch.setenv("OPTICAL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPTICAL_DATA_DIR", str(mirror_dir))
+
+
+def test_every_task_writes_rescorable_results(tiny_run, tmp_path):
+    teacher, run_dir = tiny_run
+    out = tmp_path / "eval"
+    # The dev split (8 articles) keeps exact MaxSim over paragraphs small; the mechanics are the same.
+    result = evaluate(EvalConfig(student=str(run_dir), out_dir=str(out), langs=["el"], teacher=str(teacher),
+                                 scoring=["dense", "maxsim"], split="dev", device="cpu"), progress=False)
+    assert set(result.tasks) == {
+        "clir_sentence.el", "clir_sentence_maxsim.el", "clir_paragraph.el", "clir_paragraph_maxsim.el",
+        "pool.el", "align_x2en.el", "align_en2x.el", "retention.en", "retention_maxsim.en",
+    }
+    loaded = EvalRun.load(out)
+    assert loaded.tasks["clir_sentence.el"].aggregates == result.tasks["clir_sentence.el"].aggregates
+    assert result.tasks["align_x2en.el"].n_queries == 1012
+    assert "LangShare@10" in result.tasks["pool.el"].aggregates
+    assert 0 < result.timings["forward_fraction"] <= 1
+    import ir_measures
+
+    qrels = list(ir_measures.read_trec_qrels(str(out / "qrels" / "clir_sentence.el.qrels")))
+    run = list(ir_measures.read_trec_run(str(out / "runs" / "clir_sentence.el.trec")))
+    rescored = ir_measures.calc_aggregate([ir_measures.R @ 10], qrels, run)
+    assert rescored[ir_measures.R @ 10] == pytest.approx(result.tasks["clir_sentence.el"].aggregates["R@10"], abs=1e-9)
+
+
+def test_query_noise_changes_queries_deterministically(tiny_run, tmp_path):
+    teacher, run_dir = tiny_run
+    results = [
+        evaluate(EvalConfig(student=str(run_dir), out_dir=str(tmp_path / name), langs=["el"], teacher=str(teacher),
+                            tasks=["clir_sentence"], query_noise=noise, device="cpu"), progress=False)
+        for name, noise in (("clean", 0.0), ("noisy-a", 0.3), ("noisy-b", 0.3))
+    ]
+    clean, noisy_a, noisy_b = (r.tasks["clir_sentence.el"].per_query["RR@10"] for r in results)
+    assert noisy_a == noisy_b
+    assert noisy_a != clean
+
+
+def test_distilled_student_loads_in_sentence_transformers(tiny_run):
+    from sentence_transformers import SentenceTransformer
+
+    _, run_dir = tiny_run
+    texts = ["Πού βρίσκεται η Αθήνα;", "Ποιος έγραψε την Οδύσσεια;"]
+    ours = Encoder.load(run_dir / "student").encode(texts, kind="query")
+    theirs = SentenceTransformer(str(run_dir / "student"), device="cpu").encode(
+        texts, prompt=Encoder.load(run_dir / "student").prefix("query"), normalize_embeddings=True
+    )
+    assert np.allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--langs", "xx"], "xx"),
+        (["--langs", "ro"], "XQuAD-R"),
+        (["--tasks", "clir_sentence,bogus"], "bogus"),
+    ],
+)
+def test_bad_input_is_one_line(tiny_run, tmp_path, capsys, argv, fragment):
+    teacher, run_dir = tiny_run
+    code = main(["evaluate", "--student", str(run_dir), "--out", str(tmp_path / "e"), "--teacher", str(teacher), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and fragment in err and len(err.splitlines()) == 1
+
+
+def test_student_without_run_json_or_with_another_teacher_is_refused(tiny_run, tmp_path):
+    teacher, run_dir = tiny_run
+    with pytest.raises(OpticalError, match="run.json"):
+        evaluate(EvalConfig(student=str(tmp_path), out_dir=str(tmp_path / "e"), teacher=str(teacher)), progress=False)
+    with pytest.raises(OpticalError, match="teacher"):
+        evaluate(EvalConfig(student=str(run_dir), out_dir=str(tmp_path / "e"), teacher="multilingual-e5-small"), progress=False)
+
+
+def test_zero_shot_default_model_is_far_above_chance_and_best_in_english(tmp_path):
+    """Sanity floor on the XQuAD dev split (fast enough for CI): R@10 > 0.5 for every language, en->en on top."""
+    langs = ["ar", "de", "el", "es", "hi", "ru", "th", "tr", "vi", "zh"]
+    result = evaluate(EvalConfig(student="zero-shot", out_dir=str(tmp_path / "zs"), langs=langs, split="dev",
+                                 tasks=["clir_sentence", "retention"], device="cpu"), progress=False)
+    english = result.tasks["retention.en"].aggregates["RR@10"]
+    for lang in langs:
+        aggregates = result.tasks[f"clir_sentence.{lang}"].aggregates
+        assert aggregates["R@10"] > 0.5, lang
+        assert english > aggregates["RR@10"], lang

@@ -1,0 +1,150 @@
+"""Studies end to end with tiny models: the smoke study, its report, dry-run, reuse across studies, kill and resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from optical.cli import main
+from optical.study import dry_run, load_study_config, run_study
+from optical.study.report import write_study_report
+
+
+SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "study-smoke.yaml"
+
+
+def write_config(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _run_json_mtimes(store: Path) -> dict[str, int]:
+    return {p.parent.parent.name: p.stat().st_mtime_ns for p in store.glob("*/distill/run.json")}
+
+
+def test_smoke_study_runs_every_run_and_writes_the_report(smoke_study):
+    study_dir = smoke_study.study_dir
+    assert not smoke_study.failures
+    manifest = json.loads((study_dir / "study.json").read_text())
+    assert manifest["status"] == "complete"
+    assert [r["status"] for r in manifest["runs"]] == ["done"] * 5
+    for entry in manifest["runs"]:
+        link = study_dir / entry["path"]
+        assert link.is_symlink() and link.resolve().parent == smoke_study.store.resolve()
+        for rel in entry["eval_dirs"].values():
+            assert (study_dir / rel / "eval.json").is_file()
+        if entry["method"] != "zero-shot":
+            assert json.loads((study_dir / entry["distill_dir"] / "run.json").read_text())["completed"] is True
+    report_md = (study_dir / "report" / "report.md").read_text()
+    # The answer comes first and is generated from the comparisons, whichever way they fall.
+    assert report_md.index("## Answer to the research question") < report_md.index("## Degradation vs query typo rate")
+    assert "ot vs mse: of 6 comparisons" in report_md
+    assert "Holm-corrected" in report_md
+    pngs = sorted((study_dir / "report" / "plots").glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    html = (study_dir / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(pngs)
+    assert "<img" in html and 'src="plots/' not in html  # self-contained
+
+
+def test_report_subcommand_rewrites_the_report(smoke_study, capsys):
+    report_md = smoke_study.study_dir / "report" / "report.md"
+    report_md.unlink()
+    assert main(["study", "report", str(smoke_study.study_dir), "--resamples", "200"]) == 0
+    assert report_md.is_file() and "report.md" in capsys.readouterr().out
+
+
+def test_dry_run_lists_runs_with_status_and_measured_rates(smoke_study, tmp_path):
+    config = load_study_config(SMOKE_CONFIG)
+    done = dry_run(config, store=smoke_study.store)
+    assert [s.label for s in done.statuses] == ["done"] * 5 and done.total_seconds == 0
+    text = done.render()
+    for status in done.statuses:
+        assert status.run.run_id in text
+    assert "5 runs: 5 done, 0 to run" in text
+    assert "4 finished distill runs" in text
+
+    fresh = dry_run(config, store=tmp_path / "empty-store")
+    assert [s.label for s in fresh.statuses] == ["pending"] * 5 and fresh.total_seconds > 0
+    assert "assumed 16 pairs/s" in fresh.render()
+
+
+def test_dry_run_from_the_command_line(smoke_study, capsys):
+    code = main(["study", "run", "--config", str(SMOKE_CONFIG), "--out", str(smoke_study.study_dir),
+                 "--store", str(smoke_study.store), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "id" in out.splitlines()[0] and "status" in out.splitlines()[0]
+    assert out.count(" done ") + out.count(" done\n") >= 5
+
+
+def test_a_second_study_reuses_the_finished_runs_it_shares(smoke_study, smoke_raw, tmp_path):
+    before = _run_json_mtimes(smoke_study.store)
+    raw = copy.deepcopy(smoke_raw)
+    raw["seeds"] = [0]
+    raw["methods"] = ["mse", "ot"]
+    raw["budgets"] = [64, 32]
+    raw["query_noises"] = [0.0]
+    config = load_study_config(write_config(tmp_path / "overlap.yaml", raw))
+    result = run_study(config, tmp_path / "study2", store=smoke_study.store, progress=False, report=False)
+    assert not result.failures and all(s.done for s in result.statuses)
+    after = _run_json_mtimes(smoke_study.store)
+    shared = [s.run.run_id for s in result.statuses if s.run.budget == 64]
+    assert len(shared) == 2
+    for run_id in shared:
+        assert after[run_id] == before[run_id]  # not redone
+        assert (tmp_path / "study2" / "runs" / run_id).resolve() == (smoke_study.store / run_id).resolve()
+    assert len(after) == len(before) + 2  # the two budget-32 runs are new
+
+
+def test_a_killed_study_resumes_without_redoing_finished_runs(study_env, smoke_raw, tmp_path):
+    raw = copy.deepcopy(smoke_raw)
+    raw.update(methods=["mse", "ot"], seeds=[0, 1], query_noises=[0.0])
+    raw["base"]["eval"]["tasks"] = ["align"]
+    config_path = write_config(tmp_path / "kill.yaml", raw)
+    store, study_dir = tmp_path / "store", tmp_path / "study"
+    command = [sys.executable, "-m", "optical.cli", "study", "run", "--config", str(config_path), "--out", str(study_dir),
+               "--store", str(store), "--quiet", "--no-report"]
+    process = subprocess.Popen(command, env=study_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if list(store.glob("*/eval-0/eval.json")):
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    finished = {p.parent.parent.name: p.stat().st_mtime_ns for p in store.glob("*/distill/run.json")
+                if (p.parent.parent / "eval-0" / "eval.json").is_file()}
+    assert 1 <= len(finished) < 4
+    manifest = json.loads((study_dir / "study.json").read_text())
+    assert manifest["status"] == "running"
+
+    rerun = subprocess.run(command, env=study_env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    for run_id, mtime in finished.items():
+        assert (store / run_id / "distill" / "run.json").stat().st_mtime_ns == mtime
+    manifest = json.loads((study_dir / "study.json").read_text())
+    assert manifest["status"] == "complete" and [r["status"] for r in manifest["runs"]] == ["done"] * 4
+
+
+def test_bad_config_on_the_command_line_is_one_line(smoke_raw, tmp_path, capsys):
+    raw = copy.deepcopy(smoke_raw)
+    raw["languages"] = ["el", "klingon"]
+    path = write_config(tmp_path / "bad.yaml", raw)
+    assert main(["study", "run", "--config", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "klingon" in err and str(path) in err
+
+
+def test_report_of_a_dir_that_is_no_study_is_an_error(tmp_path, capsys):
+    assert main(["study", "report", str(tmp_path)]) == 2
+    assert "study.json is missing" in capsys.readouterr().err
