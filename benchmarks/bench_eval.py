@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import record  # noqa: E402
 
+from optical.data import resolve_data_dir  # noqa: E402
 from optical.data.languages import XQUADR_LANGS  # noqa: E402
 from optical.eval.evaluate import EvalConfig, evaluate  # noqa: E402
 from optical.models import resolve_model  # noqa: E402
@@ -42,7 +43,7 @@ MODEL = "multilingual-e5-small"
 TASKS = ["clir_sentence", "pool", "align", "retention"]
 
 
-def run_once(out_dir: Path, langs: list[str], data_dir: str | None, device: str) -> dict[str, float]:
+def run_once(out_dir: Path, langs: list[str], data_dir: str, device: str) -> dict[str, float]:
     config = EvalConfig(
         student="zero-shot", out_dir=str(out_dir), langs=langs, teacher=MODEL, tasks=TASKS, split="test",
         device=device, data_dir=data_dir,
@@ -60,16 +61,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     langs = [lang for lang in args.langs.split(",") if lang]
-    models_dir = Path(resolve_model(MODEL)).parent  # resolved before the cache root is switched
+    # Models and data are resolved before the cache root is switched to the empty one.
+    models_dir = Path(resolve_model(MODEL)).parent
+    data_dir = str(resolve_data_dir(args.data_dir))
     with tempfile.TemporaryDirectory(prefix="optical-bench-eval-") as tmp:
         root = Path(tmp)
         (root / "cache").mkdir()
         (root / "cache" / "models").symlink_to(models_dir, target_is_directory=True)
         os.environ[CACHE_ENV] = str(root / "cache")
-        cold = run_once(root / "cold", langs, args.data_dir, args.device)
+        cold = run_once(root / "cold", langs, data_dir, args.device)
         # Recorded at once: the warm run may not get to finish on a loaded machine.
         report(cold_results(cold, langs, args.device), "cold", args.device)
-        warm = run_once(root / "warm", langs, args.data_dir, args.device)
+        warm = run_once(root / "warm", langs, data_dir, args.device)
         report(warm_results(warm, langs, args.device), "warm", args.device)
 
 
