@@ -10,8 +10,9 @@ transformers and sentence-transformers load.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -279,7 +280,8 @@ class Encoder(torch.nn.Module):
         if any, becomes a sentence-transformers ``Dense`` module. Atomic: built aside, then renamed."""
         out = Path(out_dir)
         with atomic_directory(out) as tmp:
-            self.model.save_pretrained(tmp, safe_serialization=True)
+            with _without_transformers_bars():
+                self.model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
             write_sentence_transformers_files(
                 tmp,
@@ -298,14 +300,22 @@ def _load_backbone(location: str) -> PreTrainedModel:
     XLM-R): the default models ship none, and a random pooler would only add noise to logs.
     A local directory loads without transformers' per-tensor progress bar, which would
     interleave with the project's own bars; a hub download keeps its bar."""
-    quiet = Path(location).is_dir() and transformers_logging.is_progress_bar_enabled()
-    if quiet:
-        transformers_logging.disable_progress_bar()
-    try:
+    with _without_transformers_bars(Path(location).is_dir()):
         try:
             return AutoModel.from_pretrained(location, add_pooling_layer=False)
         except TypeError:
             return AutoModel.from_pretrained(location)
+
+
+@contextmanager
+def _without_transformers_bars(active: bool = True) -> Iterator[None]:
+    """Silence transformers' own progress bars (per-tensor loading, shard writing), which
+    would interleave with the project's bars, and restore them afterwards."""
+    quiet = active and transformers_logging.is_progress_bar_enabled()
+    if quiet:
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
     finally:
         if quiet:
             transformers_logging.enable_progress_bar()
