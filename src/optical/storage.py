@@ -21,6 +21,12 @@ import platformdirs
 CACHE_ENV = "OPTICAL_CACHE_DIR"
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def cache_root() -> Path:
     """The user cache directory: ``$OPTICAL_CACHE_DIR`` or the platform's."""
     env = os.environ.get(CACHE_ENV)
@@ -42,6 +48,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        # mkstemp creates 0600; a result file gets the mode a plain open() would give it.
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, target)
     finally:
         if tmp.exists():
