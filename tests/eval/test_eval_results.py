@@ -58,6 +58,20 @@ def test_save_load_round_trip(tmp_path):
     assert without.tasks["clir_sentence.el"].run is None and without.tasks["clir_sentence.el"].per_query
 
 
+def test_compressed_copy_loads_the_same_per_query_values_and_is_reproducible(tmp_path):
+    original = _eval_run()
+    first = original.save(tmp_path / "a", compress=True)
+    original.save(tmp_path / "b", compress=True)
+    gz = first / "per_query" / "clir_sentence.el.tsv.gz"
+    assert gz.read_bytes()[:2] == b"\x1f\x8b"
+    assert gz.read_bytes() == (tmp_path / "b" / "per_query" / "clir_sentence.el.tsv.gz").read_bytes()
+    loaded = EvalRun.load(first)
+    assert {k: t.per_query for k, t in loaded.tasks.items()} == {k: t.per_query for k, t in original.tasks.items()}
+    gz.write_bytes(gz.read_bytes()[:20])  # truncated
+    with pytest.raises(OpticalError, match="clir_sentence.el.tsv.gz cannot be read"):
+        EvalRun.load(first)
+
+
 def test_missing_files_are_named(tmp_path):
     with pytest.raises(OpticalError, match="eval.json is missing"):
         EvalRun.load(tmp_path)

@@ -9,6 +9,7 @@ import pytest
 
 from optical.errors import OpticalError
 from optical.eval.stats import (
+    aligned_values,
     apply_holm,
     average_over_seeds,
     bootstrap_ci,
@@ -18,6 +19,7 @@ from optical.eval.stats import (
     holm,
     paired_comparison,
     randomisation_test,
+    seed_and_query_bootstrap_ci,
     seeded_cell,
 )
 
@@ -119,3 +121,26 @@ def test_seeds_are_averaged_per_query_before_pairing():
     assert cell.ci_low <= cell.mean <= cell.ci_high
     with pytest.raises(OpticalError, match="seed 1 of a"):
         average_over_seeds([{"q1": 1.0}, {"q2": 1.0}], "a")
+
+
+def test_seed_and_query_ci_equals_the_query_bootstrap_with_one_seed():
+    rng = np.random.default_rng(3)
+    a = {f"q{i}": float(v) for i, v in enumerate(rng.random(200))}
+    b = {f"q{i}": float(v) for i, v in enumerate(rng.random(200))}
+    two_level = seed_and_query_bootstrap_ci([a], [b], n_resamples=2000, seed=5)
+    _, va, vb = aligned_values(a, b)
+    query_only = bootstrap_ci(va - vb, n_resamples=2000, seed=5)
+    assert two_level.low == pytest.approx(query_only.low, abs=1e-6)
+    assert two_level.high == pytest.approx(query_only.high, abs=1e-6)
+
+
+def test_seed_variance_widens_the_difference_ci():
+    rng = np.random.default_rng(4)
+    base = rng.random(500)
+    # Two seeds of A, 0.1 apart on every query; B equals their average, so seed-averaged A - B is 0.
+    seeds_a = [{f"q{i}": float(v + 0.05) for i, v in enumerate(base)}, {f"q{i}": float(v - 0.05) for i, v in enumerate(base)}]
+    b = {f"q{i}": float(v) for i, v in enumerate(base)}
+    comparison = compare_seeded(seeds_a, [b], "a", "b", "RR@10", n_resamples=2000)
+    assert comparison.diff == pytest.approx(0.0, abs=1e-12)
+    # Query-only bootstrap of the seed averages would give a zero-width interval; seeds make it +-0.05.
+    assert comparison.ci_low == pytest.approx(-0.05, abs=1e-6) and comparison.ci_high == pytest.approx(0.05, abs=1e-6)

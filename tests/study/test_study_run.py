@@ -62,6 +62,21 @@ def test_report_subcommand_rewrites_the_report(smoke_study, capsys):
     assert report_md.is_file() and "report.md" in capsys.readouterr().out
 
 
+def test_export_is_compact_and_reproduces_the_report(smoke_study, tmp_path, capsys):
+    out = tmp_path / "export"
+    assert main(["study", "export", str(smoke_study.study_dir), "--out", str(out), "--resamples", "200"]) == 0
+    assert "exported 10 evaluations and 4 distillation runs" in capsys.readouterr().out
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert not any(name.endswith((".safetensors", ".trec", ".qrels", ".bin", ".pt")) for name in files)
+    assert all(not (out / name).is_symlink() for name in files)
+    assert any(name.endswith("per_query/clir_sentence.el.tsv.gz") for name in files)
+    # The same tables as the report of the study dir itself, at the same number of resamples.
+    write_study_report(smoke_study.study_dir, n_resamples=200)
+    assert (out / "report" / "report.md").read_text() == (smoke_study.study_dir / "report" / "report.md").read_text()
+    assert main(["study", "export", str(smoke_study.study_dir), "--out", str(tmp_path)]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
 def test_dry_run_lists_runs_with_status_and_measured_rates(smoke_study, tmp_path):
     config = load_study_config(SMOKE_CONFIG)
     done = dry_run(config, store=smoke_study.store)

@@ -26,6 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("study_dir")
     report.add_argument("--resamples", type=int, help="bootstrap/randomisation resamples (default: the config's n_resamples)")
     report.set_defaults(func=report_command)
+    export = commands.add_parser(
+        "export", help="compact copy (manifest, run summaries, per-query values, report) to commit or share",
+        description="Copy what the report needs (no weights, no checkpoints, no TREC run files) into OUT, "
+                    "then write the report there from the copy.")
+    export.add_argument("study_dir")
+    export.add_argument("--out", required=True, help="export dir (empty, missing, or an earlier export: replaced)")
+    export.add_argument("--resamples", type=int, help="bootstrap/randomisation resamples (default: the config's n_resamples)")
+    export.set_defaults(func=export_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -52,4 +60,13 @@ def report_command(args: argparse.Namespace) -> int:
 
     report = write_study_report(args.study_dir, n_resamples=args.resamples)
     print(f"report: {report.files[0]} and {report.files[1]} ({len(report.files) - 2} plots)")
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from optical.study.export import export_study
+
+    export = export_study(args.study_dir, args.out, n_resamples=args.resamples)
+    print(f"exported {export.evaluations} evaluations and {export.distill_runs} distillation runs to {export.out_dir}; "
+          f"report: {export.report_files[0]}")
     return 0

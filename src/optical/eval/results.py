@@ -28,6 +28,7 @@ checks that they agree, so a truncated or edited per-query file is caught.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -39,7 +40,7 @@ from typing import Any
 from optical.errors import OpticalError
 from optical.eval.metrics import MetricResult
 from optical.eval.scoring import read_trec_qrels, read_trec_run, write_trec_qrels, write_trec_run
-from optical.storage import atomic_write_json, atomic_write_text
+from optical.storage import atomic_write_bytes, atomic_write_json
 
 FORMAT_VERSION = 1
 EVAL_JSON = "eval.json"
@@ -113,15 +114,20 @@ class EvalRun:
     def is_zero_shot(self) -> bool:
         return self.student == ZERO_SHOT
 
-    def save(self, run_dir: str | os.PathLike) -> Path:
-        """Write every file atomically; ``eval.json`` last, so a run dir with it is complete."""
+    def save(self, run_dir: str | os.PathLike, compress: bool = False) -> Path:
+        """Write every file atomically; ``eval.json`` last, so a run dir with it is complete.
+
+        ``compress`` gzips the per-query files (``per_query/<task>.tsv.gz``, byte-reproducible),
+        for copies meant to be stored or shared; :meth:`load` reads either form.
+        """
         run_dir = Path(run_dir)
         tasks_json: dict[str, Any] = {}
         for key, task in self.tasks.items():
             if key != task.task_key:
                 raise OpticalError(f"task stored under {key!r} has task_key {task.task_key!r}: they must be equal")
-            files = {"per_query": f"per_query/{key}.tsv", "run": None, "qrels": None}
-            atomic_write_text(run_dir / files["per_query"], _per_query_tsv(task.per_query))
+            files = {"per_query": f"per_query/{key}.tsv" + (".gz" if compress else ""), "run": None, "qrels": None}
+            table = _per_query_tsv(task.per_query).encode("utf-8")
+            atomic_write_bytes(run_dir / files["per_query"], gzip.compress(table, mtime=0) if compress else table)
             if task.run is not None:
                 files["run"] = f"runs/{key}.trec"
                 write_trec_run(run_dir / files["run"], task.run, tag=_trec_tag(self.system))
@@ -204,10 +210,11 @@ def _per_query_tsv(per_query: dict[str, dict[str, float]]) -> str:
 
 def _read_per_query(path: Path) -> dict[str, dict[str, float]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw_bytes = path.read_bytes()
+        text = (gzip.decompress(raw_bytes) if path.name.endswith(".gz") else raw_bytes).decode("utf-8")
     except FileNotFoundError:
         raise OpticalError(f"{path} is missing: the run dir is incomplete (rerun the evaluation)") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise OpticalError(f"{path} cannot be read ({exc}); rerun the evaluation") from None
     per_query: dict[str, dict[str, float]] = {}
     for number, line in enumerate(text.splitlines(), start=1):

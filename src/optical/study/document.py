@@ -29,6 +29,11 @@ class Bullets:
     items: list[str]
 
 
+def cell_text(value: object) -> str:
+    """A table cell: ``-`` for a missing value, floats in their shortest form (0.5, 2000)."""
+    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 @dataclass
 class Table:
     header: list[str]

@@ -3,8 +3,9 @@
 Every number comes from the evaluation run dirs of the study and every test
 from :mod:`optical.eval.stats`: per-query values are averaged over seeds
 (:func:`~optical.eval.stats.average_over_seeds`), systems are compared with a
-paired randomisation test and a paired bootstrap CI over queries
-(:func:`~optical.eval.stats.compare_seeded` / ``paired_comparison``), and the
+paired randomisation test on those averages and a CI of the difference that
+resamples queries and seeds (:func:`~optical.eval.stats.compare_seeded`; the
+robustness rows, which compare changes, resample queries), and the
 p-values of a section are Holm-corrected as one family
 (:func:`~optical.eval.stats.apply_holm`). The text of the first section is
 generated from those results: it says where OT wins, where it loses and where
@@ -37,7 +38,7 @@ from optical.eval.stats import (
 from optical.losses.combined import parse_method
 from optical.storage import atomic_path, atomic_write_text
 from optical.study.config import ZERO_SHOT
-from optical.study.document import Bullets, Document, Heading, Image, Paragraph, Table
+from optical.study.document import Bullets, Document, Heading, Image, Paragraph, Table, cell_text
 from optical.study.runner import MANIFEST
 
 REPORT_DIR = "report"
@@ -197,7 +198,8 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
         f"{done} of {len(manifest['runs'])} runs complete ({len(records)} evaluation run dirs read"
         + (f"; {len(missing)} evaluations missing, left out" if missing else "") + "). "
         f"Reference condition: {_condition_label(index.ref_condition(), AXES)}. "
-        f"Confidence intervals: 95% bootstrap over queries ({n_resamples} resamples) of per-query values averaged over seeds."
+        f"Confidence intervals of one system: 95% bootstrap over queries ({n_resamples} resamples) of per-query values "
+        "averaged over seeds; of an OT-vs-baseline difference: 95% two-level bootstrap over queries and seeds."
     ))
 
     report = StudyReport(study_dir, report_dir, [])
@@ -208,6 +210,7 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     _curve_section(doc, images, index, langs, methods, main_tasks, plots_dir, report_dir, "query_noise", "Degradation vs query typo rate", n_resamples)
     _gap_section(doc, index, langs, methods, main_tasks, groups, n_resamples)
     _bias_retention_section(doc, index, langs, methods, task_names, n_resamples)
+    _training_section(doc, study_dir, manifest)
     if missing:
         doc.add(Heading(2, "Missing evaluations"), Bullets([f"`{m}`" for m in missing]))
 
@@ -292,9 +295,11 @@ def _question_section(doc: Document, report: StudyReport, index: _Index, langs: 
     doc.add(Bullets(sentences))
     doc.add(Paragraph(
         "Differences are OT minus baseline on the main measure of each task (mean over queries of the seed-averaged "
-        "per-query values), with the 95% paired bootstrap CI and the Holm-adjusted p-value of a paired randomisation "
-        "test; significant means p_holm < 0.05. Robustness rows compare the per-query change (noisy minus reference "
-        "condition) of OT with that of the baseline: a positive difference means OT loses less."
+        "per-query values), with its 95% CI from a paired bootstrap that resamples queries and, within each system, "
+        "training seeds (so seed-to-seed variance widens it), and the Holm-adjusted p-value of a paired randomisation "
+        "test on the seed-averaged values; significant means p_holm < 0.05. Robustness rows compare the per-query "
+        "change (noisy minus reference condition) of OT with that of the baseline (query bootstrap of the "
+        "seed-averaged changes): a positive difference means OT loses less."
     ))
     doc.add(Table(
         ["OT", "baseline", "lang", "task", "condition", "n", "OT", "baseline", "Δ [95% CI]", "p_holm", "significant"],
@@ -481,3 +486,29 @@ def _bias_retention_section(doc: Document, index: _Index, langs: list[str], meth
             row.append(_cell_text(seeded_cell(seeds, method, n_resamples)) if seeds else "–")
         rows.append(row)
     doc.add(Table(["trained on", *methods], rows))
+
+
+def _training_section(doc: Document, study_dir: Path, manifest: dict) -> None:
+    """One row per distillation run, from its ``run.json``: what model selection kept and what training cost."""
+    rows = []
+    for entry in manifest["runs"]:
+        run_json = study_dir / entry["distill_dir"] / "run.json" if entry.get("distill_dir") else None
+        if run_json is None or not run_json.is_file():
+            continue
+        info = json.loads(run_json.read_text(encoding="utf-8"))
+        result = info["result"]
+        history = [h for h in result.get("history", []) if result.get("selection_metric") in h]
+        start = history[0][result["selection_metric"]] if history else None
+        rows.append([
+            entry["lang"], entry["method"], str(entry["seed"]), str(entry["budget"]), cell_text(entry["noise"]),
+            str(result["steps"]), cell_text(result.get("best_step")),
+            "-" if start is None else _fmt(start), "-" if result.get("best_metric") is None else _fmt(result["best_metric"]),
+            f"{info['timings']['train_seconds'] / 60:.1f}", f"{result['pairs_per_second']:.1f}",
+        ])
+    if rows:
+        doc.add(Heading(2, "Training runs"), Paragraph(
+            "Per distillation run: steps, the step model selection kept (0 = the initial student, i.e. training did "
+            "not help on the dev split), the dev metric before training and at the kept step, and the training cost "
+            "(wall minutes, pairs per second; a run paused or sharing the machine shows a lower rate)."
+        ), Table(["lang", "method", "seed", "budget", "noise", "steps", "kept step", "dev before", "dev kept",
+                  "train min", "pairs/s"], rows))

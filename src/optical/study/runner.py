@@ -33,6 +33,7 @@ from optical.errors import OpticalError
 from optical.eval.results import EVAL_JSON
 from optical.storage import atomic_write_json, cache_root
 from optical.study.config import ModelSpec, StudyConfig
+from optical.study.document import cell_text
 from optical.study.grid import DISTILL_DIR, StudyPlan, StudyRun, eval_dir_name, expand
 
 MANIFEST = "study.json"
@@ -95,8 +96,8 @@ class DryRun:
             d = run.describe()
             estimate = self.estimates.get(run.run_id)
             rows.append((
-                run.run_id, run.lang, run.method, _dash(d["seed"]), _dash(d["budget"]), _dash(run.noise), run.backbone,
-                _dash(run.domain), ",".join(f"{q:g}" for q in run.query_noises), status.label,
+                run.run_id, run.lang, run.method, cell_text(d["seed"]), cell_text(d["budget"]), cell_text(run.noise), run.backbone,
+                cell_text(run.domain), ",".join(f"{q:g}" for q in run.query_noises), status.label,
                 _duration(estimate.seconds) if estimate and not status.done else "-",
             ))
         widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
@@ -119,10 +120,6 @@ class StudyResult:
     failures: dict[str, str]
     report_files: list[Path]
     seconds: float
-
-
-def _dash(value: Any) -> str:
-    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _duration(seconds: float) -> str:
