@@ -91,7 +91,7 @@ class StepBench:
         self.optimizer = torch.optim.AdamW(self.params, lr=LR, weight_decay=WEIGHT_DECAY)
         self.losses = {"ot": build_loss("ot"), "mse": build_loss("mse")}
         self.bare_batch = student.tokenize(foreign, kind="query")
-        self.last_logs: dict[str, float] = {}
+        self.last_logs: dict[str, dict[str, float]] = {}  # method -> logs of its latest step
 
     def distill_step(self, method: str, phases: dict[str, list[float]] | None = None) -> None:
         """The trainer's loop body for ``method``; ``phases`` collects per-phase thread CPU seconds."""
@@ -130,7 +130,7 @@ class StepBench:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         mark("optimizer_step")
-        self.last_logs = out.logs
+        self.last_logs[method] = out.logs
 
     def bare_step(self) -> None:
         self.student(self.bare_batch).pooled.sum().backward()
@@ -207,7 +207,7 @@ def main() -> None:
             cpu[name].append(c)
             wall[name].append(w)
         print(f"round {round_index}: " + ", ".join(f"{n} {cpu[n][-1]:.3f}s cpu / {wall[n][-1]:.3f}s wall" for n in sides), flush=True)
-    ot_logs = dict(bench.last_logs)
+    ot_logs = dict(bench.last_logs["ot"])
 
     phases: dict[str, list[float]] = {}
     for _ in range(max(3, args.rounds // 2)):
