@@ -94,3 +94,15 @@ def test_corrupt_checkpoint_is_an_error_not_a_restart(tiny_config):
         path.write_bytes(b"garbage")
     with pytest.raises(OpticalError, match="corrupt"):
         distill(config, progress=False)
+
+
+@pytest.mark.parametrize(
+    "method, options, fragment",
+    [("otx", {}, "unknown method 'otx'"), ("ot+", {}, "ot+"), ("mse", {"ot": {"eps": 0.1}}, "does not use")],
+)
+def test_bad_method_or_loss_option_fails_before_any_work(tiny_config, tmp_path, method, options, fragment):
+    config = tiny_config(method, loss_options=options)
+    with pytest.raises(OpticalError, match=fragment):
+        distill(config, progress=False)
+    # Refused before the output dir, the bitext or the teacher cache were touched.
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from optical.errors import OpticalError
+from optical.losses.combined import parse_method
 
 SELECTION_METRICS = ("xquad_dev", "flores_dev", "none")
 DEVICES = ("auto", "cpu", "cuda")
@@ -57,6 +58,11 @@ class DistillConfig:
     data_dir: str | None = None
 
     def validate(self) -> None:
+        """Everything that can be checked before data, models or the teacher cache are touched."""
+        losses = {term.name for term in parse_method(self.method)}
+        stray = sorted(set(self.loss_options) - losses)
+        if stray:
+            raise OpticalError(f"--loss-opt names {', '.join(stray)}, which --method {self.method!r} does not use")
         if self.select_on not in SELECTION_METRICS:
             raise OpticalError(f"--select-on {self.select_on!r} is not one of {', '.join(SELECTION_METRICS)}")
         if self.device not in DEVICES:
