@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="data dir (default: OPTICAL_DATA_DIR / the project default)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda; keys get a _cuda suffix on CUDA")
+    parser.add_argument("--cold-only", action="store_true", help="skip the warm rerun (the headline keys are the cold run's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     langs = [lang for lang in args.langs.split(",") if lang]
@@ -72,8 +73,9 @@ def main() -> None:
         cold = run_once(root / "cold", langs, data_dir, args.device)
         # Recorded at once: the warm run may not get to finish on a loaded machine.
         report(cold_results(cold, langs, args.device), "cold", args.device)
-        warm = run_once(root / "warm", langs, data_dir, args.device)
-        report(phase_results(warm, "warm", langs, args.device), "warm", args.device)
+        if not args.cold_only:
+            warm = run_once(root / "warm", langs, data_dir, args.device)
+            report(phase_results(warm, "warm", langs, args.device), "warm", args.device)
 
 
 def _suffix(langs: list[str], device: str) -> str:
