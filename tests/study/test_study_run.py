@@ -101,6 +101,15 @@ def test_dry_run_from_the_command_line(smoke_study, capsys):
     assert out.count(" done ") + out.count(" done\n") >= 5
 
 
+def test_short_form_runs_the_run_subcommand_and_no_config_is_one_line(smoke_study, capsys):
+    code = main(["study", "--config", str(SMOKE_CONFIG), "--out", str(smoke_study.study_dir),
+                 "--store", str(smoke_study.store), "--dry-run"])
+    assert code == 0 and "status" in capsys.readouterr().out.splitlines()[0]
+    assert main(["study"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--config" in err and len(err.splitlines()) == 1
+
+
 def test_a_second_study_reuses_the_finished_runs_it_shares(smoke_study, smoke_raw, tmp_path):
     before = _run_json_mtimes(smoke_study.store)
     raw = copy.deepcopy(smoke_raw)

@@ -6,22 +6,28 @@ import argparse
 from pathlib import Path
 
 
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="study YAML file (see configs/study-*.yaml)")
+    parser.add_argument("--out", help="study dir (default: runs/study-<config name>)")
+    parser.add_argument("--store", help="shared run store (default: the config's 'store', else <cache>/study_runs)")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs, their status and the estimated time; run nothing")
+    parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run_command)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "study",
         help="run a grid of distillation runs from a YAML config and report on it",
         description="Run a study (languages x methods x seeds x budgets x noise x backbones x domains, "
-                    "evaluated at several query typo rates) and write its report.",
+                    "evaluated at several query typo rates) and write its report. "
+                    "`optical study --config FILE` is short for `optical study run --config FILE`.",
     )
-    commands = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND", required=True)
+    _add_run_arguments(p)
+    commands = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND")
     run = commands.add_parser("run", help="run every unfinished run of a study, then write the report")
-    run.add_argument("--config", required=True, help="study YAML file (see configs/study-*.yaml)")
-    run.add_argument("--out", help="study dir (default: runs/study-<config name>)")
-    run.add_argument("--store", help="shared run store (default: the config's 'store', else <cache>/study_runs)")
-    run.add_argument("--dry-run", action="store_true", help="list the runs, their status and the estimated time; run nothing")
-    run.add_argument("--no-report", action="store_true", help="skip the report at the end")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.set_defaults(func=run_command)
+    _add_run_arguments(run)
     report = commands.add_parser("report", help="(re)write report.md, report.html and plots of a study dir")
     report.add_argument("study_dir")
     report.add_argument("--resamples", type=int, help="bootstrap/randomisation resamples (default: the config's n_resamples)")
@@ -37,8 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from optical.errors import OpticalError
     from optical.study import dry_run, load_study_config, run_study
 
+    if not args.config:
+        raise OpticalError("optical study needs --config FILE (to run a study) or a subcommand: run, report, export")
     config = load_study_config(args.config)
     study_dir = Path(args.out or f"runs/study-{Path(args.config).stem}")
     if args.dry_run:
