@@ -1,4 +1,4 @@
-"""``optical study run|report``: a grid of distillation runs and its report."""
+"""``optical study [run|report|export]``: a grid of distillation runs, its report and a compact export."""
 
 from __future__ import annotations
 
