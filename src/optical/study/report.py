@@ -371,7 +371,7 @@ def _curve_section(doc: Document, images: list[Path], index: _Index, langs: list
     for task in main_tasks:
         measure = MAIN_MEASURES[task]
         rows = []
-        fig, axes = plt.subplots(1, len(langs), figsize=(4.2 * len(langs), 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(langs), figsize=(4.2 * len(langs), 3.4), squeeze=False, layout="constrained")
         for ax, lang in zip(axes[0], langs):
             for method in methods:
                 if method == ZERO_SHOT and axis != "query_noise":
