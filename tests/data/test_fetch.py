@@ -154,3 +154,11 @@ def test_fetch_argument_errors(tmp_path, mirror_dir):
         fetch_data(tmp_path, mirror=mirror_dir, base_url="http://127.0.0.1:1", progress=False)
     with pytest.raises(OpticalError, match="unknown data group wiki"):
         fetch_data(tmp_path, mirror=mirror_dir, only=["wiki"], progress=False)
+
+
+def test_complete_data_dir_needs_no_origin(tmp_path, mirror_dir):
+    dest = tmp_path / "data"
+    fetch_data(dest, mirror=mirror_dir, only=["bitext"], progress=False)
+    # The bitext has no public origin, but every file is already installed and verified: nothing to fetch.
+    report = fetch_data(dest, only=["bitext"], progress=False)
+    assert report.installed == [] and len(report.already_present) > 0

@@ -146,20 +146,20 @@ def fetch_data(dest: str | Path, mirror: str | Path | None = None, base_url: str
         raise OpticalError(f"mirror directory {mirror} does not exist")
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise OpticalError(f"base URL {base_url!r} must start with http:// or https://")
-    entries = _select(only)
-    if mirror is None and base_url is None:
-        no_origin = [entry.path for entry in entries if entry.origin_url is None]
-        if no_origin:
-            raise OpticalError(f"{no_origin[0]} (and the other bitext files) has no public origin to download from; "
-                               "give --mirror DIR or --base-url URL, or fetch only xquad,xquad-r")
     report = FetchReport(dest)
     failures: list[str] = []
     pending = []
-    for entry in entries:
+    for entry in _select(only):
         if _matches(dest / entry.path, entry):
             report.already_present.append(entry.path)
         else:
             pending.append(entry)
+    # Only files still missing need an origin: a complete, verified data dir needs none.
+    if mirror is None and base_url is None:
+        no_origin = [entry.path for entry in pending if entry.origin_url is None]
+        if no_origin:
+            raise OpticalError(f"{no_origin[0]} (and the other bitext files) has no public origin to download from; "
+                               "give --mirror DIR or --base-url URL, or fetch only xquad,xquad-r")
     with tqdm(total=sum(e.size for e in pending), unit="B", unit_scale=True, desc="optical data fetch",
               disable=None if progress else True) as bar:
         for entry in pending:
