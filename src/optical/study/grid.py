@@ -25,6 +25,8 @@ from optical.study.config import ZERO_SHOT, StudyConfig
 from optical.train.config import DistillConfig
 
 DISTILL_DIR = "distill"
+#: What `optical distill` writes last in its output dir: the run is complete when it exists.
+RUN_JSON = "run.json"
 
 
 def eval_dir_name(query_noise: float) -> str:

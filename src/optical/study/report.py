@@ -39,6 +39,7 @@ from optical.losses.combined import parse_method
 from optical.storage import atomic_path, atomic_write_text
 from optical.study.config import ZERO_SHOT
 from optical.study.document import Bullets, Document, Heading, Image, Paragraph, Table, cell_text
+from optical.study.grid import RUN_JSON
 from optical.study.runner import MANIFEST
 
 REPORT_DIR = "report"
@@ -492,7 +493,7 @@ def _training_section(doc: Document, study_dir: Path, manifest: dict) -> None:
     """One row per distillation run, from its ``run.json``: what model selection kept and what training cost."""
     rows = []
     for entry in manifest["runs"]:
-        run_json = study_dir / entry["distill_dir"] / "run.json" if entry.get("distill_dir") else None
+        run_json = study_dir / entry["distill_dir"] / RUN_JSON if entry.get("distill_dir") else None
         if run_json is None or not run_json.is_file():
             continue
         info = json.loads(run_json.read_text(encoding="utf-8"))

@@ -34,7 +34,7 @@ from optical.eval.results import EVAL_JSON
 from optical.storage import atomic_write_json, cache_root
 from optical.study.config import ModelSpec, StudyConfig
 from optical.study.document import cell_text
-from optical.study.grid import DISTILL_DIR, StudyPlan, StudyRun, eval_dir_name, expand
+from optical.study.grid import DISTILL_DIR, RUN_JSON, StudyPlan, StudyRun, eval_dir_name, expand
 
 MANIFEST = "study.json"
 RUNS_DIR = "runs"
@@ -138,7 +138,7 @@ def _read_json(path: Path) -> dict | None:
 def run_status(run: StudyRun, run_dir: Path) -> RunStatus:
     distilled = False
     if not run.is_zero_shot:
-        info = _read_json(run_dir / DISTILL_DIR / "run.json")
+        info = _read_json(run_dir / DISTILL_DIR / RUN_JSON)
         distilled = bool(info and info.get("completed"))
     evaluated = [q for q in run.query_noises if (run_dir / eval_dir_name(q) / EVAL_JSON).is_file()]
     return RunStatus(run, run_dir, distilled, evaluated)
