@@ -25,8 +25,7 @@ from pathlib import Path
 from optical.errors import OpticalError
 from optical.eval.results import EVAL_JSON, EvalRun
 from optical.storage import atomic_directory, atomic_write_bytes, atomic_write_json
-from optical.study.grid import RUN_JSON
-from optical.study.runner import MANIFEST
+from optical.study.layout import MANIFEST, RUN_JSON
 
 
 @dataclass

@@ -22,17 +22,8 @@ from typing import Any
 from optical.data.sources import get_source
 from optical.eval.evaluate import EvalConfig
 from optical.study.config import ZERO_SHOT, StudyConfig
+from optical.study.layout import DISTILL_DIR, eval_dir_name
 from optical.train.config import DistillConfig
-
-DISTILL_DIR = "distill"
-#: What `optical distill` writes last in its output dir: the run is complete when it exists.
-RUN_JSON = "run.json"
-
-
-def eval_dir_name(query_noise: float) -> str:
-    """``eval-0``, ``eval-0.1``: the evaluation variant at one test-time typo rate."""
-    return f"eval-{query_noise:g}"
-
 
 @dataclass(frozen=True)
 class StudyRun:

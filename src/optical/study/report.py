@@ -39,10 +39,8 @@ from optical.losses.combined import parse_method
 from optical.storage import atomic_path, atomic_write_text
 from optical.study.config import ZERO_SHOT
 from optical.study.document import Bullets, Document, Heading, Image, Paragraph, Table, cell_text
-from optical.study.grid import RUN_JSON
-from optical.study.runner import MANIFEST
+from optical.study.layout import MANIFEST, REPORT_DIR, RUN_JSON
 
-REPORT_DIR = "report"
 #: The headline measure of each task compared in the research-question section.
 MAIN_MEASURES: dict[str, str] = {
     "clir_sentence": "RR@10",

@@ -34,10 +34,9 @@ from optical.eval.results import EVAL_JSON
 from optical.storage import atomic_write_json, cache_root
 from optical.study.config import ModelSpec, StudyConfig
 from optical.study.document import cell_text
-from optical.study.grid import DISTILL_DIR, RUN_JSON, StudyPlan, StudyRun, eval_dir_name, expand
+from optical.study.grid import StudyPlan, StudyRun, expand
+from optical.study.layout import DISTILL_DIR, MANIFEST, RUN_JSON, RUNS_DIR, eval_dir_name
 
-MANIFEST = "study.json"
-RUNS_DIR = "runs"
 MODELS_DIR = "models"
 #: Assumed training throughput when no finished run in the store says otherwise: a pilot on a
 #: 2-core CPU took about 2 s per multilingual-e5-small OT step of batch 32 at max length 64
@@ -231,7 +230,7 @@ class _MeasuredRates:
     def from_store(cls, store: Path) -> "_MeasuredRates":
         distills, evals = [], []
         if store.is_dir():
-            for run_json in store.glob(f"*/{DISTILL_DIR}/run.json"):
+            for run_json in store.glob(f"*/{DISTILL_DIR}/{RUN_JSON}"):
                 info = _read_json(run_json)
                 if info and info.get("completed") and info.get("result", {}).get("pairs_per_second"):
                     distills.append(info)
