@@ -35,8 +35,10 @@ def smoke_raw() -> dict:
 @pytest.fixture(scope="session")
 def smoke_study(study_env, tmp_path_factory: pytest.TempPathFactory):
     """configs/study-smoke.yaml run once, end to end, into its own study dir and store."""
+    from optical.report import write_study_report
     from optical.study import load_study_config, run_study
 
     root = tmp_path_factory.mktemp("smoke")
     result = run_study(load_study_config(SMOKE_CONFIG), root / "study", store=root / "store", progress=False)
+    write_study_report(result.study_dir)
     return result

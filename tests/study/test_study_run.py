@@ -15,7 +15,7 @@ import yaml
 
 from optical.cli import main
 from optical.study import dry_run, load_study_config, run_study
-from optical.study.report import write_study_report
+from optical.report import write_study_report
 
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "study-smoke.yaml"
@@ -46,7 +46,7 @@ def test_smoke_study_runs_every_run_and_writes_the_report(smoke_study):
     report_md = (study_dir / "report" / "report.md").read_text()
     # The answer comes first and is generated from the comparisons, whichever way they fall.
     assert report_md.index("## Answer to the research question") < report_md.index("## Degradation vs query typo rate")
-    assert "ot vs mse: of 6 comparisons" in report_md
+    assert "ot vs mse: of 6 comparisons" in report_md and "ot vs zero-shot: of 6 comparisons" in report_md
     assert "Holm-corrected" in report_md
     pngs = sorted((study_dir / "report" / "plots").glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
@@ -118,7 +118,7 @@ def test_a_second_study_reuses_the_finished_runs_it_shares(smoke_study, smoke_ra
     raw["budgets"] = [64, 32]
     raw["query_noises"] = [0.0]
     config = load_study_config(write_config(tmp_path / "overlap.yaml", raw))
-    result = run_study(config, tmp_path / "study2", store=smoke_study.store, progress=False, report=False)
+    result = run_study(config, tmp_path / "study2", store=smoke_study.store, progress=False)
     assert not result.failures and all(s.done for s in result.statuses)
     after = _run_json_mtimes(smoke_study.store)
     shared = [s.run.run_id for s in result.statuses if s.run.budget == 64]

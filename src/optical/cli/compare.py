@@ -1,4 +1,4 @@
-"""``optical compare RUN_DIR... --out REPORT_DIR``: compare evaluation runs against a baseline."""
+"""``optical compare RUN_DIR... --out REPORT_DIR``: compare evaluation runs against zero-shot and each KD baseline."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import argparse
 from pathlib import Path
 
 from optical.errors import OpticalError
-from optical.eval.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
-from optical.report.compare import DEFAULT_RESOURCE_GROUPS
+from optical.eval.tasks import RESOURCE_GROUPS
+
+# Mirrors optical.eval.stats' defaults without importing numpy at start-up; a test checks they agree.
+DEFAULT_RESAMPLES = 10_000
+DEFAULT_SEED = 0
 
 
 def _comma_list(value: str) -> list[str]:
@@ -21,13 +24,15 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "compare",
         help="compare evaluation runs: paired tests, CIs, report.md, comparison.json, plots",
-        description="Compare evaluation run dirs (runs sharing a system name are its seeds) against a baseline.",
+        description="Compare evaluation run dirs (runs sharing a system name are its seeds): by default every system "
+        "against the zero-shot run and every non-KD system against each KD baseline (mse, contrastive).",
     )
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="evaluation run dirs (with eval.json)")
     parser.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR", help="where to write the report")
-    parser.add_argument("--baseline", help="system name of the baseline (default: the zero-shot run, else the first)")
-    parser.add_argument("--low", type=_comma_list, default=DEFAULT_RESOURCE_GROUPS["low"], help="low-resource languages (default: %(default)s)")
-    parser.add_argument("--high", type=_comma_list, default=DEFAULT_RESOURCE_GROUPS["high"], help="high-resource languages (default: %(default)s)")
+    parser.add_argument("--baseline", type=_comma_list, help="comma-separated system names to compare every other system "
+                        "with (default: the zero-shot run and each KD baseline)")
+    parser.add_argument("--low", type=_comma_list, default=list(RESOURCE_GROUPS["low"]), help="low-resource languages (default: %(default)s)")
+    parser.add_argument("--high", type=_comma_list, default=list(RESOURCE_GROUPS["high"]), help="high-resource languages (default: %(default)s)")
     parser.add_argument("--measures", type=_comma_list, help="comma-separated measures to compare (default: all in the runs)")
     parser.add_argument("--n-resamples", type=int, default=DEFAULT_RESAMPLES, help="randomisation/bootstrap resamples (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the resampling (default: %(default)s)")
@@ -35,6 +40,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from optical.eval.stats import StatsSettings
     from optical.report.compare import compare_runs
 
     overlap = set(args.low) & set(args.high)
@@ -42,16 +48,15 @@ def run(args: argparse.Namespace) -> int:
         raise OpticalError(f"--low and --high share {', '.join(sorted(overlap))}: a language belongs to one group")
     report = compare_runs(
         args.run_dirs,
-        args.out,
-        baseline=args.baseline,
+        baselines=args.baseline,
         resource_groups={"low": args.low, "high": args.high},
         measures=args.measures,
-        n_resamples=args.n_resamples,
-        seed=args.seed,
+        settings=StatsSettings(n_resamples=args.n_resamples, seed=args.seed),
     )
+    report.save(args.out)
     n_significant = sum(row.comparison.significant for row in report.comparisons)
     print(
-        f"compared {len(report.systems)} systems against {report.baseline}: "
+        f"compared {len(report.systems)} systems ({', '.join(f'{a} vs {b}' for a, b in report.pairs)}): "
         f"{n_significant} of {len(report.comparisons)} differences significant after Holm; "
         f"report in {args.out / 'report.md'}"
     )

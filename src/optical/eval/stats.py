@@ -25,6 +25,25 @@ everything here works on the per-query differences ``d_q = a_q - b_q``.
   made monotone and capped at 1. It controls the family-wise error rate.
 
 A difference is *significant* only when ``p_holm < ALPHA`` as computed here.
+
+The policy
+----------
+Every report of the project (``optical compare``, ``optical study report``,
+the demo) gets its numbers from :func:`summarize`, :func:`compare`,
+:func:`resource_gap` and :func:`holm_family`, so one pair of systems gets one
+answer wherever it is printed:
+
+* a system's values on a cell are a :class:`Sample`: per-query values, one
+  mapping per training seed;
+* its mean is the mean over queries of the seed-averaged values; its 95% CI is
+  the query bootstrap with one seed and the two-level (queries x seeds)
+  bootstrap with several;
+* a paired difference gets the randomisation p-value on the seed-averaged
+  per-query values (the query is the unit of the test) and the two-level
+  bootstrap CI when either system has several seeds (else the paired query
+  bootstrap);
+* p-values are Holm-corrected within a family whose name travels with each
+  comparison (:attr:`PairedComparison.family`) and is printed beside it.
 """
 
 from __future__ import annotations
@@ -86,9 +105,10 @@ class PairedComparison:
     ties: int
     losses: int
     significant: bool
+    family: str = ""
 
-    def with_holm(self, p_holm: float) -> PairedComparison:
-        return replace(self, p_holm=p_holm, significant=p_holm < ALPHA)
+    def with_holm(self, p_holm: float, family: str = "") -> PairedComparison:
+        return replace(self, p_holm=p_holm, significant=p_holm < ALPHA, family=family or self.family)
 
 
 def aligned_values(
@@ -259,50 +279,6 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def apply_holm(comparisons: Sequence[PairedComparison]) -> list[PairedComparison]:
-    """The comparisons with ``p_holm``/``significant`` set for them as one family."""
-    adjusted = holm([c.p_value for c in comparisons])
-    return [c.with_holm(p) for c, p in zip(comparisons, adjusted)]
-
-
-def paired_comparison(
-    per_query_a: PerQuery,
-    per_query_b: PerQuery,
-    system_a: str,
-    system_b: str,
-    measure: str,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
-) -> PairedComparison:
-    """Compare two systems' per-query values of one measure (a family of one: ``p_holm = p_value``).
-
-    Use :func:`apply_holm` on the comparisons of a family (e.g. the languages
-    of a task) to correct for multiplicity.
-    """
-    _, a, b = aligned_values(per_query_a, per_query_b, system_a, system_b)
-    diffs = a - b
-    p_value = randomisation_test(diffs, n_resamples, seed)
-    ci = bootstrap_ci(diffs, n_resamples, seed)
-    return PairedComparison(
-        system_a=system_a,
-        system_b=system_b,
-        measure=measure,
-        n=int(diffs.size),
-        mean_a=float(a.mean()),
-        mean_b=float(b.mean()),
-        diff=float(diffs.mean()),
-        ci_low=ci.low,
-        ci_high=ci.high,
-        p_value=p_value,
-        p_holm=p_value,
-        effect_size=cohens_dz(diffs),
-        wins=int(np.count_nonzero(diffs > _TOLERANCE)),
-        ties=int(np.count_nonzero(np.abs(diffs) <= _TOLERANCE)),
-        losses=int(np.count_nonzero(diffs < -_TOLERANCE)),
-        significant=p_value < ALPHA,
-    )
-
-
 def average_over_seeds(per_query_by_seed: Sequence[PerQuery], label: str = "system") -> dict[str, float]:
     """Per-query values averaged over the training seeds of one system.
 
@@ -324,40 +300,18 @@ def average_over_seeds(per_query_by_seed: Sequence[PerQuery], label: str = "syst
     return {q: float(np.mean([values[q] for values in per_query_by_seed])) for q in sorted(qids)}
 
 
-@dataclass(frozen=True)
-class SeededCell:
-    """One system's measure over seeds: the mean of the seed-averaged per-query values and its CI.
-
-    ``seed_means`` are the per-seed means (their spread shows seed variance);
-    the CI resamples queries of the seed-averaged values.
-    """
-
-    n_queries: int
-    n_seeds: int
-    mean: float
-    ci_low: float
-    ci_high: float
-    seed_means: tuple[float, ...]
-
-
-def seeded_cell(
-    per_query_by_seed: Sequence[PerQuery],
-    label: str = "system",
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
-) -> SeededCell:
-    """Mean and query-bootstrap CI of one system's measure, with per-query values averaged over seeds."""
-    averaged = average_over_seeds(per_query_by_seed, label)
-    values = np.array(list(averaged.values()))
-    ci = bootstrap_ci(values, n_resamples, seed)
-    return SeededCell(
-        n_queries=int(values.size),
-        n_seeds=len(per_query_by_seed),
-        mean=float(values.mean()),
-        ci_low=ci.low,
-        ci_high=ci.high,
-        seed_means=tuple(float(np.mean(list(v.values()))) for v in per_query_by_seed),
-    )
+def _two_level_means(per_query_by_seed: Sequence[PerQuery], qids: list[str], counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``[R]`` resampled means of one system: queries drawn by ``counts`` (shared across paired systems), seeds by ``rng``."""
+    values = np.array([[run[q] for q in qids] for run in per_query_by_seed], dtype=np.float64)
+    # Seeds in a canonical order (by their mean, then their values): the draws are positional, and the interval
+    # must not depend on the order in which a report happened to list the runs.
+    values = values[np.lexsort((*values.T[::-1], values.mean(axis=1)))]
+    centre = float(values.mean())
+    # [R, S]: each resample's query-weighted mean of every seed, in float32 on deviations (as above).
+    seed_means = centre + (counts @ (values - centre).astype(np.float32).T).astype(np.float64) / len(qids)
+    n_seeds = values.shape[0]
+    seed_weights = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=counts.shape[0]) / n_seeds
+    return (seed_weights * seed_means).sum(axis=1)
 
 
 def seed_and_query_bootstrap_ci(
@@ -387,46 +341,151 @@ def seed_and_query_bootstrap_ci(
         raise OpticalError(f"n_resamples must be at least 1, got {n_resamples}")
     counts = _resample_counts(len(qids), n_resamples, seed)
     rng = np.random.default_rng([seed, 1])  # seed draws independent of the query draws
-
-    def resampled_means(per_query_by_seed: Sequence[PerQuery]) -> np.ndarray:
-        values = np.array([[run[q] for q in qids] for run in per_query_by_seed], dtype=np.float64)
-        centre = float(values.mean())
-        # [R, S]: each resample's query-weighted mean of every seed, in float32 on deviations (as above).
-        seed_means = centre + (counts @ (values - centre).astype(np.float32).T).astype(np.float64) / len(qids)
-        n_seeds = values.shape[0]
-        seed_weights = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=n_resamples) / n_seeds
-        return (seed_weights * seed_means).sum(axis=1)
-
-    return _percentile_interval(resampled_means(per_query_by_seed_a) - resampled_means(per_query_by_seed_b), confidence)
+    means_a = _two_level_means(per_query_by_seed_a, qids, counts, rng)
+    means_b = _two_level_means(per_query_by_seed_b, qids, counts, rng)
+    return _percentile_interval(means_a - means_b, confidence)
 
 
-def compare_seeded(
-    per_query_by_seed_a: Sequence[PerQuery],
-    per_query_by_seed_b: Sequence[PerQuery],
-    system_a: str,
-    system_b: str,
-    measure: str,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
-) -> PairedComparison:
-    """:func:`paired_comparison` of two systems with several seeds each.
+@dataclass(frozen=True)
+class StatsSettings:
+    """The knobs of the policy: resamples and seed of every bootstrap and randomisation test."""
 
-    The randomisation test runs on the per-query seed averages (the query is
-    the unit, see :func:`average_over_seeds`); the CI of the difference is the
-    two-level bootstrap over queries and seeds
-    (:func:`seed_and_query_bootstrap_ci`), so it also carries seed variance.
+    n_resamples: int = DEFAULT_RESAMPLES
+    seed: int = DEFAULT_SEED
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One system's per-query values of one measure on one scope, one mapping per training seed."""
+
+    system: str
+    per_seed: tuple[PerQuery, ...]
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.per_seed)
+
+    def averaged(self) -> dict[str, float]:
+        return average_over_seeds(self.per_seed, self.system)
+
+    @classmethod
+    def pooled(cls, system: str, parts: Mapping[str, Sample]) -> Sample:
+        """The samples of several languages as one, query ids prefixed ``<lang>/``; every part needs the same seeds.
+
+        >>> a = Sample("ot", ({"q1": 1.0}, {"q1": 0.0}))
+        >>> Sample.pooled("ot", {"el": a, "th": a}).per_seed[0]
+        {'el/q1': 1.0, 'th/q1': 1.0}
+        """
+        counts = {part.n_seeds for part in parts.values()}
+        if len(counts) != 1:
+            raise OpticalError(f"{system}: the pooled languages have different numbers of seeds ({sorted(counts)})")
+        per_seed = tuple(
+            {f"{lang}/{qid}": value for lang, part in parts.items() for qid, value in part.per_seed[i].items()}
+            for i in range(counts.pop())
+        )
+        return cls(system, per_seed)
+
+
+@dataclass(frozen=True)
+class CellStats:
+    """A system's mean on one cell and its 95% CI (query bootstrap, or queries x seeds with several seeds)."""
+
+    n_queries: int
+    n_seeds: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    seed_means: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class GapStats:
+    """``high - low``: a system's mean on the high-resource queries minus the low-resource ones, with its 95% CI."""
+
+    low_mean: float
+    high_mean: float
+    gap: float
+    ci_low: float
+    ci_high: float
+
+
+def summarize(sample: Sample, settings: StatsSettings = StatsSettings()) -> CellStats:
+    """Mean and 95% CI of one system on one cell, by the policy of this module.
+
+    >>> cell = summarize(Sample("ot", ({"a": 0.0, "b": 1.0},)), StatsSettings(n_resamples=200))
+    >>> cell.mean, cell.n_seeds
+    (0.5, 1)
     """
-    comparison = paired_comparison(
-        average_over_seeds(per_query_by_seed_a, system_a),
-        average_over_seeds(per_query_by_seed_b, system_b),
-        system_a,
-        system_b,
-        measure,
-        n_resamples,
-        seed,
+    averaged = sample.averaged()
+    qids = list(averaged)
+    values = np.array(list(averaged.values()))
+    if sample.n_seeds == 1:
+        ci = bootstrap_ci(values, settings.n_resamples, settings.seed)
+    else:
+        counts = _resample_counts(len(qids), settings.n_resamples, settings.seed)
+        means = _two_level_means(sample.per_seed, qids, counts, np.random.default_rng([settings.seed, 1]))
+        ci = _percentile_interval(means, 0.95)
+    return CellStats(
+        n_queries=len(qids),
+        n_seeds=sample.n_seeds,
+        mean=float(values.mean()),
+        ci_low=ci.low,
+        ci_high=ci.high,
+        seed_means=tuple(float(np.mean(list(v.values()))) for v in sample.per_seed),
     )
-    if max(len(per_query_by_seed_a), len(per_query_by_seed_b)) == 1:
-        return comparison
-    ci = seed_and_query_bootstrap_ci(per_query_by_seed_a, per_query_by_seed_b, n_resamples, seed)
-    return replace(comparison, ci_low=ci.low, ci_high=ci.high)
 
+
+def compare(a: Sample, b: Sample, measure: str, settings: StatsSettings = StatsSettings()) -> PairedComparison:
+    """System A against system B on one measure, by the policy of this module (a family of one until :func:`holm_family`)."""
+    _, values_a, values_b = aligned_values(a.averaged(), b.averaged(), a.system, b.system)
+    diffs = values_a - values_b
+    p_value = randomisation_test(diffs, settings.n_resamples, settings.seed)
+    if max(a.n_seeds, b.n_seeds) == 1:
+        ci = bootstrap_ci(diffs, settings.n_resamples, settings.seed)
+    else:
+        ci = seed_and_query_bootstrap_ci(a.per_seed, b.per_seed, settings.n_resamples, settings.seed)
+    return PairedComparison(
+        system_a=a.system,
+        system_b=b.system,
+        measure=measure,
+        n=int(diffs.size),
+        mean_a=float(values_a.mean()),
+        mean_b=float(values_b.mean()),
+        diff=float(diffs.mean()),
+        ci_low=ci.low,
+        ci_high=ci.high,
+        p_value=p_value,
+        p_holm=p_value,
+        effect_size=cohens_dz(diffs),
+        wins=int(np.count_nonzero(diffs > _TOLERANCE)),
+        ties=int(np.count_nonzero(np.abs(diffs) <= _TOLERANCE)),
+        losses=int(np.count_nonzero(diffs < -_TOLERANCE)),
+        significant=p_value < ALPHA,
+    )
+
+
+def holm_family(comparisons: Sequence[PairedComparison], family: str) -> list[PairedComparison]:
+    """The comparisons Holm-corrected as one family, each carrying the family's name."""
+    adjusted = holm([c.p_value for c in comparisons])
+    return [c.with_holm(p, family) for c, p in zip(comparisons, adjusted)]
+
+
+def resource_gap(low: Sample, high: Sample, settings: StatsSettings = StatsSettings()) -> GapStats:
+    """``mean(high) - mean(low)`` with a 95% CI that resamples each group on its own (unpaired).
+
+    The groups hold different queries (or the same questions in other
+    languages, whose positive correlation is ignored: the interval is wider,
+    never narrower, than a paired one). With several seeds each group's
+    resample also draws its seeds (two-level, as in :func:`summarize`).
+    """
+    low_avg, high_avg = low.averaged(), high.averaged()
+    low_mean, high_mean = float(np.mean(list(low_avg.values()))), float(np.mean(list(high_avg.values())))
+    if max(low.n_seeds, high.n_seeds) == 1:
+        ci = bootstrap_difference_ci(list(high_avg.values()), list(low_avg.values()), settings.n_resamples, settings.seed)
+    else:
+        means = []
+        for offset, sample, qids in ((0, high, list(high_avg)), (1, low, list(low_avg))):
+            counts = _resample_counts(len(qids), settings.n_resamples, settings.seed + offset)
+            means.append(_two_level_means(sample.per_seed, qids, counts, np.random.default_rng([settings.seed + offset, 1])))
+        ci = _percentile_interval(means[0] - means[1], 0.95)
+    return GapStats(low_mean, high_mean, high_mean - low_mean, ci.low, ci.high)

@@ -1,21 +1,16 @@
-"""Reports over evaluation runs: paired comparisons, Markdown tables, JSON and plots."""
+"""Reports over evaluation runs and studies: paired comparisons, Markdown/HTML documents, JSON and plots.
 
-from optical.report.compare import (
-    DEFAULT_RESOURCE_GROUPS,
-    CellSummary,
-    ComparisonReport,
-    ResourceGap,
-    ScopedComparison,
-    SystemInfo,
-    compare_runs,
-)
+:func:`compare_runs` returns a :class:`~optical.report.compare.ComparisonReport`
+(write it with ``report.save(out_dir)``); :func:`write_study_report` writes a
+study's report. Every number in them comes from the statistics policy of
+:mod:`optical.eval.stats`. The names below are imported on first use
+(:mod:`optical._lazy`): the plots pull in matplotlib.
+"""
 
-__all__ = [
-    "DEFAULT_RESOURCE_GROUPS",
-    "CellSummary",
-    "ComparisonReport",
-    "ResourceGap",
-    "ScopedComparison",
-    "SystemInfo",
-    "compare_runs",
-]
+from optical._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "optical.report.compare": ("CellSummary", "ComparisonReport", "ResourceGap", "ScopedComparison", "SystemInfo",
+                               "compare_runs"),
+    "optical.report.study": ("StudyReport", "write_study_report"),
+})

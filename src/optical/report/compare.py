@@ -1,21 +1,28 @@
-"""Compare evaluation runs: every system against a baseline, per task, measure and language.
+"""Compare evaluation runs: each system against the zero-shot model and each KD baseline, per task, measure and language.
 
-Runs that share a ``system`` name are the seeds of one system: their
-per-query values are averaged over seeds before any test (see
-:func:`optical.eval.stats.average_over_seeds`). For each task, measure and
-system-vs-baseline pair:
+:func:`compare_runs` computes and returns a :class:`ComparisonReport`; it writes
+nothing. The report renders itself (``to_markdown()``, ``to_json()``,
+``to_document()``) and ``save(out_dir)`` writes ``report.md``,
+``comparison.json`` and the plots (the shape of ranx's ``compare()`` ->
+``Report``). Every number comes from the statistics policy of
+:mod:`optical.eval.stats`, the same one the study report uses, so a pair of
+systems gets the same mean, CI and p-value in both.
 
-* per language, a :class:`~optical.eval.stats.PairedComparison` (paired
-  randomisation test, paired bootstrap CI, d_z), Holm-corrected across the
-  languages of the task;
-* per resource group (default low: el hi th tr, high: de es ru zh), the same
-  on the per-query values pooled over the group's languages, Holm-corrected
-  across the groups.
+Runs that share a ``system`` name are the seeds of one system. For each task,
+measure and compared pair:
 
-Every system also gets its mean with a query-bootstrap CI per language and
-group, and for the main measure of each task its low/high resource gap
-(``high - low``). :func:`compare_runs` writes ``report.md``,
-``comparison.json`` and PNG plots; every number in them comes from here.
+* per language, a :class:`~optical.eval.stats.PairedComparison`, Holm-corrected
+  over the languages of the task (the family is named in the output);
+* per resource group with at least two of its languages present (default
+  low: el hi th tr, high: de es ru zh), the same on the per-query values pooled
+  over the group's languages, Holm-corrected over the groups.
+
+Which pairs: by default every system against the zero-shot model, and every
+system that is not itself a KD baseline against each KD baseline present
+(:attr:`~optical.losses.combined.MethodSpec.is_kd_baseline`): the research question needs both
+"does distillation help at all?" and "does OT beat KD?". Every system also gets
+its mean with a CI per language and group, and for the main measure of each
+task its low/high resource gap (``high - low``).
 """
 
 from __future__ import annotations
@@ -27,35 +34,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from optical.errors import OpticalError
-from optical.eval.metrics import DEFAULT_MEASURES, LANGUAGE_BIAS_MEASURES
+from optical.eval.metrics import DEFAULT_MEASURES, LANGUAGE_BIAS_MEASURES, aggregate_name
 from optical.eval.results import EvalRun, task_of
 from optical.eval.stats import (
     ALPHA,
-    DEFAULT_RESAMPLES,
-    DEFAULT_SEED,
     PairedComparison,
-    apply_holm,
-    average_over_seeds,
-    bootstrap_ci,
-    bootstrap_difference_ci,
-    paired_comparison,
+    Sample,
+    StatsSettings,
+    compare,
+    holm_family,
+    resource_gap,
+    summarize,
 )
+from optical.eval.tasks import RESOURCE_GROUPS, main_measure
+from optical.formatting import interval, number, p_value
+from optical.losses.combined import MethodSpec
+from optical.report.document import Bullets, Document, Heading, Image, Paragraph, Table
 from optical.storage import atomic_write_json, atomic_write_text
 
-DEFAULT_RESOURCE_GROUPS: dict[str, list[str]] = {"low": ["el", "hi", "th", "tr"], "high": ["de", "es", "ru", "zh"]}
-#: The headline measure of a task (plots, resource gap); a task not listed uses its first measure.
-MAIN_MEASURES: dict[str, str] = {
-    "clir_sentence": "RR@10",
-    "clir_paragraph": "RR@10",
-    "pool": "AP",
-    "retention": "RR@10",
-    "align_x2en": "R@1",
-    "align_en2x": "R@1",
-}
 _MEASURE_ORDER = (*DEFAULT_MEASURES, *LANGUAGE_BIAS_MEASURES)
+SIGNIFICANT_MARK = "†"
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,7 @@ class SystemInfo:
     students: tuple[str, ...]  # one per seed, in run-dir order
     teacher: str
     run_dirs: tuple[str, ...]
+    method: str | None  # the distillation method; None for the zero-shot model
 
     @property
     def n_seeds(self) -> int:
@@ -74,7 +74,7 @@ class SystemInfo:
 
 @dataclass(frozen=True)
 class CellSummary:
-    """One system's mean on (task, scope, measure), with a query-bootstrap 95% CI.
+    """One system's mean on (task, scope, measure) with its 95% CI (see :func:`optical.eval.stats.summarize`).
 
     ``scope`` is a language code or a resource group name (``scope_kind``
     "lang" or "group").
@@ -116,12 +116,24 @@ class ResourceGap:
     ci_high: float
 
 
+def policy_text(settings: StatsSettings) -> str:
+    """The statistics policy in one paragraph, as both reports print it."""
+    return (
+        f"A system's cell is its mean over queries of the per-query values averaged over its training seeds, with a 95% "
+        f"percentile bootstrap CI ({settings.n_resamples} resamples, seed {settings.seed}) over queries, and over queries "
+        "and seeds (two-level) when it has several seeds. A difference Δ = A − B has the same kind of CI (paired: one "
+        "query draw for both systems) and the two-sided p-value of a paired randomisation (sign-flip) test on the "
+        "seed-averaged per-query values (Smucker, Allan & Carterette, CIKM 2007), Holm-corrected (Holm 1979) within "
+        f"the family named beside it; {SIGNIFICANT_MARK} marks p_holm < {ALPHA}."
+    )
+
+
 @dataclass
 class ComparisonReport:
-    """Everything :func:`compare_runs` computed, and the files it wrote."""
+    """Everything :func:`compare_runs` computed. It renders itself; nothing is written until :meth:`save`."""
 
     systems: list[SystemInfo]
-    baseline: str
+    pairs: list[tuple[str, str]]  # (system, baseline), in display order
     split_name: str
     split_fingerprint: str
     resource_groups: dict[str, list[str]]
@@ -131,11 +143,12 @@ class ComparisonReport:
     summaries: list[CellSummary]
     comparisons: list[ScopedComparison]
     gaps: list[ResourceGap]
-    n_resamples: int
-    seed: int
-    alpha: float = ALPHA
+    settings: StatsSettings
     notes: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
+
+    @property
+    def baselines(self) -> list[str]:
+        return list(dict.fromkeys(baseline for _, baseline in self.pairs))
 
     def summary(self, system: str, task: str, scope: str, measure: str) -> CellSummary | None:
         for cell in self.summaries:
@@ -143,20 +156,29 @@ class ComparisonReport:
                 return cell
         return None
 
-    def comparison(self, system: str, task: str, scope: str, measure: str) -> PairedComparison | None:
+    def comparison(self, system: str, baseline: str, task: str, scope: str, measure: str) -> PairedComparison | None:
         for row in self.comparisons:
             c = row.comparison
-            if (c.system_a, row.task, row.scope, c.measure) == (system, task, scope, measure):
+            if (c.system_a, c.system_b, row.task, row.scope, c.measure) == (system, baseline, task, scope, measure):
                 return c
         return None
 
+    def scopes(self, task: str, measure: str) -> list[tuple[str, str]]:
+        """(scope, kind) rows of a task's table: its languages, then the groups that have a summary."""
+        groups = [g for g in self.resource_groups if any(
+            c.task == task and c.scope == g and c.scope_kind == "group" and c.measure == measure for c in self.summaries)]
+        return [(lang, "lang") for lang in self.tasks[task]] + [(g, "group") for g in groups]
+
+    def group_members(self, task: str, group: str) -> list[str]:
+        return [lang for lang in self.resource_groups[group] if lang in self.tasks[task]]
+
     def to_json(self) -> dict[str, Any]:
         return {
-            "baseline": self.baseline,
+            "pairs": [list(pair) for pair in self.pairs],
             "split": {"name": self.split_name, "fingerprint": self.split_fingerprint},
-            "alpha": self.alpha,
-            "n_resamples": self.n_resamples,
-            "seed": self.seed,
+            "alpha": ALPHA,
+            "n_resamples": self.settings.n_resamples,
+            "seed": self.settings.seed,
             "resource_groups": self.resource_groups,
             "systems": [{**dataclasses.asdict(s), "n_seeds": s.n_seeds} for s in self.systems],
             "tasks": self.tasks,
@@ -169,8 +191,90 @@ class ComparisonReport:
             ],
             "resource_gaps": [dataclasses.asdict(g) for g in self.gaps],
             "notes": self.notes,
-            "files": self.files,
         }
+
+    def to_document(self, plot_files: Sequence[Path] = ()) -> Document:
+        doc = Document("Comparison of evaluation runs")
+        doc.add(
+            Paragraph(f"Split `{self.split_name}` (fingerprint `{self.split_fingerprint}`). Compared pairs: "
+                      + ", ".join(f"**{a}** vs {b}" for a, b in self.pairs) + "."),
+            Table(["system", "method", "student", "teacher", "seeds", "run dirs"], [
+                [s.name, s.method or "-", ", ".join(f"`{x}`" for x in s.students), s.teacher, str(s.n_seeds),
+                 ", ".join(f"`{d}`" for d in s.run_dirs)] for s in self.systems]),
+            Heading(2, "How to read the tables"),
+            Bullets([
+                policy_text(self.settings),
+                "Holm families: per task, measure and pair, the languages of the table form one family and the "
+                "resource groups another; each Δ column names its pair.",
+                "Group rows pool the per-query values of the group's languages (shown only when two or more of them "
+                "are present): " + "; ".join(f"{g} = {', '.join(m)}" for g, m in self.resource_groups.items()) + ".",
+            ]),
+        )
+        if plot_files:
+            forest = [p for p in plot_files if p.name == "forest.png"]
+            for path in forest:
+                doc.add(Image(path, "Paired differences (system minus baseline) on each task's main measure, 95% CI"))
+        if self.notes:
+            doc.add(Paragraph("Notes:"), Bullets(self.notes))
+        for task, measures in self.measures.items():
+            if not measures:
+                continue
+            doc.add(Heading(2, task))
+            main = self.main_measures.get(task)
+            for measure in sorted(measures, key=lambda m: m != main):  # the main measure first
+                doc.add(Heading(3, f"{task}: {aggregate_name(measure)}" + (" (main measure)" if measure == main else "")))
+                doc.add(self._measure_table(task, measure))
+            gaps = [g for g in self.gaps if g.task == task]
+            if gaps:
+                doc.add(
+                    Heading(3, f"{task}: resource gap ({aggregate_name(gaps[0].measure)}, high − low)"),
+                    Paragraph("95% CI: each group resampled on its own (unpaired bootstrap). No test is made on the gap."),
+                    Table(["system", "low", "high", "gap [95% CI]"], [
+                        [g.system, number(g.low_mean), number(g.high_mean),
+                         f"{number(g.gap, True)} {interval(g.ci_low, g.ci_high, True)}"] for g in gaps]),
+                )
+        others = [p for p in plot_files if p.name != "forest.png"]
+        if others:
+            doc.add(Heading(2, "Plots"), *(Image(p, p.stem) for p in others))
+        return doc
+
+    def _measure_table(self, task: str, measure: str) -> Table:
+        header = ["scope", "n", *(s.name for s in self.systems)]
+        for system, baseline in self.pairs:
+            header += [f"Δ {system} − {baseline}", "p_holm"]
+        rows = []
+        for scope, kind in self.scopes(task, measure):
+            cells = [self.summary(s.name, task, scope, measure) for s in self.systems]
+            present = [c for c in cells if c is not None]
+            if not present:
+                continue
+            label = f"**{scope}** ({', '.join(self.group_members(task, scope))})" if kind == "group" else scope
+            row = [label, str(present[0].n_queries)]
+            row += [f"{number(c.mean)} {interval(c.ci_low, c.ci_high)}" if c else "–" for c in cells]
+            for system, baseline in self.pairs:
+                c = self.comparison(system, baseline, task, scope, measure)
+                row += ["–", "–"] if c is None else [difference_text(c), p_value(c.p_holm)]
+            rows.append(row)
+        return Table(header, rows)
+
+    def to_markdown(self, plot_files: Sequence[Path] = ()) -> str:
+        return self.to_document(plot_files).markdown()
+
+    def save(self, out_dir: str | os.PathLike) -> list[Path]:
+        """Write ``report.md``, ``comparison.json`` and ``plots/*.png`` into ``out_dir``; return the paths written."""
+        from optical.report.plots import write_comparison_plots  # matplotlib: only when plots are written
+
+        out_dir = Path(out_dir)
+        plots = [p.relative_to(out_dir) for p in write_comparison_plots(self, out_dir)]
+        atomic_write_text(out_dir / "report.md", self.to_markdown(plots))
+        atomic_write_json(out_dir / "comparison.json", self.to_json())
+        return [out_dir / "report.md", out_dir / "comparison.json", *(out_dir / p for p in plots)]
+
+
+def difference_text(c: PairedComparison) -> str:
+    """``+0.024 [+0.013, +0.035] †``: a difference, its CI, and the significance mark."""
+    mark = f" {SIGNIFICANT_MARK}" if c.significant else ""
+    return f"{number(c.diff, True)} {interval(c.ci_low, c.ci_high, True)}{mark}"
 
 
 def _load_runs(run_dirs: Sequence[Path]) -> list[tuple[Path, EvalRun]]:
@@ -202,28 +306,11 @@ def _ordered_measures(available: set[str], wanted: Sequence[str] | None) -> list
     return known + sorted(available - set(known))
 
 
-def compare_runs(
-    run_dirs: Sequence[str | os.PathLike],
-    out_dir: str | os.PathLike,
-    baseline: str | None = None,
-    resource_groups: Mapping[str, Sequence[str]] | None = None,
-    measures: Sequence[str] | None = None,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
-) -> ComparisonReport:
-    """Compare evaluation runs and write ``report.md``, ``comparison.json`` and plots to ``out_dir``.
-
-    ``baseline`` is a system name; by default the zero-shot system (student
-    ``"zero-shot"``) if there is one, else the first run's system.
-    ``measures`` restricts (and orders) the measures; by default every measure
-    the runs hold. Refuses runs whose split or task fingerprints differ.
-    """
-    groups = {name: list(langs) for name, langs in (resource_groups or DEFAULT_RESOURCE_GROUPS).items()}
-    runs = _load_runs([Path(d) for d in run_dirs])
-
+def _systems(runs: list[tuple[Path, EvalRun]]) -> tuple[list[SystemInfo], dict[str, list[EvalRun]]]:
     seeds_of: dict[str, list[tuple[Path, EvalRun]]] = {}
     for run_dir, run in runs:
         seeds_of.setdefault(run.system, []).append((run_dir, run))
+    systems = []
     for name, seeds in seeds_of.items():
         teachers = {r.teacher for _, r in seeds}
         if len(teachers) > 1:
@@ -231,138 +318,125 @@ def compare_runs(
                 f"runs named {name!r} ({', '.join(str(d) for d, _ in seeds)}) have different teachers "
                 f"({', '.join(sorted(teachers))}): seeds of one system share a teacher; rename the system"
             )
-    systems = [
-        SystemInfo(name, tuple(r.student for _, r in seeds), seeds[0][1].teacher, tuple(str(d) for d, _ in seeds))
-        for name, seeds in seeds_of.items()
-    ]
-    if baseline is None:
-        zero_shot = [s.name for s in systems if all(r.is_zero_shot for _, r in seeds_of[s.name])]
-        baseline = zero_shot[0] if zero_shot else systems[0].name
-    elif baseline not in seeds_of:
-        raise OpticalError(f"baseline {baseline!r} is not among the systems compared ({', '.join(seeds_of)})")
+        methods = {None if r.is_zero_shot else r.config.get("distill", {}).get("method") for _, r in seeds}
+        if len(methods) > 1:
+            raise OpticalError(f"runs named {name!r} were distilled with different methods ({methods}): rename the system")
+        systems.append(SystemInfo(name, tuple(r.student for _, r in seeds), seeds[0][1].teacher,
+                                  tuple(str(d) for d, _ in seeds), methods.pop()))
+    return systems, {name: [r for _, r in seeds] for name, seeds in seeds_of.items()}
 
+
+def default_pairs(systems: Sequence[SystemInfo]) -> list[tuple[str, str]]:
+    """Every system against the zero-shot model, and every non-KD system against each KD baseline present."""
+    zero_shot = [s.name for s in systems if s.method is None]
+    kd = [s.name for s in systems if s.method is not None and MethodSpec.parse(s.method).is_kd_baseline]
+    pairs = [(s.name, z) for z in zero_shot for s in systems if s.name != z]
+    pairs += [(s.name, b) for b in kd for s in systems if s.name not in kd and s.name not in zero_shot]
+    if not pairs and len(systems) > 1:  # neither a zero-shot run nor a KD baseline: the first system is the baseline
+        pairs = [(s.name, systems[0].name) for s in systems[1:]]
+    return pairs
+
+
+def compare_runs(
+    run_dirs: Sequence[str | os.PathLike],
+    baselines: Sequence[str] | None = None,
+    resource_groups: Mapping[str, Sequence[str]] | None = None,
+    measures: Sequence[str] | None = None,
+    settings: StatsSettings = StatsSettings(),
+) -> ComparisonReport:
+    """Compare evaluation runs; return the report (write it with ``report.save(out_dir)``).
+
+    ``baselines`` are system names, each compared with every other system that
+    is not itself one of them; by default :func:`default_pairs`. ``measures``
+    restricts (and orders) the measures; by default every measure the runs
+    hold. Refuses runs whose split or task fingerprints differ.
+    """
+    groups = {name: list(langs) for name, langs in (resource_groups or RESOURCE_GROUPS).items()}
+    runs = _load_runs([Path(d) for d in run_dirs])
+    systems, seeds_of = _systems(runs)
+    if baselines:
+        for baseline in baselines:
+            if baseline not in seeds_of:
+                raise OpticalError(f"baseline {baseline!r} is not among the systems compared ({', '.join(seeds_of)})")
+        pairs = [(s.name, b) for b in baselines for s in systems if s.name not in baselines]
+    else:
+        pairs = default_pairs(systems)
     notes: list[str] = []
-    # (system, task_key) -> {measure: seed-averaged per-query values}
-    values: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
-    for name, seeds in seeds_of.items():
-        keys = set.intersection(*(set(r.tasks) for _, r in seeds))
-        for key in sorted(set.union(*(set(r.tasks) for _, r in seeds)) - keys):
-            notes.append(f"{name}: task {key} is missing from some of its seeds and is left out")
-        for key in keys:
-            task_measures = set.intersection(*(set(r.tasks[key].per_query) for _, r in seeds))
-            values[(name, key)] = {
-                m: average_over_seeds([r.tasks[key].per_query[m] for _, r in seeds], f"{name} ({key}, {m})")
-                for m in task_measures
-            }
-
-    baseline_keys = sorted(key for (name, key) in values if name == baseline)
+    samples = _samples(seeds_of, notes)
+    reference = pairs[0][1] if pairs else systems[0].name
     tasks: dict[str, list[str]] = {}
-    for key in baseline_keys:
-        tasks.setdefault(task_of(key), []).append(key.split(".", 1)[1])
-    for (name, key) in sorted(values):
-        if name != baseline and key not in baseline_keys:
-            notes.append(f"{name}: task {key} has no baseline counterpart and is left out")
-
-    task_measures: dict[str, list[str]] = {}
-    main_measures: dict[str, str] = {}
-    summaries: list[CellSummary] = []
-    comparisons: list[ScopedComparison] = []
-    gaps: list[ResourceGap] = []
-    n_seeds = {s.name: s.n_seeds for s in systems}
-    for task, langs in tasks.items():
-        available = set.intersection(*(set(values[(baseline, f"{task}.{lang}")]) for lang in langs))
-        task_measures[task] = _ordered_measures(available, measures)
-        if not task_measures[task]:
-            notes.append(f"task {task}: none of the requested measures is available; left out")
-            continue
-        preferred = MAIN_MEASURES.get(task)
-        main_measures[task] = preferred if preferred in task_measures[task] else task_measures[task][0]
-        group_langs = {g: [lang for lang in members if lang in langs] for g, members in groups.items()}
-        group_langs = {g: members for g, members in group_langs.items() if members}
-        for g, members in group_langs.items():
-            if len(members) < len(groups[g]):
-                missing = sorted(set(groups[g]) - set(members))
-                notes.append(f"task {task}: group {g} pools {', '.join(members)} (no data for {', '.join(missing)})")
-        for measure in task_measures[task]:
-
-            def scope_values(system: str, scope: str, kind: str) -> dict[str, float] | None:
-                members = [scope] if kind == "lang" else group_langs[scope]
-                pooled: dict[str, float] = {}
-                for lang in members:
-                    per_measure = values.get((system, f"{task}.{lang}"))
-                    if per_measure is None or measure not in per_measure:
-                        return None
-                    pooled.update({f"{lang}/{qid}": v for qid, v in per_measure[measure].items()})
-                return pooled
-
-            scopes = [(lang, "lang") for lang in langs] + [(g, "group") for g in group_langs]
-            for system in seeds_of:
-                for scope, kind in scopes:
-                    pooled = scope_values(system, scope, kind)
-                    if pooled is None:
-                        continue
-                    array = np.fromiter(pooled.values(), dtype=np.float64)
-                    ci = bootstrap_ci(array, n_resamples, seed)
-                    summaries.append(
-                        CellSummary(system, task, scope, kind, measure, array.size, n_seeds[system], float(array.mean()), ci.low, ci.high)
-                    )
-                if measure == main_measures[task] and {"low", "high"} <= set(group_langs):
-                    low, high = scope_values(system, "low", "group"), scope_values(system, "high", "group")
-                    if low is not None and high is not None:
-                        gaps.append(_gap(system, task, measure, low, high, n_resamples, seed))
-                if system == baseline:
-                    continue
-                for kind in ("lang", "group"):
-                    family: list[tuple[str, PairedComparison]] = []
-                    for scope, scope_kind in scopes:
-                        if scope_kind != kind:
-                            continue
-                        mine, theirs = scope_values(system, scope, kind), scope_values(baseline, scope, kind)
-                        if mine is None or theirs is None:
-                            continue
-                        family.append(
-                            (scope, paired_comparison(mine, theirs, system, baseline, measure, n_resamples, seed))
-                        )
-                    corrected = apply_holm([c for _, c in family])
-                    comparisons.extend(ScopedComparison(task, scope, kind, c) for (scope, _), c in zip(family, corrected))
+    for name, key in sorted(samples):
+        if name == reference:
+            tasks.setdefault(task_of(key), []).append(key.split(".", 1)[1])
+    for name, key in sorted(samples):
+        if name != reference and key.split(".", 1)[1] not in tasks.get(task_of(key), []):
+            notes.append(f"{name}: task {key} has no counterpart in {reference} and is left out")
 
     report = ComparisonReport(
-        systems=systems,
-        baseline=baseline,
-        split_name=runs[0][1].split_name,
-        split_fingerprint=runs[0][1].split_fingerprint,
-        resource_groups=groups,
-        tasks=tasks,
-        measures=task_measures,
-        main_measures=main_measures,
-        summaries=summaries,
-        comparisons=comparisons,
-        gaps=gaps,
-        n_resamples=n_resamples,
-        seed=seed,
-        notes=notes,
+        systems=systems, pairs=pairs, split_name=runs[0][1].split_name, split_fingerprint=runs[0][1].split_fingerprint,
+        resource_groups=groups, tasks=tasks, measures={}, main_measures={}, summaries=[], comparisons=[], gaps=[],
+        settings=settings, notes=notes,
     )
-    _write(report, Path(out_dir))
+    for task, langs in tasks.items():
+        available = set.intersection(*(set(samples[(reference, f"{task}.{lang}")]) for lang in langs))
+        report.measures[task] = _ordered_measures(available, measures)
+        if not report.measures[task]:
+            notes.append(f"task {task}: none of the requested measures is available; left out")
+            continue
+        preferred = main_measure(task)
+        report.main_measures[task] = preferred if preferred in report.measures[task] else report.measures[task][0]
+        group_langs = {g: [lang for lang in members if lang in langs] for g, members in groups.items()}
+        group_langs = {g: members for g, members in group_langs.items() if len(members) >= 2}
+        for measure in report.measures[task]:
+            _compare_task(report, samples, task, measure, langs, group_langs)
     return report
 
 
-def _gap(system: str, task: str, measure: str, low: dict[str, float], high: dict[str, float], n_resamples: int, seed: int) -> ResourceGap:
-    low_values = np.fromiter(low.values(), dtype=np.float64)
-    high_values = np.fromiter(high.values(), dtype=np.float64)
-    ci = bootstrap_difference_ci(high_values, low_values, n_resamples, seed)
-    return ResourceGap(
-        system, task, measure, float(low_values.mean()), float(high_values.mean()),
-        float(high_values.mean() - low_values.mean()), ci.low, ci.high,
-    )
+def _samples(seeds_of: dict[str, list[EvalRun]], notes: list[str]) -> dict[tuple[str, str], dict[str, Sample]]:
+    """(system, task key) -> {measure: Sample over the system's seeds}."""
+    samples: dict[tuple[str, str], dict[str, Sample]] = {}
+    for name, seeds in seeds_of.items():
+        keys = set.intersection(*(set(r.tasks) for r in seeds))
+        for key in sorted(set.union(*(set(r.tasks) for r in seeds)) - keys):
+            notes.append(f"{name}: task {key} is missing from some of its seeds and is left out")
+        for key in keys:
+            task_measures = set.intersection(*(set(r.tasks[key].per_query) for r in seeds))
+            samples[(name, key)] = {m: Sample(name, tuple(r.tasks[key].per_query[m] for r in seeds)) for m in task_measures}
+    return samples
 
 
-def _write(report: ComparisonReport, out_dir: Path) -> None:
-    # Imported here: plotting pulls in matplotlib, which the numbers do not need.
-    from optical.report.markdown import render_markdown
-    from optical.report.plots import write_plots
+def _compare_task(report: ComparisonReport, samples: dict, task: str, measure: str, langs: list[str],
+                  group_langs: dict[str, list[str]]) -> None:
+    """Summaries, comparisons and the resource gap of one task and measure, added to ``report``."""
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plot_files = write_plots(report, out_dir)
-    report.files = ["report.md", "comparison.json", *(str(p.relative_to(out_dir)) for p in plot_files)]
-    atomic_write_text(out_dir / "report.md", render_markdown(report, plot_files=[p.relative_to(out_dir) for p in plot_files]))
-    atomic_write_json(out_dir / "comparison.json", report.to_json())
+    def sample(system: str, scope: str, kind: str) -> Sample | None:
+        members = [scope] if kind == "lang" else group_langs[scope]
+        parts = {lang: samples.get((system, f"{task}.{lang}"), {}).get(measure) for lang in members}
+        if any(part is None for part in parts.values()):
+            return None
+        return parts[scope] if kind == "lang" else Sample.pooled(system, parts)
+
+    scopes = [(lang, "lang") for lang in langs] + [(g, "group") for g in group_langs]
+    for system in report.systems:
+        for scope, kind in scopes:
+            mine = sample(system.name, scope, kind)
+            if mine is not None:
+                stats = summarize(mine, report.settings)
+                report.summaries.append(CellSummary(system.name, task, scope, kind, measure, stats.n_queries,
+                                                    stats.n_seeds, stats.mean, stats.ci_low, stats.ci_high))
+        if measure == report.main_measures[task] and {"low", "high"} <= set(group_langs):
+            low, high = sample(system.name, "low", "group"), sample(system.name, "high", "group")
+            if low is not None and high is not None:
+                gap = resource_gap(low, high, report.settings)
+                report.gaps.append(ResourceGap(system.name, task, measure, gap.low_mean, gap.high_mean, gap.gap,
+                                               gap.ci_low, gap.ci_high))
+    for system, baseline in report.pairs:
+        for kind, noun in (("lang", "languages"), ("group", "resource groups")):
+            family = []
+            for scope in (scope for scope, scope_kind in scopes if scope_kind == kind):
+                mine, theirs = sample(system, scope, kind), sample(baseline, scope, kind)
+                if mine is not None and theirs is not None:
+                    family.append((scope, compare(mine, theirs, measure, report.settings)))
+            name = f"{task} {aggregate_name(measure)}, {system} vs {baseline}: the {len(family)} {noun} of the table"
+            corrected = holm_family([c for _, c in family], name)
+            report.comparisons.extend(ScopedComparison(task, scope, kind, c) for (scope, _), c in zip(family, corrected))

@@ -1,8 +1,11 @@
-"""A small document model rendered both as Markdown and as one self-contained HTML page.
+"""A small document model rendered as Markdown, as one self-contained HTML page, and tables as plain text.
 
-The study report is built once as blocks and written twice, so ``report.md``
-and ``report.html`` cannot disagree; the HTML embeds every PNG as a base64
-data URI so it can be mailed or archived as a single file.
+Every report of the project (``optical compare``, the study report, the demo's
+summary) is built once as blocks and rendered from them, so ``report.md`` and
+``report.html`` cannot disagree and every table is drawn by one function. The
+HTML embeds every PNG as a base64 data URI so it can be mailed or archived as
+a single file. Hand-written rather than a templating library: five block kinds
+and two output formats need no more.
 """
 
 from __future__ import annotations
@@ -29,15 +32,24 @@ class Bullets:
     items: list[str]
 
 
-def cell_text(value: object) -> str:
-    """A table cell: ``-`` for a missing value, floats in their shortest form (0.5, 2000)."""
-    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
 @dataclass
 class Table:
     header: list[str]
     rows: list[list[str]]
+
+    def text(self) -> str:
+        """The table aligned in columns for a terminal.
+
+        >>> print(Table(["system", "MRR@10"], [["ot", "0.712"]]).text())
+        system  MRR@10
+        ------  ------
+        ot      0.712
+        """
+        rows = [self.header, *self.rows]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(self.header))]
+        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * width for width in widths))
+        return "\n".join(lines)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from, so every number of the report can be recomputed from the export alone.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,11 +37,14 @@ class StudyExport:
     report_files: list[Path] = field(default_factory=list)
 
 
-def export_study(study_dir: str | Path, out_dir: str | Path, n_resamples: int | None = None,
-                 report: bool = True) -> StudyExport:
+def export_study(study_dir: str | Path, out_dir: str | Path,
+                 write_report: Callable[[Path], list[Path]] | None = None) -> StudyExport:
     """Copy the manifest, run summaries and per-query values of ``study_dir`` into ``out_dir``
-    (an empty or missing dir, or an earlier export, which is replaced whole), then write its report."""
-    from optical.study.report import write_study_report  # matplotlib: only when a report is written
+    (an empty or missing dir, or an earlier export, which is replaced whole).
+
+    ``write_report(dir)`` (e.g. :func:`optical.report.write_study_report`'s files) runs on the copy before it is
+    swapped in, so the export and its report appear together or not at all.
+    """
 
     study_dir, out_dir = Path(study_dir), Path(out_dir)
     manifest_path = study_dir / MANIFEST
@@ -68,6 +72,6 @@ def export_study(study_dir: str | Path, out_dir: str | Path, n_resamples: int | 
         if not evaluations:
             raise OpticalError(f"{study_dir} has no finished evaluation yet; run the study first")
         atomic_write_json(building / MANIFEST, {**manifest, "store": None, "exported_from": str(study_dir)})
-        report_files = write_study_report(building, n_resamples=n_resamples).files if report else []
+        report_files = write_report(building) if write_report else []
     return StudyExport(out_dir, evaluations, distill_runs, [out_dir / path.relative_to(building) for path in report_files])
 

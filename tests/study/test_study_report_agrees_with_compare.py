@@ -1,0 +1,59 @@
+"""One statistics policy: `optical compare` on a study's run dirs and `optical study report` on the study
+print the same means, CIs and p-values for every pair they share."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from optical.cli import main
+from optical.eval.stats import StatsSettings
+from optical.report import compare_runs, write_study_report
+
+RESAMPLES = 300
+
+
+@pytest.fixture(scope="module")
+def both(smoke_study, tmp_path_factory):
+    study_dir = smoke_study.study_dir
+    manifest = json.loads((study_dir / "study.json").read_text())
+    # The reference condition's evaluations (typo rate 0): zero-shot, and mse and ot with two seeds each.
+    run_dirs = [study_dir / entry["eval_dirs"]["0"] for entry in manifest["runs"]]
+    out = tmp_path_factory.mktemp("compare")
+    assert main(["compare", *map(str, run_dirs), "--out", str(out), "--n-resamples", str(RESAMPLES)]) == 0
+    compared = compare_runs(run_dirs, settings=StatsSettings(n_resamples=RESAMPLES))
+    study = write_study_report(study_dir, n_resamples=RESAMPLES)
+    return compared, study, json.loads((out / "comparison.json").read_text())
+
+
+def test_every_pair_the_two_share_has_identical_numbers(both):
+    compared, study, _ = both
+    shared = 0
+    for row in study.question:
+        if row.condition[4] != 0.0:
+            continue
+        theirs = compared.comparison(row.method, row.baseline, row.task, row.lang, row.comparison.measure)
+        assert theirs is not None, (row.method, row.baseline, row.task, row.lang)
+        mine = row.comparison
+        for name in ("n", "mean_a", "mean_b", "diff", "ci_low", "ci_high", "p_value", "effect_size", "wins", "losses"):
+            assert getattr(theirs, name) == getattr(mine, name), name
+        assert theirs.family and mine.family and theirs.family != mine.family  # each names its Holm family
+        shared += 1
+    # ot vs mse, ot vs zero-shot and mse vs zero-shot on clir_sentence and align_x2en/en2x of el.
+    assert shared == 9
+
+
+def test_the_cli_report_carries_the_same_numbers_and_names_its_families(both):
+    compared, _, written = both
+    by_key = {(c["system_a"], c["system_b"], c["task"], c["scope"], c["measure"]): c for c in written["comparisons"]}
+    for row in compared.comparisons:
+        c = row.comparison
+        on_disk = by_key[(c.system_a, c.system_b, row.task, row.scope, c.measure)]
+        assert (on_disk["ci_low"], on_disk["ci_high"], on_disk["p_value"]) == (c.ci_low, c.ci_high, c.p_value)
+        assert on_disk["family"] == c.family
+
+
+def test_the_study_report_names_its_holm_families(smoke_study):
+    text = (smoke_study.study_dir / "report" / "report.md").read_text()
+    assert "Holm family: OT vs each KD baseline" in text and "Holm family: each method vs zero-shot" in text
