@@ -1,6 +1,6 @@
 # The two set-up commands of the README:
 #   make demo   -- create the venv, install, fetch data and models, run the end-to-end demo
-#   make test   -- the same set-up, then the test suite (what .ci/run calls)
+#   make test   -- the same set-up, then lint, format check and the test suite with doctests (what .ci/run calls)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +8,7 @@ OPTICAL := $(VENV)/bin/optical
 # The local mirror of the data (read-only); `optical data fetch` copies it into the cache.
 MIRROR ?= ../shared/data
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,13 @@ setup: $(VENV)/.installed
 demo: setup
 	$(OPTICAL) demo
 
-test: setup
+# Lint and format check first (fast), then the tests and the docstring examples of src/optical
+# (pyproject's pytest options: testpaths src/optical and tests, --doctest-modules).
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+test: setup lint
 	$(PY) -m pytest -q
 
 bench: setup

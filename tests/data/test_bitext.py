@@ -4,8 +4,15 @@ from dataclasses import replace
 
 import pytest
 
-from optical.data.bitext import (BitextConfig, LengthFilter, build_bitext, load_flores_devtest, normalize_text,
-                                 read_bitext_file, read_source)
+from optical.data.bitext import (
+    BitextConfig,
+    LengthFilter,
+    build_bitext,
+    load_flores_devtest,
+    normalize_text,
+    read_bitext_file,
+    read_source,
+)
 from optical.errors import OpticalError
 
 GOOD = "Good morning, world.\tΚαλημέρα, κόσμε.\n"
@@ -52,8 +59,9 @@ def test_bom_crlf_duplicates_and_normalisation(tmp_path):
 
 
 def test_length_filter_and_latin_languages(tmp_path):
-    path = write(tmp_path, b"One\tEins\nThis has four words\tDas hat vier W\xc3\xb6rter\nHi\t\xd0\x9f\xd1\x80\xd0\xb8\n",
-                 "en-de.tsv")
+    path = write(
+        tmp_path, b"One\tEins\nThis has four words\tDas hat vier W\xc3\xb6rter\nHi\t\xd0\x9f\xd1\x80\xd0\xb8\n", "en-de.tsv"
+    )
     loaded = read_bitext_file(path, "de", length=LengthFilter(min_length=2, max_length=3))
     assert loaded.report.skipped == Counter({"too_short": 1, "wrong_script": 1, "too_long": 1})
     chars = read_bitext_file(path, "de", length=LengthFilter(min_length=4, unit="chars"))
@@ -106,8 +114,7 @@ def test_mixing_caps_and_license_filter(mirror_dir):
     stats = mixture.stats.per_source
     assert list(stats) == ["flores200_sib_dev_extra", "ntrex128", "xnli_devtest"]
     assert stats["xnli_devtest"].after_cap == 300 and stats["xnli_devtest"].malformed == 2
-    assert Counter(p.source for p in mixture.pairs) == {"flores200_sib_dev_extra": 510, "ntrex128": 1997,
-                                                        "xnli_devtest": 300}
+    assert Counter(p.source for p in mixture.pairs) == {"flores200_sib_dev_extra": 510, "ntrex128": 1997, "xnli_devtest": 300}
     assert len({(p.en, p.foreign) for p in mixture.pairs}) == len(mixture.pairs)
     open_only = build_bitext(mirror_dir, BitextConfig("de", license_classes=("open",)))
     assert set(open_only.stats.per_source) == {"flores200_sib_dev_extra", "ntrex128", "mintaka_dev_questions"}

@@ -1,9 +1,7 @@
-
 import pytest
 
 from optical.data.datadir import DATA_DIR_ENV, resolve_data_dir
-from optical.data.languages import (LANGUAGES, XQUAD_LANGS, XQUADR_LANGS, has_script, mostly_latin,
-                                    validate_lang)
+from optical.data.languages import LANGUAGES, XQUAD_LANGS, XQUADR_LANGS, has_script, mostly_latin, validate_lang
 from optical.data.registry import GROUPS, build_file_registry, load_file_registry
 from optical.data.sources import LICENSE_CLASSES, SOURCES, sources_for
 from optical.errors import OpticalError
@@ -39,8 +37,7 @@ def test_sources_registry_matches_readme():
     assert {s.license_class for s in SOURCES.values()} <= set(LICENSE_CLASSES)
     assert SOURCES["xnli_devtest"].license_class == "non-commercial"
     assert {n for n, s in SOURCES.items() if s.license_class == "research-only"} == {"wmt_newstest", "multi30k_test"}
-    assert [s.name for s in sources_for("th")] == ["flores200_devtest", "flores200_sib_dev_extra", "ntrex128",
-                                                 "xnli_devtest"]
+    assert [s.name for s in sources_for("th")] == ["flores200_devtest", "flores200_sib_dev_extra", "ntrex128", "xnli_devtest"]
     assert "ro" not in SOURCES["xnli_devtest"].languages
 
 
@@ -48,10 +45,12 @@ def test_committed_file_registry_matches_mirror(mirror_dir):
     committed = load_file_registry()
     assert committed == build_file_registry(mirror_dir)
     assert {entry.group for entry in committed} == set(GROUPS)
-    assert all(entry.origin_url and entry.origin_url.startswith("https://raw.githubusercontent.com/")
-               for entry in committed if entry.group != "bitext")
-    assert all(entry.origin_url is None and "re-layout" in entry.provenance
-               for entry in committed if entry.group == "bitext")
+    assert all(
+        entry.origin_url and entry.origin_url.startswith("https://raw.githubusercontent.com/")
+        for entry in committed
+        if entry.group != "bitext"
+    )
+    assert all(entry.origin_url is None and "re-layout" in entry.provenance for entry in committed if entry.group == "bitext")
 
 
 def test_resolve_data_dir_precedence(mirror_dir, tmp_path, monkeypatch):

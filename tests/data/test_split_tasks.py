@@ -56,8 +56,10 @@ def test_lareqa_pool_has_eleven_relevant_per_question(pool_tasks, mirror_dir):
                 continue
             gold = task.candidates[next(d for d in relevant if d.startswith(f"{lang}:"))]
             answer = question.answer_text
-            assert answer[:4].strip() in gold or any(
-                gold.endswith(answer[:k].rstrip()) for k in range(1, len(answer))), (lang, question.id)
+            assert answer[:4].strip() in gold or any(gold.endswith(answer[:k].rstrip()) for k in range(1, len(answer))), (
+                lang,
+                question.id,
+            )
 
 
 def test_sentence_task_is_reproducible_and_ids_are_cross_language(mirror_dir):

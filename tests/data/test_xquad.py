@@ -6,6 +6,7 @@ from optical.data.languages import XQUAD_LANGS, XQUADR_LANGS
 from optical.data.xquad import load_qa_file, locate_sentences, read_xquad, read_xquadr
 from optical.errors import OpticalError
 
+
 @pytest.fixture(scope="module")
 def xquadr(mirror_dir):
     return {lang: read_xquadr(mirror_dir, lang) for lang in XQUADR_LANGS}
@@ -47,7 +48,7 @@ def test_turkish_quirk_uses_string_search_with_break_fallback(mirror_dir, xquadr
     breaks = [start for start, _ in raw_paragraph["sentence_breaks"]]
     paragraph = xquadr["tr"].paragraphs[48]
     assert breaks[3] != paragraph.sentence_starts[3]  # the upstream offset is off
-    assert paragraph.context[paragraph.sentence_starts[3]:].startswith(paragraph.sentences[3])
+    assert paragraph.context[paragraph.sentence_starts[3] :].startswith(paragraph.sentences[3])
     assert paragraph.sentences[2] not in paragraph.context  # mojibake: break fallback was needed
     assert paragraph.sentence_starts[2] == breaks[2]
 
@@ -75,7 +76,22 @@ def test_reader_errors(mirror_dir, tmp_path):
     bad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "abc", "qas": []}]}]}))
     with pytest.raises(OpticalError, match="bad.json is not in XQuAD-R format"):
         load_qa_file(bad, "en", "XQuAD-R")
-    bad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "abc", "qas": [
-        {"id": "q1", "question": "?", "answers": [{"answer_start": 1, "text": "zz"}]}]}]}]}))
+    bad.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "title": "t",
+                        "paragraphs": [
+                            {
+                                "context": "abc",
+                                "qas": [{"id": "q1", "question": "?", "answers": [{"answer_start": 1, "text": "zz"}]}],
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     with pytest.raises(OpticalError, match="question q1 is not at its answer_start"):
         load_qa_file(bad, "en", "XQuAD")

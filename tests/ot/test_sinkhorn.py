@@ -17,10 +17,10 @@ POT functions compared, and why:
 import math
 
 import numpy as np
-import ot
 import pytest
 import torch
 
+import ot
 from optical.errors import OpticalError
 from optical.ot import OTResult, sinkhorn
 
@@ -211,8 +211,15 @@ def test_unbalanced_matches_pot_sinkhorn_unbalanced():
     assert bool(ours.converged.all())
     for k in range(2):
         pot_plan = ot.unbalanced.sinkhorn_unbalanced(
-            a[k].numpy(), b[k].numpy(), cost[k].numpy(), reg=EPS, reg_m=tau,
-            reg_type="entropy", method="sinkhorn_stabilized", numItermax=20000, stopThr=1e-14,
+            a[k].numpy(),
+            b[k].numpy(),
+            cost[k].numpy(),
+            reg=EPS,
+            reg_m=tau,
+            reg_type="entropy",
+            method="sinkhorn_stabilized",
+            numItermax=20000,
+            stopThr=1e-14,
         )
         pot_plan = torch.from_numpy(np.asarray(pot_plan))
         assert rel_err(ours.plan[k], pot_plan) <= 1e-4

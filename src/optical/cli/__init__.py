@@ -2,8 +2,10 @@
 
 Each subcommand lives in its own module exposing ``register(subparsers)``;
 the handler it installs (``args.func``) calls the package API and returns an
-exit status. User errors (:class:`optical.errors.OpticalError`) become one
-line on stderr and exit status 2, never a traceback.
+exit status. Subcommand modules import the package API inside their handlers,
+not at module level, so that ``optical --help`` never loads torch or transformers.
+User errors (:class:`optical.errors.OpticalError`) become one line on stderr and
+exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -27,13 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"optical {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"optical.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"optical.cli.{name}":
-                raise
-            continue  # subcommand not built yet
-        module.register(subparsers)
+        importlib.import_module(f"optical.cli.{name}").register(subparsers)
     return parser
 
 

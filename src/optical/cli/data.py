@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from optical.data.bitext import read_bitext_file
-from optical.data.datadir import data_dir_location, resolve_data_dir
-from optical.data.fetch import fetch_data
 from optical.data.registry import GROUPS
-from optical.data.summary import summarize
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from optical.data.datadir import data_dir_location
+    from optical.data.fetch import fetch_data
+
     only = [group.strip() for group in args.only.split(",") if group.strip()] if args.only else None
     report = fetch_data(data_dir_location(args.data_dir), mirror=args.mirror, base_url=args.base_url, only=only)
     print(report.render())
@@ -42,10 +41,15 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from optical.data.datadir import resolve_data_dir
+    from optical.data.summary import summarize
+
     print(summarize(resolve_data_dir(args.data_dir)).render())
     return 0
 
 
 def _check_bitext(args: argparse.Namespace) -> int:
+    from optical.data.bitext import read_bitext_file
+
     print(read_bitext_file(args.file, args.lang, strict=args.strict).report.render())
     return 0

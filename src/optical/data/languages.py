@@ -7,8 +7,8 @@ XQuAD (Artetxe et al., 2020) covers 12 languages including Romanian; XQuAD-R
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from optical.errors import OpticalError
 

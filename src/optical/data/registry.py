@@ -10,12 +10,12 @@ their upstream repository as provenance only, so they are fetched from a mirror.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from optical.data.languages import XQUAD_LANGS, XQUADR_LANGS
 from optical.data.sources import SOURCES, bitext_relpath
-from optical.storage import atomic_write_json, sha256_file
+from optical.storage import sha256_file
 
 GROUPS: tuple[str, ...] = ("xquad", "xquad-r", "bitext")
 REGISTRY_PATH = Path(__file__).with_name("files.json")
@@ -54,25 +54,21 @@ def _expected_entries() -> list[tuple[str, str, str | None, str]]:
         entries.append((xquad_relpath(lang), "xquad", url, f"github.com/google-deepmind/xquad @ {XQUAD_COMMIT}"))
     for lang in XQUADR_LANGS:
         url = _XQUADR_ORIGIN + f"xquad-r/{lang}.json"
-        entries.append((xquadr_relpath(lang), "xquad-r", url,
-                        f"github.com/google-research-datasets/lareqa @ {XQUADR_COMMIT}"))
+        entries.append((xquadr_relpath(lang), "xquad-r", url, f"github.com/google-research-datasets/lareqa @ {XQUADR_COMMIT}"))
     for source in SOURCES.values():
         for lang in source.languages:
-            entries.append((bitext_relpath(source.name, lang), "bitext", None,
-                            f"re-layout of {source.origin}; license {source.license}"))
+            entries.append(
+                (bitext_relpath(source.name, lang), "bitext", None, f"re-layout of {source.origin}; license {source.license}")
+            )
     return entries
 
 
 def build_file_registry(mirror: Path) -> list[DataFile]:
-    """Hash every data file of ``mirror`` (used once to write ``files.json``, and by the tests)."""
+    """Hash every data file of ``mirror`` (what ``files.json`` was written from, and what the tests check it against)."""
     return [
         DataFile(path, group, (mirror / path).stat().st_size, sha256_file(mirror / path), url, provenance)
         for path, group, url, provenance in _expected_entries()
     ]
-
-
-def write_file_registry(files: list[DataFile], path: Path = REGISTRY_PATH) -> None:
-    atomic_write_json(path, [asdict(entry) for entry in files])
 
 
 def load_file_registry() -> list[DataFile]:

@@ -35,25 +35,79 @@ _OPUS_TESTSETS = "github.com/Helsinki-NLP/OPUS-MT-testsets @ ac0f19c0be3cb4e0d94
 SOURCES: dict[str, BitextSource] = {
     source.name: source
     for source in (
-        BitextSource("flores200_devtest", "CC BY-SA 4.0", "open", "Wikinews/Wikivoyage/Wikijunior", _ALL_FOREIGN,
-                     _OPUS_TESTSETS + " (datasets/facebook/flores/flores200_dataset/devtest)", reserved=True),
-        BitextSource("flores200_sib_dev_extra", "CC BY-SA 4.0", "open", "as FLORES (dev)", _ALL_FOREIGN,
-                     "github.com/dadelani/sib-200 @ 593cea88519930f776c1a4a1980b6a35b39dca57"),
-        BitextSource("ntrex128", "CC BY-SA 4.0", "open", "news", _ALL_FOREIGN,
-                     "github.com/MicrosoftTranslator/NTREX @ 8561f6a622db9edad1217683e5c83daefd8bb2bf"),
-        BitextSource("xnli_devtest", "CC BY-NC 4.0", "non-commercial", "MultiNLI genres",
-                     ("ar", "de", "el", "es", "hi", "ru", "th", "tr", "vi", "zh"),
-                     "github.com/wuhjie/few_shots_that_matters_wu @ 6bfe6324e428ec21a777b5543cd8e50ec82dcb3c (XNLI 1.0 via XTREME)"),
-        BitextSource("wmt_newstest", "WMT, research use", "research-only", "news",
-                     ("de", "es", "hi", "ro", "ru", "tr", "zh"), _OPUS_TESTSETS + " (testsets/*/newstest*)"),
-        BitextSource("tico19_test", "CC0", "open", "COVID-19", ("ar", "es", "hi", "ru", "zh"),
-                     _OPUS_TESTSETS + " (testsets/*/tico19-test.*)"),
-        BitextSource("mintaka_dev_questions", "CC BY 4.0", "open", "factoid questions", ("ar", "de", "es", "hi"),
-                     "github.com/amazon-science/mintaka @ cbb87072c9e0c92a2baf585f1d67b5a9003081a0"),
-        BitextSource("ro_sts", "CC BY-SA 4.0", "open", "STS-B sentences", ("ro",),
-                     "github.com/dumitrescustefan/RO-STS @ 98b5804b454892c70815777fe03e874ea7f20f1b"),
-        BitextSource("multi30k_test", "research use (Flickr30k/Multi30k terms)", "research-only", "image captions",
-                     ("de",), _OPUS_TESTSETS + " (testsets/deu-eng/multi30k_*)"),
+        BitextSource(
+            "flores200_devtest",
+            "CC BY-SA 4.0",
+            "open",
+            "Wikinews/Wikivoyage/Wikijunior",
+            _ALL_FOREIGN,
+            _OPUS_TESTSETS + " (datasets/facebook/flores/flores200_dataset/devtest)",
+            reserved=True,
+        ),
+        BitextSource(
+            "flores200_sib_dev_extra",
+            "CC BY-SA 4.0",
+            "open",
+            "as FLORES (dev)",
+            _ALL_FOREIGN,
+            "github.com/dadelani/sib-200 @ 593cea88519930f776c1a4a1980b6a35b39dca57",
+        ),
+        BitextSource(
+            "ntrex128",
+            "CC BY-SA 4.0",
+            "open",
+            "news",
+            _ALL_FOREIGN,
+            "github.com/MicrosoftTranslator/NTREX @ 8561f6a622db9edad1217683e5c83daefd8bb2bf",
+        ),
+        BitextSource(
+            "xnli_devtest",
+            "CC BY-NC 4.0",
+            "non-commercial",
+            "MultiNLI genres",
+            ("ar", "de", "el", "es", "hi", "ru", "th", "tr", "vi", "zh"),
+            "github.com/wuhjie/few_shots_that_matters_wu @ 6bfe6324e428ec21a777b5543cd8e50ec82dcb3c (XNLI 1.0 via XTREME)",
+        ),
+        BitextSource(
+            "wmt_newstest",
+            "WMT, research use",
+            "research-only",
+            "news",
+            ("de", "es", "hi", "ro", "ru", "tr", "zh"),
+            _OPUS_TESTSETS + " (testsets/*/newstest*)",
+        ),
+        BitextSource(
+            "tico19_test",
+            "CC0",
+            "open",
+            "COVID-19",
+            ("ar", "es", "hi", "ru", "zh"),
+            _OPUS_TESTSETS + " (testsets/*/tico19-test.*)",
+        ),
+        BitextSource(
+            "mintaka_dev_questions",
+            "CC BY 4.0",
+            "open",
+            "factoid questions",
+            ("ar", "de", "es", "hi"),
+            "github.com/amazon-science/mintaka @ cbb87072c9e0c92a2baf585f1d67b5a9003081a0",
+        ),
+        BitextSource(
+            "ro_sts",
+            "CC BY-SA 4.0",
+            "open",
+            "STS-B sentences",
+            ("ro",),
+            "github.com/dumitrescustefan/RO-STS @ 98b5804b454892c70815777fe03e874ea7f20f1b",
+        ),
+        BitextSource(
+            "multi30k_test",
+            "research use (Flickr30k/Multi30k terms)",
+            "research-only",
+            "image captions",
+            ("de",),
+            _OPUS_TESTSETS + " (testsets/deu-eng/multi30k_*)",
+        ),
     )
 }
 
@@ -74,4 +128,3 @@ def sources_for(lang: str) -> tuple[BitextSource, ...]:
 def bitext_relpath(source: str, lang: str) -> str:
     """Path of a source's file inside a data directory."""
     return f"bitext/{source}/en-{lang}.tsv"
-

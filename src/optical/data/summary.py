@@ -37,13 +37,17 @@ class DataSummary:
     languages: tuple[LanguageSummary, ...]
 
     def render(self) -> str:
-        lines = [f"data directory: {self.data_dir}",
-                 "lang  XQuAD q/para  XQuAD-R cand  bitext pairs by source (license class; * = reserved for evaluation)"]
+        lines = [
+            f"data directory: {self.data_dir}",
+            "lang  XQuAD q/para  XQuAD-R cand  bitext pairs by source (license class; * = reserved for evaluation)",
+        ]
         for summary in self.languages:
             candidates = "-" if summary.xquadr_candidates is None else str(summary.xquadr_candidates)
             training = sum(count.pairs for count in summary.bitext if not count.reserved)
-            lines.append(f"{summary.lang:<5} {summary.xquad_questions:>5}/{summary.xquad_paragraphs:<6} "
-                         f"{candidates:>12}  {training} trainable pairs")
+            lines.append(
+                f"{summary.lang:<5} {summary.xquad_questions:>5}/{summary.xquad_paragraphs:<6} "
+                f"{candidates:>12}  {training} trainable pairs"
+            )
             for count in summary.bitext:
                 mark = "*" if count.reserved else " "
                 skipped = f", {count.skipped} lines skipped" if count.skipped else ""
@@ -61,7 +65,14 @@ def summarize(data_dir: str | Path) -> DataSummary:
         if lang != "en":
             for source in sources_for(lang):
                 loaded = read_source(data_dir, source.name, lang)
-                counts.append(BitextCount(source.name, loaded.report.kept, loaded.report.lines - loaded.report.kept,
-                                          SOURCES[source.name].license_class, source.reserved))
+                counts.append(
+                    BitextCount(
+                        source.name,
+                        loaded.report.kept,
+                        loaded.report.lines - loaded.report.kept,
+                        SOURCES[source.name].license_class,
+                        source.reserved,
+                    )
+                )
         languages.append(LanguageSummary(lang, len(xquad.questions), len(xquad.paragraphs), candidates, tuple(counts)))
     return DataSummary(data_dir, tuple(languages))

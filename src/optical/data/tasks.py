@@ -37,8 +37,9 @@ class RetrievalTask:
     """sha256 (16 hex) over the task content: results with different fingerprints are not comparable."""
 
 
-def task_fingerprint(name: str, split_name: str, queries: dict[str, str], candidates: dict[str, str],
-                     qrels: dict[str, dict[str, int]]) -> str:
+def task_fingerprint(
+    name: str, split_name: str, queries: dict[str, str], candidates: dict[str, str], qrels: dict[str, dict[str, int]]
+) -> str:
     payload = json.dumps([name, split_name, queries, candidates, qrels], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
@@ -83,8 +84,10 @@ def sentence_task(data_dir: str | Path, query_lang: str, candidate_langs: list[s
         for question in query_questions:
             parallel = questions.get(question.id)
             if parallel is None or parallel.paragraph_id != question.paragraph_id:
-                raise OpticalError(f"{data.path}: question {question.id} is missing or in another paragraph than "
-                                   f"in {query_data.path}; re-fetch the data with `optical data fetch`")
+                raise OpticalError(
+                    f"{data.path}: question {question.id} is missing or in another paragraph than "
+                    f"in {query_data.path}; re-fetch the data with `optical data fetch`"
+                )
             gold = paragraphs[parallel.paragraph_id].sentence_of(parallel.answer_start)
             qrels[query_id(question.id)][f"{lang}:{parallel.paragraph_id}:s{gold}"] = 1
     name = f"xquad-r-sentence:{query_lang}->{'+'.join(langs)}"

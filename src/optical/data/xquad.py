@@ -87,10 +87,6 @@ class QADataset:
     def num_candidates(self) -> int:
         return sum(len(paragraph.sentences) for paragraph in self.paragraphs)
 
-    def gold_sentence(self, question: Question) -> int:
-        """Index, within its paragraph, of the sentence that holds the answer start."""
-        return self.paragraph_map()[question.paragraph_id].sentence_of(question.answer_start)
-
 
 def paragraph_id(index: int) -> str:
     return f"p{index:03d}"
@@ -147,14 +143,17 @@ def load_qa_file(path: str | Path, lang: str, name: str) -> QADataset:
                 for qa in raw_paragraph["qas"]:
                     answer = qa["answers"][0]
                     start, text = int(answer["answer_start"]), answer["text"]
-                    if context[start:start + len(text)] != text:
-                        raise OpticalError(f"{path}: answer of question {qa['id']} is not at its answer_start; "
-                                           "the file is corrupt, re-fetch it with `optical data fetch`")
+                    if context[start : start + len(text)] != text:
+                        raise OpticalError(
+                            f"{path}: answer of question {qa['id']} is not at its answer_start; "
+                            "the file is corrupt, re-fetch it with `optical data fetch`"
+                        )
                     questions.append(Question(qa["id"], qa["question"].strip(), start, text, pid))
             articles.append(Article(article_index, raw_article["title"], tuple(paragraphs)))
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise OpticalError(f"{path} is not in {name} format ({type(exc).__name__}: {exc}); "
-                           "re-fetch it with `optical data fetch`") from exc
+        raise OpticalError(
+            f"{path} is not in {name} format ({type(exc).__name__}: {exc}); re-fetch it with `optical data fetch`"
+        ) from exc
     return QADataset(name, lang, path, tuple(articles), tuple(questions))
 
 

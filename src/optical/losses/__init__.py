@@ -4,27 +4,26 @@
 * :mod:`optical.losses.mse` -- standard KD on pooled embeddings
 * :mod:`optical.losses.contrastive` -- bitext InfoNCE with in-batch negatives
 * :mod:`optical.losses.hard_align` -- argmax token alignment (ablation)
-* :mod:`optical.losses.combined` -- weighted sums, parsed from ``"ot+mse:0.5"``
+* :mod:`optical.losses.combined` -- weighted sums, parsed once from ``"ot+mse:0.5"`` into a
+  :class:`MethodSpec`
+
+Each loss declares its user options (``OPTIONS``, a tuple of :class:`LossOption`).
+
+The names below are imported from their modules on first use (:mod:`optical._lazy`).
 """
 
-from optical.losses.base import DistillBatch, DistillLoss, LossOutput
-from optical.losses.combined import LOSSES, CombinedLoss, MethodTerm, build_loss, parse_method
-from optical.losses.contrastive import ContrastiveLoss
-from optical.losses.hard_align import HardAlignLoss
-from optical.losses.mse import MSELoss
-from optical.losses.ot import OTLoss
+from optical._lazy import attach
 
-__all__ = [
-    "LOSSES",
-    "CombinedLoss",
-    "ContrastiveLoss",
-    "DistillBatch",
-    "DistillLoss",
-    "HardAlignLoss",
-    "LossOutput",
-    "MSELoss",
-    "MethodTerm",
-    "OTLoss",
-    "build_loss",
-    "parse_method",
-]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "optical.losses.base": ("DistillBatch", "DistillLoss", "LossOption", "LossOutput"),
+        "optical.losses.combined": (
+            "LOSSES", "CombinedLoss", "MethodSpec", "MethodTerm", "build_loss", "check_loss_options", "parse_method",
+        ),
+        "optical.losses.contrastive": ("ContrastiveLoss",),
+        "optical.losses.hard_align": ("HardAlignLoss",),
+        "optical.losses.mse": ("MSELoss",),
+        "optical.losses.ot": ("OTLoss",),
+    },
+)

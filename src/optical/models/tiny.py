@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
@@ -137,10 +137,9 @@ def make_tiny_model(
         model.save_pretrained(tmp)
         tokenizer.save(str(tmp / "tokenizer.json"))
         (tmp / "tokenizer_config.json").write_text(
-            json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_positions, **specials}, indent=2) + "\n",
+            json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_positions, **specials}, indent=2)
+            + "\n",
             encoding="utf-8",
         )
         (tmp / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n", encoding="utf-8")
     return Path(out_dir)
-
-

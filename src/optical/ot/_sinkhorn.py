@@ -67,7 +67,7 @@ grad=...)`` does not fit a training loop:
 Example
 -------
 >>> import torch
->>> from optical.ot.sinkhorn import sinkhorn
+>>> from optical.ot import sinkhorn
 >>> cost = torch.rand(4, 5, 7)
 >>> mask_b = torch.ones(4, 7, dtype=torch.bool); mask_b[:, 5:] = False  # 2 pad tokens
 >>> result = sinkhorn(cost, mask_b=mask_b, eps=0.05)
@@ -369,9 +369,7 @@ def _sweep(
             if not lse.trusted():
                 break
             with torch.no_grad():
-                potential_change = eps * torch.maximum(
-                    (u - u_before).abs().amax(-1), (v - v_before).abs().amax(-1)
-                )
+                potential_change = eps * torch.maximum((u - u_before).abs().amax(-1), (v - v_before).abs().amax(-1))
             checkpoint = (u, v, n_iter)
             if float(potential_change.max()) < tol:
                 break

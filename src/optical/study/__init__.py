@@ -1,25 +1,18 @@
 """Studies: a YAML grid of distillation runs, run resumably with a shared run store, and its report.
 
 Entry points: :func:`load_study_config`, :func:`expand` (the runs),
-:func:`dry_run`, :func:`run_study` and :func:`write_study_report`
-(:mod:`optical.study.report`, imported on demand: it pulls in matplotlib).
+:func:`dry_run` and :func:`run_study`; the study report is
+:func:`optical.report.write_study_report`.
+The names below are imported from their modules on first use (:mod:`optical._lazy`).
 """
 
-from optical.study.config import ModelSpec, StudyConfig, load_study_config, parse_study_config
-from optical.study.grid import StudyPlan, StudyRun, expand
-from optical.study.runner import DryRun, StudyResult, default_store, dry_run, run_study
+from optical._lazy import attach
 
-__all__ = [
-    "DryRun",
-    "ModelSpec",
-    "StudyConfig",
-    "StudyPlan",
-    "StudyResult",
-    "StudyRun",
-    "default_store",
-    "dry_run",
-    "expand",
-    "load_study_config",
-    "parse_study_config",
-    "run_study",
-]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "optical.study.config": ("ModelSpec", "StudyConfig", "load_study_config", "parse_study_config"),
+        "optical.study.grid": ("StudyPlan", "StudyRun", "expand"),
+        "optical.study.runner": ("DryRun", "StudyResult", "default_store", "dry_run", "run_study"),
+    },
+)
