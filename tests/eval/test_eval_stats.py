@@ -9,19 +9,26 @@ import pytest
 
 from optical.errors import OpticalError
 from optical.eval.stats import (
+    Sample,
+    StatsSettings,
     aligned_values,
-    apply_holm,
     average_over_seeds,
     bootstrap_ci,
     bootstrap_difference_ci,
     cohens_dz,
-    compare_seeded,
+    compare,
     holm,
-    paired_comparison,
+    holm_family,
     randomisation_test,
+    resource_gap,
     seed_and_query_bootstrap_ci,
-    seeded_cell,
+    summarize,
 )
+
+
+def paired(a, b, name_a, name_b, measure, n_resamples=10_000, seed=0):
+    """One-seed systems compared by the policy."""
+    return compare(Sample(name_a, (a,)), Sample(name_b, (b,)), measure, StatsSettings(n_resamples, seed))
 
 
 def test_exact_randomisation_matches_hand_computation():
@@ -44,7 +51,7 @@ def test_monte_carlo_agrees_with_full_enumeration():
 
 def test_identical_systems_give_p_one_and_a_ci_around_zero():
     values = {f"q{i}": v for i, v in enumerate(np.random.default_rng(2).uniform(size=50))}
-    comparison = paired_comparison(values, dict(values), "a", "b", "AP", n_resamples=500)
+    comparison = paired(values, dict(values), "a", "b", "AP", n_resamples=500)
     assert comparison.p_value == 1.0 and comparison.p_holm == 1.0 and not comparison.significant
     assert comparison.ci_low <= 0.0 <= comparison.ci_high
     assert (comparison.wins, comparison.ties, comparison.losses) == (0, 50, 0)
@@ -57,7 +64,7 @@ def test_a_clear_shift_gives_a_small_p():
     better = base + 0.1 + rng.normal(0, 0.05, size=200)
     a = {f"q{i}": float(v) for i, v in enumerate(better)}
     b = {f"q{i}": float(v) for i, v in enumerate(base)}
-    comparison = paired_comparison(a, b, "better", "base", "RR@10", n_resamples=2000, seed=0)
+    comparison = paired(a, b, "better", "base", "RR@10", n_resamples=2000, seed=0)
     assert comparison.p_value == pytest.approx(1 / 2001)  # no resample reaches the observed shift
     assert comparison.significant
     assert 0.08 < comparison.ci_low < comparison.diff < comparison.ci_high < 0.12
@@ -68,7 +75,7 @@ def test_a_clear_shift_gives_a_small_p():
 
 def test_mismatched_queries_are_refused():
     with pytest.raises(OpticalError, match="different queries"):
-        paired_comparison({"q1": 1.0, "q2": 0.0}, {"q1": 1.0, "q3": 0.0}, "a", "b", "AP")
+        paired({"q1": 1.0, "q2": 0.0}, {"q1": 1.0, "q3": 0.0}, "a", "b", "AP")
 
 
 def test_holm_on_known_p_values():
@@ -79,16 +86,17 @@ def test_holm_on_known_p_values():
     assert holm([]) == []
 
 
-def test_apply_holm_sets_significance_from_the_adjusted_p():
+def test_holm_family_sets_significance_from_the_adjusted_p_and_names_the_family():
     rng = np.random.default_rng(4)
     base = {f"q{i}": float(v) for i, v in enumerate(rng.uniform(size=30))}
     shifted = {q: v + 0.5 for q, v in base.items()}
     family = [
-        paired_comparison(shifted, base, "a", "b", "AP", n_resamples=300),
-        paired_comparison(base, dict(base), "a", "b", "AP", n_resamples=300),
+        paired(shifted, base, "a", "b", "AP", n_resamples=300),
+        paired(base, dict(base), "a", "b", "AP", n_resamples=300),
     ]
-    corrected = apply_holm(family)
+    corrected = holm_family(family, "two tests")
     assert [c.p_holm for c in corrected] == pytest.approx(holm([c.p_value for c in family]))
+    assert {c.family for c in corrected} == {"two tests"}
     assert [c.significant for c in corrected] == [True, False]
 
 
@@ -113,11 +121,11 @@ def test_seeds_are_averaged_per_query_before_pairing():
     seeds_a = [{"q1": 1.0, "q2": 0.0}, {"q1": 0.0, "q2": 0.0}]
     seeds_b = [{"q1": 0.0, "q2": 0.5}]
     assert average_over_seeds(seeds_a) == {"q1": 0.5, "q2": 0.0}
-    comparison = compare_seeded(seeds_a, seeds_b, "a", "b", "AP", n_resamples=100)
+    comparison = compare(Sample("a", tuple(seeds_a)), Sample("b", tuple(seeds_b)), "AP", StatsSettings(100))
     assert comparison.n == 2  # queries, not seeds x queries
     assert comparison.diff == pytest.approx(0.0)
-    cell = seeded_cell(seeds_a, n_resamples=200)
-    assert (cell.n_queries, cell.n_seeds, cell.mean, cell.seed_means) == (2, 2, 0.25, (0.5, 0.0))
+    cell = summarize(Sample("a", tuple(seeds_a)), StatsSettings(200))
+    assert (cell.n_queries, cell.n_seeds, cell.mean, sorted(cell.seed_means)) == (2, 2, 0.25, [0.0, 0.5])
     assert cell.ci_low <= cell.mean <= cell.ci_high
     with pytest.raises(OpticalError, match="seed 1 of a"):
         average_over_seeds([{"q1": 1.0}, {"q2": 1.0}], "a")
@@ -140,7 +148,39 @@ def test_seed_variance_widens_the_difference_ci():
     # Two seeds of A, 0.1 apart on every query; B equals their average, so seed-averaged A - B is 0.
     seeds_a = [{f"q{i}": float(v + 0.05) for i, v in enumerate(base)}, {f"q{i}": float(v - 0.05) for i, v in enumerate(base)}]
     b = {f"q{i}": float(v) for i, v in enumerate(base)}
-    comparison = compare_seeded(seeds_a, [b], "a", "b", "RR@10", n_resamples=2000)
+    comparison = compare(Sample("a", tuple(seeds_a)), Sample("b", (b,)), "RR@10", StatsSettings(2000))
     assert comparison.diff == pytest.approx(0.0, abs=1e-12)
     # Query-only bootstrap of the seed averages would give a zero-width interval; seeds make it +-0.05.
     assert comparison.ci_low == pytest.approx(-0.05, abs=1e-6) and comparison.ci_high == pytest.approx(0.05, abs=1e-6)
+
+
+def test_seed_variance_widens_a_cell_ci_and_the_seed_order_does_not_matter():
+    rng = np.random.default_rng(6)
+    base = rng.random(400)
+    seeds = [{f"q{i}": float(v + shift) for i, v in enumerate(base)} for shift in (0.05, -0.05, 0.0)]
+    one = summarize(Sample("a", (average_over_seeds(seeds),)), StatsSettings(1000))
+    three = summarize(Sample("a", tuple(seeds)), StatsSettings(1000))
+    assert three.mean == pytest.approx(one.mean)
+    assert three.ci_high - three.ci_low > one.ci_high - one.ci_low
+    assert summarize(Sample("a", tuple(reversed(seeds))), StatsSettings(1000)) == three
+    b = Sample("b", ({f"q{i}": float(v) for i, v in enumerate(base)},))
+    forward = compare(Sample("a", tuple(seeds)), b, "AP", StatsSettings(1000))
+    assert compare(Sample("a", tuple(reversed(seeds))), b, "AP", StatsSettings(1000)) == forward
+
+
+def test_resource_gap_with_one_and_with_several_seeds():
+    rng = np.random.default_rng(7)
+    low = {f"q{i}": float(v) for i, v in enumerate(rng.uniform(0.0, 0.5, 300))}
+    high = {f"q{i}": float(v) for i, v in enumerate(rng.uniform(0.3, 0.8, 300))}
+    gap = resource_gap(Sample("s", (low,)), Sample("s", (high,)), StatsSettings(1000))
+    assert gap.gap == pytest.approx(gap.high_mean - gap.low_mean)
+    assert gap.ci_low < gap.gap < gap.ci_high and gap.ci_low > 0.2
+    shifted = {q: v + 0.1 for q, v in low.items()}
+    seeded = resource_gap(Sample("s", (low, shifted)), Sample("s", (high, high)), StatsSettings(1000))
+    assert seeded.gap == pytest.approx(gap.gap - 0.05)
+    assert seeded.ci_high - seeded.ci_low > gap.ci_high - gap.ci_low
+
+
+def test_pooling_needs_the_same_seeds_in_every_language():
+    with pytest.raises(OpticalError, match="different numbers of seeds"):
+        Sample.pooled("s", {"el": Sample("s", ({"q": 1.0},)), "th": Sample("s", ({"q": 1.0}, {"q": 0.0}))})

@@ -1,4 +1,4 @@
-"""compare_runs and ``optical compare`` on synthetic run dirs written to tmp_path."""
+"""compare_runs, ComparisonReport rendering and ``optical compare`` on synthetic run dirs written to tmp_path."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from optical.cli import compare as compare_cli
 from optical.errors import OpticalError
 from optical.eval.metrics import MetricResult
 from optical.eval.results import ZERO_SHOT, EvalRun, TaskResult
+from optical.eval.stats import StatsSettings
 from optical.report import compare_runs
 
 LANGS = ["el", "hi", "th", "tr", "de", "es", "ru", "zh"]
@@ -27,7 +28,8 @@ def _base_values(lang: str) -> np.ndarray:
 
 
 def _write_run(
-    root: Path, name: str, system: str, student: str, shift_low: float, noise_seed: int, split_fp: str = "split-1", pool_fp: str = "pool-fp"
+    root: Path, name: str, system: str, student: str, shift_low: float, noise_seed: int, split_fp: str = "split-1",
+    pool_fp: str = "pool-fp", method: str | None = None,
 ) -> Path:
     """A run whose RR@10 is the baseline's plus ``shift_low`` on low-resource languages (plus small noise)."""
     noise = np.random.default_rng(noise_seed)
@@ -45,7 +47,8 @@ def _write_run(
         for task, fp in (("clir_sentence", f"sent-{lang}"), ("pool", f"{pool_fp}-{lang}")):
             key = f"{task}.{lang}"
             tasks[key] = TaskResult.from_metrics(key, lang, fp, metrics)
-    run = EvalRun(system, student, "teacher-x", "test", split_fp, tasks, config={"seed": noise_seed})
+    config = {"seed": noise_seed, "distill": {"method": method} if method else {}}
+    run = EvalRun(system, student, "teacher-x", "test", split_fp, tasks, config=config)
     return run.save(root / name)
 
 
@@ -53,22 +56,26 @@ def _write_run(
 def runs(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("runs")
     return [
-        _write_run(root, "optical-s0", "optical", "students/optical-0", 0.3, noise_seed=1),
+        _write_run(root, "optical-s0", "optical", "students/optical-0", 0.3, noise_seed=1, method="ot"),
         _write_run(root, "zero", "zero-shot-model", ZERO_SHOT, 0.0, noise_seed=0),
-        _write_run(root, "optical-s1", "optical", "students/optical-1", 0.3, noise_seed=2),
-        _write_run(root, "kd", "kd", "students/kd", 0.0, noise_seed=3),
+        _write_run(root, "optical-s1", "optical", "students/optical-1", 0.3, noise_seed=2, method="ot"),
+        _write_run(root, "kd", "kd", "students/kd", 0.0, noise_seed=3, method="mse:0.5"),
     ]
 
 
 @pytest.fixture(scope="module")
 def report_and_dir(runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    return compare_runs(runs, out, n_resamples=RESAMPLES), out
+    report = compare_runs(runs, settings=StatsSettings(n_resamples=RESAMPLES))
+    assert not list(out.iterdir())  # computing writes nothing
+    report.save(out)
+    return report, out
 
 
-def test_baseline_defaults_to_zero_shot_and_seeds_are_grouped(report_and_dir):
+def test_pairs_are_zero_shot_and_each_kd_baseline_and_seeds_are_grouped(report_and_dir):
     report, _ = report_and_dir
-    assert report.baseline == "zero-shot-model"
+    # mse:0.5 is a KD baseline (a weight only scales the loss): OT is compared with it and with zero-shot.
+    assert report.pairs == [("optical", "zero-shot-model"), ("kd", "zero-shot-model"), ("optical", "kd")]
     assert [(s.name, s.n_seeds) for s in report.systems] == [("optical", 2), ("zero-shot-model", 1), ("kd", 1)]
     assert report.systems[0].students == ("students/optical-0", "students/optical-1")
     assert report.tasks == {"clir_sentence": sorted(LANGS), "pool": sorted(LANGS)}
@@ -82,8 +89,9 @@ def test_significance_follows_the_data_and_holm(report_and_dir):
         assert c.significant == (c.p_holm < 0.05)
         assert c.p_holm >= c.p_value
         shifted = c.system_a == "optical" and c.measure == "RR@10" and (row.scope in LOW or row.scope == "low")
-        assert c.significant == shifted, (c.system_a, row.task, row.scope, c.measure)
-    low = report.comparison("optical", "clir_sentence", "low", "RR@10")
+        assert c.significant == shifted, (c.system_a, c.system_b, row.task, row.scope, c.measure)
+        assert c.family.startswith(f"{row.task} ") and f"{c.system_a} vs {c.system_b}" in c.family
+    low = report.comparison("optical", "zero-shot-model", "clir_sentence", "low", "RR@10")
     assert low.n == 4 * N_QUERIES and low.diff == pytest.approx(0.3, abs=0.01)
     gaps = {(g.system, g.task): g for g in report.gaps}
     assert gaps[("optical", "clir_sentence")].gap == pytest.approx(
@@ -94,20 +102,21 @@ def test_significance_follows_the_data_and_holm(report_and_dir):
 def test_report_files_hold_the_numbers(report_and_dir):
     report, out = report_and_dir
     data = json.loads((out / "comparison.json").read_text())
-    assert data["baseline"] == "zero-shot-model"
+    assert data == json.loads(json.dumps(report.to_json()))
+    assert data["pairs"] == [list(pair) for pair in report.pairs]
     assert len(data["comparisons"]) == len(report.comparisons)
-    for path in data["files"]:
-        assert (out / path).is_file()
     pngs = sorted((out / "plots").glob("*.png"))
-    assert {p.name for p in pngs} == {"clir_sentence.RR_at_10.png", "pool.AP.png", "resource_gap.png"}
+    assert {p.name for p in pngs} == {"forest.png", "clir_sentence.RR_at_10.png", "pool.AP.png", "resource_gap.png"}
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     markdown = (out / "report.md").read_text()
+    assert markdown == report.to_markdown([p.relative_to(out) for p in [out / "plots" / "forest.png", *(
+        p for p in pngs if p.name != "forest.png")]])
     for system in ("optical", "zero-shot-model", "kd"):
         assert system in markdown
-    assert "†" in markdown and "Holm" in markdown  # the legend
-    # Every table row: a † in a system's Δ column exactly when that comparison is Holm-significant.
+    assert "†" in markdown and "Holm families" in markdown  # the legend
+    # Every table row: a † in a pair's Δ column exactly when that comparison is Holm-significant.
     checked = 0
     for section in re.split(r"^### ", markdown, flags=re.M)[1:]:
         title = section.splitlines()[0]
@@ -121,21 +130,27 @@ def test_report_files_hold_the_numbers(report_and_dir):
         for line in table[2:]:
             cells = [cell.strip() for cell in line.strip("|").split("|")]
             scope = re.sub(r"\*\*(\w+)\*\*.*", r"\1", cells[0])
-            for system in ("optical", "kd"):
-                delta = cells[header.index(f"Δ {system}")]
-                expected = report.comparison(system, task, scope, measure).significant
-                assert ("†" in delta) == expected, (task, measure, scope, system, delta)
+            for system, baseline in report.pairs:
+                delta = cells[header.index(f"Δ {system} − {baseline}")]
+                expected = report.comparison(system, baseline, task, scope, measure).significant
+                assert ("†" in delta) == expected, (task, measure, scope, system, baseline, delta)
                 checked += 1
-    assert checked == 2 * 2 * 2 * (len(LANGS) + 2)  # tasks x measures x systems x (languages + groups)
+    assert checked == 2 * 2 * 3 * (len(LANGS) + 2)  # tasks x measures x pairs x (languages + groups)
 
 
-def test_explicit_baseline_and_measures(runs, tmp_path):
-    report = compare_runs(runs, tmp_path, baseline="kd", measures=["AP"], n_resamples=100)
-    assert report.baseline == "kd"
+def test_a_group_with_one_language_is_not_repeated_as_a_group(runs):
+    report = compare_runs(runs, resource_groups={"low": ["el"], "high": ["de", "es"]}, settings=StatsSettings(100))
+    scopes = {row.scope for row in report.comparisons}
+    assert "high" in scopes and "low" not in scopes
+
+
+def test_explicit_baseline_and_measures(runs):
+    report = compare_runs(runs, baselines=["kd"], measures=["AP"], settings=StatsSettings(100))
+    assert report.pairs == [("optical", "kd"), ("zero-shot-model", "kd")]
     assert report.measures == {"clir_sentence": ["AP"], "pool": ["AP"]}
     assert report.main_measures == {"clir_sentence": "AP", "pool": "AP"}
     with pytest.raises(OpticalError, match="baseline 'nobody' is not among"):
-        compare_runs(runs, tmp_path, baseline="nobody", n_resamples=100)
+        compare_runs(runs, baselines=["nobody"], settings=StatsSettings(100))
 
 
 def test_seeds_of_one_system_must_share_a_teacher(runs, tmp_path):
@@ -143,16 +158,16 @@ def test_seeds_of_one_system_must_share_a_teacher(runs, tmp_path):
     other.teacher = "another-teacher"
     other.save(tmp_path / "optical-other-teacher")
     with pytest.raises(OpticalError, match="runs named 'optical' .* have different teachers"):
-        compare_runs([runs[0], tmp_path / "optical-other-teacher"], tmp_path / "out", n_resamples=100)
+        compare_runs([runs[0], tmp_path / "optical-other-teacher"], settings=StatsSettings(100))
 
 
 def test_mismatched_fingerprints_are_refused(runs, tmp_path):
     other_split = _write_run(tmp_path, "other-split", "other", "s", 0.0, 9, split_fp="split-2")
     with pytest.raises(OpticalError, match=r"optical-s0 \(optical\) and .*other-split \(other\) were evaluated on different splits"):
-        compare_runs([runs[0], other_split], tmp_path / "out", n_resamples=100)
+        compare_runs([runs[0], other_split], settings=StatsSettings(100))
     other_pool = _write_run(tmp_path, "other-pool", "other", "s", 0.0, 9, pool_fp="changed")
     with pytest.raises(OpticalError, match=r"optical-s0 \(optical\) and .*other-pool \(other\) have different data for task pool"):
-        compare_runs([runs[0], other_pool], tmp_path / "out", n_resamples=100)
+        compare_runs([runs[0], other_pool], settings=StatsSettings(100))
 
 
 def _cli(argv: list[str]) -> int:
@@ -167,7 +182,7 @@ def test_cli_compare(runs, tmp_path, capsys):
     out = tmp_path / "cli-report"
     status = _cli(["compare", *map(str, runs), "--out", str(out), "--baseline", "kd", "--low", "el,hi", "--high", "de", "--n-resamples", "100"])
     assert status == 0
-    assert "against kd" in capsys.readouterr().out
+    assert "optical vs kd" in capsys.readouterr().out
     data = json.loads((out / "comparison.json").read_text())
     assert data["resource_groups"] == {"low": ["el", "hi"], "high": ["de"]}
     with pytest.raises(OpticalError, match="eval.json is missing") as error:
@@ -175,3 +190,9 @@ def test_cli_compare(runs, tmp_path, capsys):
     assert "\n" not in str(error.value)
     with pytest.raises(OpticalError, match="--low and --high share el"):
         _cli(["compare", str(runs[0]), "--out", str(out), "--low", "el", "--high", "el,de"])
+
+
+def test_cli_defaults_mirror_the_statistics_defaults():
+    from optical.eval import stats
+
+    assert (compare_cli.DEFAULT_RESAMPLES, compare_cli.DEFAULT_SEED) == (stats.DEFAULT_RESAMPLES, stats.DEFAULT_SEED)

@@ -303,9 +303,6 @@ def average_over_seeds(per_query_by_seed: Sequence[PerQuery], label: str = "syst
 def _two_level_means(per_query_by_seed: Sequence[PerQuery], qids: list[str], counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``[R]`` resampled means of one system: queries drawn by ``counts`` (shared across paired systems), seeds by ``rng``."""
     values = np.array([[run[q] for q in qids] for run in per_query_by_seed], dtype=np.float64)
-    # Seeds in a canonical order (by their mean, then their values): the draws are positional, and the interval
-    # must not depend on the order in which a report happened to list the runs.
-    values = values[np.lexsort((*values.T[::-1], values.mean(axis=1)))]
     centre = float(values.mean())
     # [R, S]: each resample's query-weighted mean of every seed, in float32 on deviations (as above).
     seed_means = centre + (counts @ (values - centre).astype(np.float32).T).astype(np.float64) / len(qids)
@@ -356,10 +353,16 @@ class StatsSettings:
 
 @dataclass(frozen=True)
 class Sample:
-    """One system's per-query values of one measure on one scope, one mapping per training seed."""
+    """One system's per-query values of one measure on one scope, one mapping per training seed (any order)."""
 
     system: str
     per_seed: tuple[PerQuery, ...]
+
+    def __post_init__(self) -> None:
+        # Seeds in a canonical order (by mean, then values): the bootstrap draws seeds by position and float sums
+        # depend on order, and no number may depend on the order in which a report happened to list the runs.
+        canonical = sorted(self.per_seed, key=lambda run: (float(np.mean(list(run.values()))), sorted(run.items())))
+        object.__setattr__(self, "per_seed", tuple(canonical))
 
     @property
     def n_seeds(self) -> int:

@@ -65,7 +65,8 @@ class SystemInfo:
     students: tuple[str, ...]  # one per seed, in run-dir order
     teacher: str
     run_dirs: tuple[str, ...]
-    method: str | None  # the distillation method; None for the zero-shot model
+    zero_shot: bool  # the teacher itself as query encoder
+    method: str | None  # the distillation method from the runs' distill config, where recorded
 
     @property
     def n_seeds(self) -> int:
@@ -318,18 +319,20 @@ def _systems(runs: list[tuple[Path, EvalRun]]) -> tuple[list[SystemInfo], dict[s
                 f"runs named {name!r} ({', '.join(str(d) for d, _ in seeds)}) have different teachers "
                 f"({', '.join(sorted(teachers))}): seeds of one system share a teacher; rename the system"
             )
-        methods = {None if r.is_zero_shot else r.config.get("distill", {}).get("method") for _, r in seeds}
-        if len(methods) > 1:
-            raise OpticalError(f"runs named {name!r} were distilled with different methods ({methods}): rename the system")
+        methods = {r.config.get("distill", {}).get("method") for _, r in seeds}
+        kinds = {r.is_zero_shot for _, r in seeds}
+        if len(methods) > 1 or len(kinds) > 1:
+            raise OpticalError(f"runs named {name!r} ({', '.join(str(d) for d, _ in seeds)}) are different systems "
+                               f"(methods {', '.join(map(str, methods))}; zero-shot {', '.join(map(str, kinds))}): rename one")
         systems.append(SystemInfo(name, tuple(r.student for _, r in seeds), seeds[0][1].teacher,
-                                  tuple(str(d) for d, _ in seeds), methods.pop()))
+                                  tuple(str(d) for d, _ in seeds), kinds.pop(), methods.pop()))
     return systems, {name: [r for _, r in seeds] for name, seeds in seeds_of.items()}
 
 
 def default_pairs(systems: Sequence[SystemInfo]) -> list[tuple[str, str]]:
     """Every system against the zero-shot model, and every non-KD system against each KD baseline present."""
-    zero_shot = [s.name for s in systems if s.method is None]
-    kd = [s.name for s in systems if s.method is not None and MethodSpec.parse(s.method).is_kd_baseline]
+    zero_shot = [s.name for s in systems if s.zero_shot]
+    kd = [s.name for s in systems if s.method and MethodSpec.parse(s.method).is_kd_baseline]
     pairs = [(s.name, z) for z in zero_shot for s in systems if s.name != z]
     pairs += [(s.name, b) for b in kd for s in systems if s.name not in kd and s.name not in zero_shot]
     if not pairs and len(systems) > 1:  # neither a zero-shot run nor a KD baseline: the first system is the baseline
