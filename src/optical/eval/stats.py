@@ -376,8 +376,8 @@ class Sample:
         """The samples of several languages as one, query ids prefixed ``<lang>/``; every part needs the same seeds.
 
         >>> a = Sample("ot", ({"q1": 1.0}, {"q1": 0.0}))
-        >>> Sample.pooled("ot", {"el": a, "th": a}).per_seed[0]
-        {'el/q1': 1.0, 'th/q1': 1.0}
+        >>> Sample.pooled("ot", {"el": a, "th": a}).per_seed  # seeds in canonical order: by mean
+        ({'el/q1': 0.0, 'th/q1': 0.0}, {'el/q1': 1.0, 'th/q1': 1.0})
         """
         counts = {part.n_seeds for part in parts.values()}
         if len(counts) != 1:

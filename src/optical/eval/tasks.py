@@ -128,10 +128,3 @@ def main_measure(result_name: str) -> str | None:
     """
     return _MAIN_MEASURES.get(result_name.removesuffix(MAXSIM_SUFFIX))
 
-
-def resource_group_of(lang: str, groups: dict[str, tuple[str, ...]] | None = None) -> str | None:
-    """The resource group a language belongs to (``el`` -> ``low``), or None."""
-    for group, members in (groups or RESOURCE_GROUPS).items():
-        if lang in members:
-            return group
-    return None
