@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from optical.eval.evaluate import TASKS, EvalConfig, evaluate
+    from optical.eval.evaluate import EvalConfig, evaluate
+    from optical.eval.tasks import TASKS
     from optical.eval.metrics import aggregate_name
 
     config = EvalConfig(
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         langs=_csv(args.langs),
         teacher=args.teacher,
-        tasks=_csv(args.tasks) or list(TASKS),
+        tasks=_csv(args.tasks) or [str(task) for task in TASKS],
         scoring=_csv(args.scoring),
         split=args.split,
         query_noise=args.query_noise,

@@ -21,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "study",
         help="run a grid of distillation runs from a YAML config and report on it",
         description="Run a study (languages x methods x seeds x budgets x noise x backbones x domains, "
-                    "evaluated at several query typo rates) and write its report. "
-                    "`optical study --config FILE` is short for `optical study run --config FILE`.",
+        "evaluated at several query typo rates) and write its report. "
+        "`optical study --config FILE` is short for `optical study run --config FILE`.",
     )
     _add_run_arguments(p)
     commands = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND")
@@ -33,9 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--resamples", type=int, help="bootstrap/randomisation resamples (default: the config's n_resamples)")
     report.set_defaults(func=report_command)
     export = commands.add_parser(
-        "export", help="compact copy (manifest, run summaries, per-query values, report) to commit or share",
+        "export",
+        help="compact copy (manifest, run summaries, per-query values, report) to commit or share",
         description="Copy what the report needs (no weights, no checkpoints, no TREC run files) into OUT, "
-                    "then write the report there from the copy.")
+        "then write the report there from the copy.",
+    )
     export.add_argument("study_dir")
     export.add_argument("--out", required=True, help="export dir (empty, missing, or an earlier export: replaced)")
     export.add_argument("--resamples", type=int, help="bootstrap/randomisation resamples (default: the config's n_resamples)")
@@ -53,19 +55,24 @@ def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run(config, study_dir, store=args.store).render())
         return 0
-    result = run_study(config, study_dir, store=args.store, progress=not args.quiet, report=not args.no_report)
+    result = run_study(config, study_dir, store=args.store, progress=not args.quiet)
     done = sum(s.done for s in result.statuses)
-    print(f"study {config.name}: {done}/{len(result.statuses)} runs complete in {result.seconds / 60:.1f} min; "
-          f"runs stored in {result.store}")
+    print(
+        f"study {config.name}: {done}/{len(result.statuses)} runs complete in {result.seconds / 60:.1f} min; "
+        f"runs stored in {result.store}"
+    )
     for run_id, error in result.failures.items():
         print(f"failed: {run_id}: {error}")
-    if result.report_files:
-        print(f"report: {result.report_files[0]} and {result.report_files[1]}")
+    if not args.no_report:
+        from optical.report import write_study_report
+
+        report = write_study_report(study_dir)
+        print(f"report: {report.files[0]} and {report.files[1]}")
     return 1 if result.failures else 0
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from optical.study.report import write_study_report
+    from optical.report import write_study_report
 
     report = write_study_report(args.study_dir, n_resamples=args.resamples)
     print(f"report: {report.files[0]} and {report.files[1]} ({len(report.files) - 2} plots)")
@@ -73,9 +80,13 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
+    from optical.report import write_study_report
     from optical.study.export import export_study
 
-    export = export_study(args.study_dir, args.out, n_resamples=args.resamples)
-    print(f"exported {export.evaluations} evaluations and {export.distill_runs} distillation runs to {export.out_dir}; "
-          f"report: {export.report_files[0]}")
+    export = export_study(args.study_dir, args.out,
+                          write_report=lambda copy: write_study_report(copy, n_resamples=args.resamples).files)
+    print(
+        f"exported {export.evaluations} evaluations and {export.distill_runs} distillation runs to {export.out_dir}; "
+        f"report: {export.report_files[0]}"
+    )
     return 0

@@ -272,23 +272,33 @@ def _row_text(r: QuestionRow, ctx: _Context) -> str:
             f"{number(c.diff, True)} {interval(c.ci_low, c.ci_high, True)}, p_holm {p_value(c.p_holm)}")
 
 
-def _verdict(rows: list[QuestionRow], ctx: _Context, method: str, baseline: str) -> str | None:
-    """One generated sentence: how often ``method`` is significantly better / worse than ``baseline``, and where."""
+def _verdict(rows: list[QuestionRow], ctx: _Context, method: str, baseline: str, robustness: bool = False) -> str | None:
+    """One generated sentence: how often ``method`` is significantly better / worse than ``baseline``, and where.
+
+    With ``robustness`` the rows compare changes from the reference condition (positive: ``method`` loses less).
+    """
     mine = [r for r in rows if r.method == method and r.baseline == baseline]
     if not mine:
         return None
     wins = [r for r in mine if r.comparison.significant and r.comparison.diff > 0]
     losses = [r for r in mine if r.comparison.significant and r.comparison.diff < 0]
-    text = (f"{method} vs {baseline}: of {len(mine)} comparisons (language x condition x task, main measure), "
-            f"{method} is significantly better in {len(wins)}, significantly worse in {len(losses)}, "
-            f"and not significantly different in {len(mine) - len(wins) - len(losses)} "
-            f"(Holm family: {mine[0].comparison.family}, {len(rows)} comparisons).")
-    for label, chosen in (("Better", wins), ("Worse", losses)):
+    counts = f"{len(wins)}, significantly {{}} in {len(losses)}, and not significantly different in {len(mine) - len(wins) - len(losses)}"
+    if robustness:
+        text = (f"Robustness, {method} vs {baseline}: the change from the reference condition to a noisier one "
+                f"({len(mine)} comparisons of bitext noise or query typo levels) is significantly smaller for {method} "
+                f"in {counts.format('larger')}.")
+        labels = (f"{method} degrades less", f"{method} degrades more")
+    else:
+        text = (f"{method} vs {baseline}: of {len(mine)} comparisons (language x condition x task, main measure), "
+                f"{method} is significantly better in {counts.format('worse')} "
+                f"(Holm family: {mine[0].comparison.family}, {len(rows)} comparisons).")
+        labels = ("Better", "Worse")
+    for label, chosen in zip(labels, (wins, losses)):
         if chosen:
             shown = sorted(chosen, key=lambda r: -abs(r.comparison.diff))[:6]
             text += f" {label}: " + "; ".join(_row_text(r, ctx) for r in shown) + ("; ..." if len(chosen) > len(shown) else "") + "."
     lang_group = {lang: g for g, members in ctx.groups.items() for lang in members}
-    for group in ctx.groups:
+    for group in [] if robustness else ctx.groups:
         in_group = [r for r in mine if lang_group.get(r.lang) == group]
         if in_group:
             mean = float(np.mean([r.comparison.diff for r in in_group]))
@@ -315,23 +325,7 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
 
     sentences = [_verdict(kd_rows, ctx, ot, base) for ot in ot_methods for base in baselines]
     sentences += [_verdict(zero_rows, ctx, m, ZERO_SHOT) for m in ctx.trained]
-    for ot in ot_methods:
-        for base in baselines:
-            mine = [r for r in report.robustness if r.method == ot and r.baseline == base]
-            if not mine:
-                continue
-            better = [r for r in mine if r.comparison.significant and r.comparison.diff > 0]
-            worse = [r for r in mine if r.comparison.significant and r.comparison.diff < 0]
-            text = (f"Robustness, {ot} vs {base}: the change from the reference condition to a noisier one "
-                    f"({len(mine)} comparisons of bitext noise or query typo levels) is significantly smaller for {ot} "
-                    f"in {len(better)}, significantly larger in {len(worse)}, and not significantly different in "
-                    f"{len(mine) - len(better) - len(worse)}.")
-            for label, chosen in ((f"{ot} degrades less", better), (f"{ot} degrades more", worse)):
-                if chosen:
-                    text += f" {label}: " + "; ".join(
-                        f"{r.lang} {r.task} at {_condition_label(r.condition, ctx.varying)} {difference_text(r.comparison)}, "
-                        f"p_holm {p_value(r.comparison.p_holm)}" for r in chosen[:6]) + "."
-            sentences.append(text)
+    sentences += [_verdict(report.robustness, ctx, ot, base, robustness=True) for ot in ot_methods for base in baselines]
     doc.add(Bullets([s for s in sentences if s]))
     _forest(doc, ctx, [r for r in report.question if _uses_ot(r.method)])
     doc.add(Paragraph(
@@ -340,20 +334,21 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         "change (noisy minus reference condition, seed-averaged) of OT with that of the baseline: a positive "
         "difference means OT loses less."
     ))
-    doc.add(Table(
-        ["method", "baseline", "lang", "task", "condition", "n", "method", "baseline", "Δ [95% CI]", "p_holm", "significant"],
-        [[r.method, r.baseline, r.lang, f"{r.task} {aggregate_name(r.comparison.measure)}", _condition_label(r.condition, ctx.varying),
-          str(r.comparison.n), number(r.comparison.mean_a), number(r.comparison.mean_b), difference_text(r.comparison),
-          p_value(r.comparison.p_holm), "yes" if r.comparison.significant else "no"] for r in report.question],
-    ))
+    doc.add(_comparison_table(report.question, ctx, ["method", "baseline", "condition", "method", "baseline"]))
     if report.robustness:
-        doc.add(Table(
-            ["OT", "baseline", "lang", "task", "noisier condition", "n", "OT change", "baseline change", "Δ [95% CI]", "p_holm", "significant"],
-            [[r.method, r.baseline, r.lang, f"{r.task} {aggregate_name(r.comparison.measure)}",
-              _condition_label(r.condition, ctx.varying), str(r.comparison.n), number(r.comparison.mean_a, True),
-              number(r.comparison.mean_b, True), difference_text(r.comparison), p_value(r.comparison.p_holm),
-              "yes" if r.comparison.significant else "no"] for r in report.robustness],
-        ))
+        doc.add(_comparison_table(report.robustness, ctx, ["OT", "baseline", "noisier condition", "OT change", "baseline change"]))
+
+
+def _comparison_table(rows: list[QuestionRow], ctx: _Context, names: list[str]) -> Table:
+    """One row per comparison; ``names`` label the two systems, the condition and the two means (changes are signed)."""
+    signed = "change" in names[3]
+    return Table(
+        [names[0], names[1], "lang", "task", names[2], "n", names[3], names[4], "Δ [95% CI]", "p_holm", "significant"],
+        [[r.method, r.baseline, r.lang, f"{r.task} {aggregate_name(r.comparison.measure)}", _condition_label(r.condition, ctx.varying),
+          str(r.comparison.n), number(r.comparison.mean_a, signed), number(r.comparison.mean_b, signed),
+          difference_text(r.comparison), p_value(r.comparison.p_holm), "yes" if r.comparison.significant else "no"]
+         for r in rows],
+    )
 
 
 def _forest(doc: Document, ctx: _Context, rows: list[QuestionRow]) -> None:
