@@ -43,14 +43,13 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import record  # noqa: E402
-
 from optical.data import resolve_data_dir  # noqa: E402
 from optical.losses import DistillBatch, build_loss  # noqa: E402
 from optical.models import resolve_model  # noqa: E402
@@ -83,8 +82,7 @@ class StepBench:
         self.english, self.foreign, self.student = english, foreign, student
         self.indices = list(range(len(english)))
         student.eval()
-        self.cache = compute_teacher_cache(student, english, MAX_LENGTH, kind="query", progress=False)
-        student.max_length = MAX_LENGTH
+        self.cache = compute_teacher_cache(student, english, MAX_LENGTH, kind="query", progress=False)  # leaves max_length as is
         student.freeze_word_embeddings()
         student.train()
         self.params = student.trainable_parameters()
@@ -170,7 +168,10 @@ def peak_rss(threads: int, data_dir: Path) -> dict:
         env = dict(os.environ, OPTICAL_CACHE_DIR=str(cache))
         done = subprocess.run(
             [sys.executable, "-c", PEAK_RSS_CHILD, str(Path(tmp) / "run"), str(threads), str(data_dir)],
-            env=env, capture_output=True, text=True, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode != 0:
             raise SystemExit(f"distill subprocess failed:\n{done.stderr[-3000:]}")
@@ -206,7 +207,10 @@ def main() -> None:
             c, w = timed(fn)
             cpu[name].append(c)
             wall[name].append(w)
-        print(f"round {round_index}: " + ", ".join(f"{n} {cpu[n][-1]:.3f}s cpu / {wall[n][-1]:.3f}s wall" for n in sides), flush=True)
+        print(
+            f"round {round_index}: " + ", ".join(f"{n} {cpu[n][-1]:.3f}s cpu / {wall[n][-1]:.3f}s wall" for n in sides),
+            flush=True,
+        )
     ot_logs = dict(bench.last_logs["ot"])
 
     phases: dict[str, list[float]] = {}

@@ -14,8 +14,9 @@ def test_loss_is_frobenius_product_of_plan_and_cost(make_batch):
     s = F.normalize(batch.student_foreign.embeddings, dim=-1)
     t = F.normalize(batch.teacher_english.embeddings, dim=-1)
     cost = 1 - s @ t.transpose(1, 2)
-    reference = sinkhorn(cost.detach(), mask_a=batch.student_foreign.content_mask,
-                         mask_b=batch.teacher_english.content_mask, eps=0.05)
+    reference = sinkhorn(
+        cost.detach(), mask_a=batch.student_foreign.content_mask, mask_b=batch.teacher_english.content_mask, eps=0.05
+    )
     expected = (reference.plan * cost.detach()).sum((1, 2)).mean()
     assert torch.allclose(out.loss.detach(), expected, atol=1e-5)
 

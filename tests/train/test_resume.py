@@ -13,9 +13,31 @@ from safetensors.torch import load_file
 
 def command(tiny_teacher, out):
     return [
-        sys.executable, "-m", "optical.cli", "distill", "--lang", "el", "--method", "ot+mse:0.5",
-        "--teacher", str(tiny_teacher), "--budget", "1536", "--batch-size", "16", "--max-length", "32",
-        "--checkpoint-every", "3", "--select-on", "none", "--device", "cpu", "--out", str(out), "--quiet",
+        sys.executable,
+        "-m",
+        "optical.cli",
+        "distill",
+        "--lang",
+        "el",
+        "--method",
+        "ot+mse:0.5",
+        "--teacher",
+        str(tiny_teacher),
+        "--budget",
+        "1536",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "32",
+        "--checkpoint-every",
+        "3",
+        "--select-on",
+        "none",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
     ]
 
 

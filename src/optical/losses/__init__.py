@@ -19,7 +19,13 @@ __getattr__, __dir__, __all__ = attach(
     {
         "optical.losses.base": ("DistillBatch", "DistillLoss", "LossOption", "LossOutput"),
         "optical.losses.combined": (
-            "LOSSES", "CombinedLoss", "MethodSpec", "MethodTerm", "build_loss", "check_loss_options", "parse_method",
+            "LOSSES",
+            "CombinedLoss",
+            "MethodSpec",
+            "MethodTerm",
+            "build_loss",
+            "check_loss_options",
+            "parse_method",
         ),
         "optical.losses.contrastive": ("ContrastiveLoss",),
         "optical.losses.hard_align": ("HardAlignLoss",),

@@ -11,9 +11,14 @@ Pooled vectors are L2-normalised; T is the temperature. Other English sentences
 of the batch are the negatives, so the student must not only approach its
 translation but also stay away from the others.
 
+Options: ``contrastive.temperature`` (float > 0, default 0.05).
+
 Example:
-    >>> loss = ContrastiveLoss(temperature=0.05)
-    >>> out = loss(batch)
+    >>> from optical.losses import DistillBatch
+    >>> batch = DistillBatch.random(seed=0)
+    >>> out = ContrastiveLoss(temperature=0.05)(batch)
+    >>> sorted(out.logs), bool(out.loss >= 0)
+    (['contrastive', 'inbatch_acc'], True)
 """
 
 from __future__ import annotations
@@ -21,20 +26,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from optical.errors import OpticalError
-from optical.losses.base import DistillBatch, DistillLoss, LossOutput
+from optical.losses.base import DistillBatch, DistillLoss, LossOption, LossOutput, positive
 
 
 class ContrastiveLoss(DistillLoss):
     """InfoNCE between pooled student(x) and teacher(e) with in-batch negatives."""
 
     name = "contrastive"
+    kd_baseline = True
+    OPTIONS = (
+        LossOption("temperature", float, 0.05, "softmax temperature T of the in-batch logits", check=positive, constraint="> 0"),
+    )
 
     def __init__(self, temperature: float = 0.05) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise OpticalError(f"contrastive temperature must be > 0, got {temperature}")
-        self.temperature = temperature
+        self.temperature = self.check_options({"temperature": temperature})["temperature"]
 
     def forward(self, batch: DistillBatch) -> LossOutput:
         queries = batch.student_foreign.pooled.float()

@@ -11,9 +11,14 @@ arXiv:2301.12566) replaces by a transport plan: nothing stops many foreign
 tokens from collapsing onto one English token, and nothing forces every
 English token to be matched.
 
+Options: none.
+
 Example:
-    >>> loss = HardAlignLoss()
-    >>> out = loss(batch)
+    >>> from optical.losses import DistillBatch
+    >>> batch = DistillBatch.random(seed=0)
+    >>> out = HardAlignLoss()(batch)
+    >>> list(out.logs), bool(0.0 <= out.loss <= 2.0)
+    (['hard_align'], True)
 """
 
 from __future__ import annotations

@@ -10,9 +10,14 @@ The second term keeps the student's English where the teacher's is, so that
 English retrieval does not degrade. Pooled vectors are L2-normalised, as at
 search time. Dividing by the hidden size H matches ``torch.nn.MSELoss``.
 
+Options: none.
+
 Example:
-    >>> loss = MSELoss()
-    >>> out = loss(batch)   # batch.student_english must be set
+    >>> from optical.losses import DistillBatch
+    >>> batch = DistillBatch.random(seed=0)   # batch.student_english must be set
+    >>> out = MSELoss()(batch)
+    >>> sorted(out.logs), bool(out.loss > 0)
+    (['mse', 'mse_foreign'], True)
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class MSELoss(DistillLoss):
 
     name = "mse"
     needs_student_english = True
+    kd_baseline = True
 
     def forward(self, batch: DistillBatch) -> LossOutput:
         target = batch.teacher_english.pooled.float()

@@ -33,10 +33,17 @@ frequency in the bitext (tables given by the caller). With ``tau`` set, the
 marginal constraints are relaxed by KL penalties of strength tau (unbalanced
 OT), so tokens without a counterpart need not be transported.
 
+Options (``--loss-opt ot.NAME=VALUE``): see ``OTLoss.OPTIONS``, e.g.
+``ot.eps=0.05``, ``ot.cost=sqeuclidean``, ``ot.marginals=idf``, ``ot.tau=1.0``.
+
 Example:
-    >>> loss = OTLoss(eps=0.05, cost="cosine")
-    >>> out = loss(batch)      # batch: optical.losses.DistillBatch
-    >>> out.loss.backward()
+    >>> from optical.losses import DistillBatch
+    >>> batch = DistillBatch.random(seed=0)   # student(x) and teacher(e) token embeddings
+    >>> out = OTLoss(eps=0.05, cost="cosine")(batch)
+    >>> out.loss.shape, sorted(out.logs)
+    (torch.Size([]), ['ot', 'ot_cost_mean', 'ot_iters', 'ot_plan_sharpness'])
+    >>> bool(0.0 <= out.loss <= 2.0)          # a cosine cost lies in [0, 2]
+    True
 """
 
 from __future__ import annotations
@@ -47,11 +54,12 @@ import torch
 import torch.nn.functional as F
 
 from optical.errors import OpticalError
-from optical.losses.base import DistillBatch, DistillLoss, LossOutput
+from optical.losses.base import DistillBatch, DistillLoss, LossOption, LossOutput, at_least_one, positive
 from optical.ot import sinkhorn
 
 COSTS = ("cosine", "sqeuclidean")
 MARGINALS = ("uniform", "norm", "idf")
+GRADS = ("detach", "autodiff")
 
 
 def _masses(
@@ -79,6 +87,22 @@ class OTLoss(DistillLoss):
 
     name = "ot"
 
+    OPTIONS = (
+        LossOption("eps", float, 0.05, "entropic regularisation strength of the plan", check=positive, constraint="> 0"),
+        LossOption("cost", str, "cosine", "token cost: 1 - cos, or the squared distance of unit vectors", choices=COSTS),
+        LossOption("marginals", str, "uniform", "token masses: uniform, by embedding norm, or by bitext IDF", choices=MARGINALS),
+        LossOption(
+            "tau", float, None, "KL relaxation of the marginals (unbalanced OT); null: balanced", check=positive, constraint="> 0"
+        ),
+        LossOption("max_iter", int, 100, "Sinkhorn iterations at most", check=at_least_one, constraint=">= 1"),
+        LossOption(
+            "tol", float, 1e-5, "Sinkhorn stops once the marginal error is below this", check=lambda v: v >= 0, constraint=">= 0"
+        ),
+        LossOption(
+            "grad", str, "detach", "plan held fixed in the gradient (envelope theorem) or differentiated through", choices=GRADS
+        ),
+    )
+
     def __init__(
         self,
         eps: float = 0.05,
@@ -93,17 +117,12 @@ class OTLoss(DistillLoss):
         teacher_idf: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
-        if cost not in COSTS:
-            raise OpticalError(f"unknown OT cost {cost!r}; choose one of {', '.join(COSTS)}")
-        if marginals not in MARGINALS:
-            raise OpticalError(f"unknown OT marginals {marginals!r}; choose one of {', '.join(MARGINALS)}")
-        if eps <= 0:
-            raise OpticalError(f"OT eps must be > 0, got {eps}")
-        if tau is not None and tau <= 0:
-            raise OpticalError(f"OT tau must be > 0 (or unset for balanced OT), got {tau}")
-        self.eps, self.cost, self.marginals, self.tau = eps, cost, marginals, tau
-        self.max_iter, self.tol, self.grad = max_iter, tol, grad
-        # Buffers so that .to(device) moves them; None when unused.
+        options = self.check_options(
+            {"eps": eps, "cost": cost, "marginals": marginals, "tau": tau, "max_iter": max_iter, "tol": tol, "grad": grad}
+        )
+        self.eps, self.cost, self.marginals, self.tau = options["eps"], options["cost"], options["marginals"], options["tau"]
+        self.max_iter, self.tol, self.grad = options["max_iter"], options["tol"], options["grad"]
+        # Buffers so that .to(device) moves them; None when unused. Set by the trainer, not by users.
         self.register_buffer("center", center, persistent=False)
         self.register_buffer("student_idf", student_idf, persistent=False)
         self.register_buffer("teacher_idf", teacher_idf, persistent=False)

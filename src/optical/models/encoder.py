@@ -136,8 +136,9 @@ class Encoder(torch.nn.Module):
         return {"query": self.query_prefix, "passage": self.passage_prefix, "plain": ""}[kind]
 
     # --------------------------------------------------------------- tokenizing
-    def tokenize(self, texts: Sequence[str], kind: TextKind = "plain") -> dict[str, torch.Tensor]:
-        """Prefix, tokenize and pad ``texts`` into a batch on the encoder's device.
+    def tokenize(self, texts: Sequence[str], kind: TextKind = "plain", max_length: int | None = None) -> dict[str, torch.Tensor]:
+        """Prefix, tokenize and pad ``texts`` into a batch on the encoder's device, truncated to
+        ``max_length`` tokens (default: the encoder's ``max_length``).
 
         ``content_mask`` marks the tokens that cover text characters: special tokens have no
         characters, and a prefix token's characters all lie inside the prefix (its end offset
@@ -148,7 +149,7 @@ class Encoder(torch.nn.Module):
             [prefix + text for text in texts],
             padding=True,
             truncation=True,
-            max_length=self.max_length,
+            max_length=self.max_length if max_length is None else max_length,
             return_tensors="pt",
             return_offsets_mapping=True,
             return_special_tokens_mask=True,
@@ -194,13 +195,13 @@ class Encoder(torch.nn.Module):
         return F.normalize(pooled.float(), dim=-1)
 
     # ----------------------------------------------------------------- encoding
-    def _sorted_batches(self, texts: Sequence[str], kind: TextKind, batch_size: int):
+    def _sorted_batches(self, texts: Sequence[str], kind: TextKind, batch_size: int, max_length: int | None = None):
         """Tokenize everything once, sort by length (less padding), yield (indices, ids, mask)."""
         prefix = self.prefix(kind)
         ids = self.tokenizer(
             [prefix + text for text in texts],
             truncation=True,
-            max_length=self.max_length,
+            max_length=self.max_length if max_length is None else max_length,
             return_attention_mask=False,
             return_token_type_ids=False,
         )["input_ids"]
@@ -219,8 +220,16 @@ class Encoder(torch.nn.Module):
             yield chunk, torch.from_numpy(input_ids), torch.from_numpy(attention)
 
     @torch.inference_mode()
-    def encode(self, texts: Sequence[str], kind: TextKind = "plain", batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
-        """``[N, hidden_size]`` float32 L2-normalised sentence embeddings, in input order."""
+    def encode(
+        self,
+        texts: Sequence[str],
+        kind: TextKind = "plain",
+        batch_size: int = 64,
+        show_progress: bool = False,
+        max_length: int | None = None,
+    ) -> np.ndarray:
+        """``[N, hidden_size]`` float32 L2-normalised sentence embeddings, in input order; texts are
+        truncated to ``max_length`` tokens (default: the encoder's ``max_length``)."""
         texts = list(texts)
         output = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
         if not texts:
@@ -229,7 +238,7 @@ class Encoder(torch.nn.Module):
         self.eval()
         device = self.device
         pooled_batches, index_batches = [], []
-        batches = self._sorted_batches(texts, kind, batch_size)
+        batches = self._sorted_batches(texts, kind, batch_size, max_length)
         if show_progress:
             from tqdm.auto import tqdm
 

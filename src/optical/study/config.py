@@ -47,7 +47,7 @@ from optical.data.languages import XQUADR_LANGS, validate_lang
 from optical.data.sources import get_source
 from optical.errors import OpticalError
 from optical.eval.evaluate import EvalConfig
-from optical.losses.combined import parse_method
+from optical.losses.combined import MethodSpec
 from optical.train.config import DistillConfig
 
 ZERO_SHOT = "zero-shot"
@@ -60,7 +60,19 @@ DEFAULT_DOMAINS: dict[str, list[str]] = {"mixed": ["xnli_devtest", "ntrex128", "
 AXES = ("languages", "methods", "seeds", "budgets", "noises", "backbones", "domains", "query_noises")
 TOP_LEVEL_KEYS = (*AXES, "study", "teacher", "resource_groups", "n_resamples", "base", "cells", "data_dir", "store")
 #: DistillConfig fields the grid or the study sets; ``base.distill`` may not.
-GRID_DISTILL_FIELDS = ("lang", "method", "out_dir", "sources", "budget", "noise", "seed", "teacher", "student", "projection", "data_dir")
+GRID_DISTILL_FIELDS = (
+    "lang",
+    "method",
+    "out_dir",
+    "sources",
+    "budget",
+    "noise",
+    "seed",
+    "teacher",
+    "student",
+    "projection",
+    "data_dir",
+)
 #: EvalConfig fields the grid or the study sets; ``base.eval`` may not.
 GRID_EVAL_FIELDS = ("student", "out_dir", "langs", "teacher", "query_noise", "data_dir", "system")
 TINY_KEYS = ("hidden", "layers", "heads", "seed", "vocab_size")
@@ -232,7 +244,7 @@ def _method(name: Any, where: str) -> str:
     if name == ZERO_SHOT:
         return name
     try:
-        parse_method(name)
+        MethodSpec.parse(name)
     except OpticalError as exc:
         raise OpticalError(f"{where}: {exc} (or {ZERO_SHOT})") from None
     return name
@@ -271,6 +283,7 @@ def _parse_axes(raw: dict, where: str, backbones: dict, domains: dict, defaults:
             if str(v) not in table:
                 raise OpticalError(f"{w}: unknown {kind} {v!r}; defined {kind}s: {', '.join(table)}")
             return str(v)
+
         return parse
 
     return GridAxes(
@@ -308,7 +321,9 @@ def _parse_backbones(raw: Any, teacher: Any, source: str) -> dict[str, ModelSpec
     if not isinstance(raw, dict) or not raw:
         raise OpticalError(f"{source}: backbones must map a name to a model spec (e.g. e5-small: multilingual-e5-small)")
     fallback = teacher if teacher is not None else "multilingual-e5-small"
-    return {str(name): _parse_model(fallback if spec is None else spec, f"{source}: backbones.{name}") for name, spec in raw.items()}
+    return {
+        str(name): _parse_model(fallback if spec is None else spec, f"{source}: backbones.{name}") for name, spec in raw.items()
+    }
 
 
 def _parse_domains(raw: Any, source: str) -> dict[str, list[str]]:

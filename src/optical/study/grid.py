@@ -21,9 +21,11 @@ from typing import Any
 
 from optical.data.sources import get_source
 from optical.eval.evaluate import EvalConfig
+from optical.losses.combined import MethodSpec
 from optical.study.config import ZERO_SHOT, StudyConfig
 from optical.study.layout import DISTILL_DIR, eval_dir_name
 from optical.train.config import DistillConfig
+
 
 @dataclass(frozen=True)
 class StudyRun:
@@ -50,6 +52,11 @@ class StudyRun:
     @property
     def is_zero_shot(self) -> bool:
         return self.method == ZERO_SHOT
+
+    @property
+    def method_spec(self) -> MethodSpec | None:
+        """The parsed method (its loss terms and weights); None for zero-shot."""
+        return None if self.is_zero_shot else MethodSpec.parse(self.method)
 
     def distill_config(self, run_dir: Path, models: dict[str, str], data_dir: str | None) -> DistillConfig:
         assert self.distill is not None
@@ -125,14 +132,28 @@ def expand(config: StudyConfig) -> StudyPlan:
                     continue
                 eval_values = {**eval_base, "langs": [lang]}
                 run_id = _hash({"zero-shot": teacher_label, "eval": eval_values})
-                _add(runs, query_noises, run_id, grid.query_noises, lambda: StudyRun(
-                    run_id=run_id, lang=lang, method=ZERO_SHOT, backbone=backbone, query_noises=(), eval_base=eval_values,
-                ))
+                _add(
+                    runs,
+                    query_noises,
+                    run_id,
+                    grid.query_noises,
+                    lambda: StudyRun(
+                        run_id=run_id,
+                        lang=lang,
+                        method=ZERO_SHOT,
+                        backbone=backbone,
+                        query_noises=(),
+                        eval_base=eval_values,
+                    ),
+                )
             for domain in grid.domains:
                 sources = [s for s in config.domains[domain] if lang in get_source(s).languages]
                 if not sources:
                     skipped[(lang, backbone, domain)] = SkippedCell(
-                        lang, backbone, domain, f"no source of domain {domain} ({', '.join(config.domains[domain])}) has en-{lang} pairs"
+                        lang,
+                        backbone,
+                        domain,
+                        f"no source of domain {domain} ({', '.join(config.domains[domain])}) has en-{lang} pairs",
                     )
                     continue
                 student = config.backbones[backbone]
@@ -140,16 +161,39 @@ def expand(config: StudyConfig) -> StudyPlan:
                     if method == ZERO_SHOT:
                         continue
                     distill = DistillConfig(
-                        lang=lang, method=method, out_dir="", sources=sources, budget=budget, noise=noise, seed=seed,
-                        teacher=teacher_label, student=student.label, projection=student.projection,
+                        lang=lang,
+                        method=method,
+                        out_dir="",
+                        sources=sources,
+                        budget=budget,
+                        noise=noise,
+                        seed=seed,
+                        teacher=teacher_label,
+                        student=student.label,
+                        projection=student.projection,
                         **config.base_distill,
                     )
                     eval_values = {**eval_base, "langs": [lang]}
                     run_id = _hash({"distill": distill.training_fingerprint(), "eval": eval_values})
-                    _add(runs, query_noises, run_id, grid.query_noises, lambda: StudyRun(
-                        run_id=run_id, lang=lang, method=method, backbone=backbone, query_noises=(), eval_base=eval_values,
-                        seed=seed, budget=budget, noise=noise, domain=domain, distill=distill,
-                    ))
+                    _add(
+                        runs,
+                        query_noises,
+                        run_id,
+                        grid.query_noises,
+                        lambda: StudyRun(
+                            run_id=run_id,
+                            lang=lang,
+                            method=method,
+                            backbone=backbone,
+                            query_noises=(),
+                            eval_base=eval_values,
+                            seed=seed,
+                            budget=budget,
+                            noise=noise,
+                            domain=domain,
+                            distill=distill,
+                        ),
+                    )
     ordered = sorted(runs.values(), key=lambda r: (not r.is_zero_shot, _position(config, r)))
     finished = [dataclasses.replace(r, query_noises=tuple(sorted(query_noises[r.run_id]))) for r in ordered]
     return StudyPlan(finished, list(skipped.values()))

@@ -14,8 +14,7 @@ MANIFEST = "study.json"
 RUNS_DIR = "runs"
 REPORT_DIR = "report"
 DISTILL_DIR = "distill"
-#: What `optical distill` writes last in its output dir: the run is complete when it exists.
-RUN_JSON = "run.json"
+from optical.train.record import RUN_JSON as RUN_JSON  # noqa: E402  (what `optical distill` writes last: complete once it exists)
 
 
 def eval_dir_name(query_noise: float) -> str:

@@ -31,11 +31,13 @@ from tqdm.auto import tqdm
 
 from optical.errors import OpticalError
 from optical.eval.results import EVAL_JSON
+from optical.formatting import cell_text
+from optical.losses.combined import MethodSpec
 from optical.storage import atomic_write_json, cache_root
 from optical.study.config import ModelSpec, StudyConfig
-from optical.study.document import cell_text
 from optical.study.grid import StudyPlan, StudyRun, expand
 from optical.study.layout import DISTILL_DIR, MANIFEST, RUN_JSON, RUNS_DIR, eval_dir_name
+from optical.train.record import RunRecord
 
 MODELS_DIR = "models"
 #: Assumed training throughput when no finished run in the store says otherwise: a pilot on a
@@ -94,17 +96,29 @@ class DryRun:
             run = status.run
             d = run.describe()
             estimate = self.estimates.get(run.run_id)
-            rows.append((
-                run.run_id, run.lang, run.method, cell_text(d["seed"]), cell_text(d["budget"]), cell_text(run.noise), run.backbone,
-                cell_text(run.domain), ",".join(f"{q:g}" for q in run.query_noises), status.label,
-                _duration(estimate.seconds) if estimate and not status.done else "-",
-            ))
+            rows.append(
+                (
+                    run.run_id,
+                    run.lang,
+                    run.method,
+                    cell_text(d["seed"]),
+                    cell_text(d["budget"]),
+                    cell_text(run.noise),
+                    run.backbone,
+                    cell_text(run.domain),
+                    ",".join(f"{q:g}" for q in run.query_noises),
+                    status.label,
+                    _duration(estimate.seconds) if estimate and not status.done else "-",
+                )
+            )
         widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         pending = sum(1 for s in self.statuses if not s.done)
         lines.append("")
-        lines.append(f"{len(self.statuses)} runs: {len(self.statuses) - pending} done, {pending} to run; "
-                     f"estimated time to finish: {_duration(self.total_seconds)}")
+        lines.append(
+            f"{len(self.statuses)} runs: {len(self.statuses) - pending} done, {pending} to run; "
+            f"estimated time to finish: {_duration(self.total_seconds)}"
+        )
         for cell in self.plan.skipped:
             lines.append(f"skipped: {cell.lang} / {cell.backbone} / {cell.domain}: {cell.reason}")
         lines += [f"rates: {note}" for note in self.rate_notes]
@@ -117,7 +131,6 @@ class StudyResult:
     store: Path
     statuses: list[RunStatus]
     failures: dict[str, str]
-    report_files: list[Path]
     seconds: float
 
 
@@ -137,8 +150,8 @@ def _read_json(path: Path) -> dict | None:
 def run_status(run: StudyRun, run_dir: Path) -> RunStatus:
     distilled = False
     if not run.is_zero_shot:
-        info = _read_json(run_dir / DISTILL_DIR / RUN_JSON)
-        distilled = bool(info and info.get("completed"))
+        record = RunRecord.find(run_dir / DISTILL_DIR)
+        distilled = bool(record and record.completed)
     evaluated = [q for q in run.query_noises if (run_dir / eval_dir_name(q) / EVAL_JSON).is_file()]
     return RunStatus(run, run_dir, distilled, evaluated)
 
@@ -176,8 +189,9 @@ def _link(study_dir: Path, store: Path, run_id: str) -> Path:
     return link
 
 
-def _manifest(config: StudyConfig, plan: StudyPlan, statuses: list[RunStatus], store: Path, state: str,
-              failures: dict[str, str]) -> dict:
+def _manifest(
+    config: StudyConfig, plan: StudyPlan, statuses: list[RunStatus], store: Path, state: str, failures: dict[str, str]
+) -> dict:
     return {
         "format": 1,
         "study": config.name,
@@ -223,17 +237,17 @@ def dry_run(config: StudyConfig, study_dir: str | Path | None = None, store: str
 class _MeasuredRates:
     """Throughputs read from finished runs in the store (run.json, eval.json)."""
 
-    def __init__(self, distills: list[dict], evals: list[dict]) -> None:
+    def __init__(self, distills: list[RunRecord], evals: list[dict]) -> None:
         self.distills, self.evals = distills, evals
 
     @classmethod
-    def from_store(cls, store: Path) -> "_MeasuredRates":
+    def from_store(cls, store: Path) -> _MeasuredRates:
         distills, evals = [], []
         if store.is_dir():
             for run_json in store.glob(f"*/{DISTILL_DIR}/{RUN_JSON}"):
-                info = _read_json(run_json)
-                if info and info.get("completed") and info.get("result", {}).get("pairs_per_second"):
-                    distills.append(info)
+                record = RunRecord.find(run_json)
+                if record and record.completed and record.result.pairs_per_second:
+                    distills.append(record)
             for eval_json in store.glob(f"*/eval-*/{EVAL_JSON}"):
                 info = _read_json(eval_json)
                 if info and info.get("timings", {}).get("wall_seconds"):
@@ -242,18 +256,26 @@ class _MeasuredRates:
 
     def _distill_rate(self, config: dict) -> tuple[float, float, str]:
         """(pairs/s, overhead s, basis) from the closest finished runs."""
-        keys = (("student", "teacher", "method", "batch_size", "max_length"), ("student", "teacher", "method"), ("student", "teacher"))
+        keys = (
+            ("student", "teacher", "method", "batch_size", "max_length"),
+            ("student", "teacher", "method"),
+            ("student", "teacher"),
+        )
         for key in keys:
-            matches = [d for d in self.distills if all(_same_model(d["config"].get(k), config.get(k)) for k in key)]
+            matches = [d for d in self.distills if all(_same_value(k, getattr(d.config, k), config.get(k)) for k in key)]
             if matches:
-                pps = sum(d["result"]["pairs_per_second"] for d in matches) / len(matches)
-                overheads = [d.get("timings", {}).get("total_seconds", 0) - d.get("timings", {}).get("train_seconds", 0) for d in matches]
+                pps = sum(d.result.pairs_per_second for d in matches) / len(matches)
+                overheads = [d.timings.total_seconds - d.timings.train_seconds for d in matches]
                 return pps, max(0.0, sum(overheads) / len(overheads)), f"measured ({len(matches)} runs, same {'/'.join(key)})"
         return DEFAULT_PAIRS_PER_SECOND, DEFAULT_DISTILL_OVERHEAD_S, "default"
 
     def _eval_seconds(self, teacher: str, tasks: list[str]) -> tuple[float, str]:
-        matches = [e for e in self.evals if _same_model(e.get("teacher"), teacher)
-                   and sorted(e.get("config", {}).get("eval", {}).get("tasks", [])) == sorted(tasks)]
+        matches = [
+            e
+            for e in self.evals
+            if _same_model(e.get("teacher"), teacher)
+            and sorted(e.get("config", {}).get("eval", {}).get("tasks", [])) == sorted(tasks)
+        ]
         if matches:
             return sum(e["timings"]["wall_seconds"] for e in matches) / len(matches), f"measured ({len(matches)} evals)"
         return DEFAULT_EVAL_SECONDS, "default"
@@ -277,12 +299,22 @@ class _MeasuredRates:
     def notes(self, estimates: dict[str, RunEstimate]) -> list[str]:
         notes = [f"{len(self.distills)} finished distill runs and {len(self.evals)} finished evaluations in the store"]
         if any("distill default" in e.basis for e in estimates.values()):
-            notes.append(f"no matching finished distill run: assumed {DEFAULT_PAIRS_PER_SECOND:g} pairs/s "
-                         "(pilot: ~2 s per e5-small OT step, batch 32, max length 64, 2-core CPU) "
-                         f"and {DEFAULT_DISTILL_OVERHEAD_S:g} s per run for loading and the teacher cache")
+            notes.append(
+                f"no matching finished distill run: assumed {DEFAULT_PAIRS_PER_SECOND:g} pairs/s "
+                "(pilot: ~2 s per e5-small OT step, batch 32, max length 64, 2-core CPU) "
+                f"and {DEFAULT_DISTILL_OVERHEAD_S:g} s per run for loading and the teacher cache"
+            )
         if any("eval default" in e.basis for e in estimates.values()):
             notes.append(f"no matching finished evaluation: assumed {DEFAULT_EVAL_SECONDS:g} s per evaluation")
         return notes
+
+
+def _same_value(key: str, stored: Any, wanted: Any) -> bool:
+    """Whether a finished run's config value matches the planned one: methods by their parsed terms
+    (``ot:1+mse:0.5`` is ``ot+mse:0.5``), models by :func:`_same_model`, the rest exactly."""
+    if key == "method":
+        return MethodSpec.parse(stored) == MethodSpec.parse(wanted)
+    return _same_model(stored, wanted)
 
 
 def _same_model(stored: Any, wanted: Any) -> bool:
@@ -313,9 +345,11 @@ def run_study(
     study_dir: str | Path,
     store: str | Path | None = None,
     progress: bool = True,
-    report: bool = True,
 ) -> StudyResult:
-    """Run every unfinished run of the study, write ``study.json`` as it goes, then the report."""
+    """Run every unfinished run of the study and write ``study.json`` as it goes.
+
+    The report is written by :func:`optical.report.write_study_report` (the CLI calls it after this).
+    """
     from optical.eval.evaluate import evaluate  # heavy imports: only when something runs
     from optical.train.trainer import distill
 
@@ -326,14 +360,22 @@ def run_study(
     study_dir.mkdir(parents=True, exist_ok=True)
     held = _read_json(study_dir / MANIFEST)
     if held and held.get("config") not in (None, config.raw):
-        raise OpticalError(f"{study_dir} holds a study with a different config; pick another --out or delete {study_dir / MANIFEST}")
+        raise OpticalError(
+            f"{study_dir} holds a study with a different config; pick another --out or delete {study_dir / MANIFEST}"
+        )
     models = prepare_models(config, store_path, build=True)
     statuses = [run_status(run, _link(study_dir, store_path, run.run_id)) for run in plan.runs]
     failures: dict[str, str] = {}
     atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, "running", failures))
 
-    bar = tqdm(total=len(statuses), initial=sum(s.done for s in statuses), desc=f"study {config.name}", unit="run",
-               disable=not progress, position=0)
+    bar = tqdm(
+        total=len(statuses),
+        initial=sum(s.done for s in statuses),
+        desc=f"study {config.name}",
+        unit="run",
+        disable=not progress,
+        position=0,
+    )
     for index, status in enumerate(statuses):
         if status.done:
             continue
@@ -352,9 +394,4 @@ def run_study(
     bar.close()
     state = "failed" if failures else "complete"
     atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, state, failures))
-    report_files: list[Path] = []
-    if report:
-        from optical.study.report import write_study_report
-
-        report_files = write_study_report(study_dir).files
-    return StudyResult(study_dir, store_path, statuses, failures, report_files, time.perf_counter() - started)
+    return StudyResult(study_dir, store_path, statuses, failures, time.perf_counter() - started)

@@ -1,7 +1,16 @@
-"""Training: distil a student query encoder from a frozen teacher on bitext."""
+"""Training: distil a student query encoder from a frozen teacher on bitext.
 
-from optical.train.config import DistillConfig
-from optical.train.teacher_cache import TeacherCache, load_or_build_teacher_cache
-from optical.train.trainer import DistillResult, distill
+The names below are imported from their modules on first use (:mod:`optical._lazy`).
+"""
 
-__all__ = ["DistillConfig", "DistillResult", "TeacherCache", "distill", "load_or_build_teacher_cache"]
+from optical._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "optical.train.config": ("DistillConfig",),
+        "optical.train.teacher_cache": ("TeacherCache", "load_or_build_teacher_cache"),
+        "optical.train.record": ("RunRecord",),
+        "optical.train.trainer": ("DistillResult", "DistillTrainer", "distill"),
+    },
+)

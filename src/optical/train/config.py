@@ -7,16 +7,25 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
 
 from optical.errors import OpticalError
-from optical.losses.combined import parse_method
+from optical.losses.combined import MethodSpec, check_loss_options
+from optical.train.selection import SELECTION_METRICS, SelectOn
 
-SELECTION_METRICS = ("xquad_dev", "flores_dev", "none")
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("no", "bf16", "fp16")
+Device = Literal["auto", "cpu", "cuda"]
+MixedPrecision = Literal["no", "bf16", "fp16"]
+DEVICES: tuple[str, ...] = get_args(Device)
+PRECISIONS: tuple[str, ...] = get_args(MixedPrecision)
+
+#: The fields with a fixed set of values, their command-line flag and the values: checked in one place.
+CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "select_on": ("--select-on", SELECTION_METRICS),
+    "device": ("--device", DEVICES),
+    "mixed_precision": ("--mixed-precision", PRECISIONS),
+}
 
 
 @dataclass
@@ -49,26 +58,20 @@ class DistillConfig:
     max_grad_norm: float = 1.0
     epochs: int = 1
     max_length: int = 64
-    select_on: str = "xquad_dev"
+    select_on: SelectOn = "xquad_dev"
     eval_every: int = 0  # steps between dev evaluations; 0: only at the end of each epoch
     checkpoint_every: int = 50
-    device: str = "auto"
-    mixed_precision: str = "no"
+    device: Device = "auto"
+    mixed_precision: MixedPrecision = "no"
     tensorboard: bool = False
     data_dir: str | None = None
 
     def validate(self) -> None:
         """Everything that can be checked before data, models or the teacher cache are touched."""
-        losses = {term.name for term in parse_method(self.method)}
-        stray = sorted(set(self.loss_options) - losses)
-        if stray:
-            raise OpticalError(f"--loss-opt names {', '.join(stray)}, which --method {self.method!r} does not use")
-        if self.select_on not in SELECTION_METRICS:
-            raise OpticalError(f"--select-on {self.select_on!r} is not one of {', '.join(SELECTION_METRICS)}")
-        if self.device not in DEVICES:
-            raise OpticalError(f"--device {self.device!r} is not one of {', '.join(DEVICES)}")
-        if self.mixed_precision not in PRECISIONS:
-            raise OpticalError(f"--mixed-precision {self.mixed_precision!r} is not one of {', '.join(PRECISIONS)}")
+        check_loss_options(self.method_spec, self.loss_options)
+        for name, (flag, allowed) in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise OpticalError(f"{flag} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
         for name in ("batch_size", "grad_accum", "epochs", "max_length", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -80,8 +83,14 @@ class DistillConfig:
             raise OpticalError(f"--lr must be > 0, got {self.lr}")
         if self.select_on == "flores_dev" and "flores200_sib_dev_extra" in self.sources:
             raise OpticalError(
-                "--select-on flores_dev selects on flores200_sib_dev_extra, which is also a training source; drop it from --bitext"
+                "--select-on flores_dev selects on flores200_sib_dev_extra, which is also a training source; "
+                "drop it from --bitext"
             )
+
+    @property
+    def method_spec(self) -> MethodSpec:
+        """``method`` parsed (the string itself stays the field, so fingerprints keep their value)."""
+        return MethodSpec.parse(self.method)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -92,7 +101,7 @@ class DistillConfig:
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], origin: str = "config") -> "DistillConfig":
+    def from_dict(cls, values: dict[str, Any], origin: str = "config") -> DistillConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -103,7 +112,7 @@ class DistillConfig:
             raise OpticalError(f"{origin}: {exc}") from None
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> "DistillConfig":
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> DistillConfig:
         path = Path(path)
         try:
             values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

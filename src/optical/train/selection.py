@@ -16,16 +16,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 
 from optical.data import BitextConfig, build_bitext, sentence_task
 from optical.errors import OpticalError
-from optical.models.encoder import Encoder
 
+if TYPE_CHECKING:
+    from optical.models.encoder import Encoder
 
 #: Token limit of the teacher's dev documents, as in evaluation.
 EVAL_MAX_LENGTH = 128
+
+#: What ``--select-on`` takes: a dev metric, or ``none`` (keep the last step).
+SelectOn = Literal["xquad_dev", "flores_dev", "none"]
+SELECTION_METRICS: tuple[str, ...] = get_args(SelectOn)
 
 
 @dataclass
@@ -53,23 +59,23 @@ class DevSelector:
         return total / len(self.queries)
 
 
-def build_selector(kind: str, lang: str, data_dir: Path, teacher: Encoder) -> DevSelector | None:
-    """The dev selector named by ``kind`` (``none`` gives None: keep the last step)."""
+def build_selector(kind: SelectOn, lang: str, data_dir: Path, teacher: Encoder) -> DevSelector | None:
+    """The dev selector named by ``kind`` (``none`` gives None: keep the last step).
+
+    The teacher encodes the dev documents truncated to :data:`EVAL_MAX_LENGTH` tokens (its own
+    ``max_length`` is left as it is)."""
     if kind == "none":
         return None
-    teacher.max_length = EVAL_MAX_LENGTH
     if kind == "xquad_dev":
         task = sentence_task(data_dir, lang, ["en"], "dev")
         doc_ids = list(task.candidates)
         row = {doc_id: i for i, doc_id in enumerate(doc_ids)}
         query_ids = list(task.queries)
-        docs = torch.from_numpy(teacher.encode([task.candidates[d] for d in doc_ids], kind="passage"))
+        docs = torch.from_numpy(teacher.encode([task.candidates[d] for d in doc_ids], kind="passage", max_length=EVAL_MAX_LENGTH))
         gold = [{row[d] for d, rel in task.qrels[q].items() if rel > 0 and d in row} for q in query_ids]
         return DevSelector("xquad_dev_mrr@10", [task.queries[q] for q in query_ids], "query", docs, gold, 10)
     if kind == "flores_dev":
-        pairs = build_bitext(
-            data_dir, BitextConfig(lang=lang, sources=["flores200_sib_dev_extra"], budget=None, seed=0)
-        ).pairs
-        docs = torch.from_numpy(teacher.encode([p.en for p in pairs], kind="query"))
+        pairs = build_bitext(data_dir, BitextConfig(lang=lang, sources=["flores200_sib_dev_extra"], budget=None, seed=0)).pairs
+        docs = torch.from_numpy(teacher.encode([p.en for p in pairs], kind="query", max_length=EVAL_MAX_LENGTH))
         return DevSelector("flores_dev_acc@1", [p.foreign for p in pairs], "query", docs, [{i} for i in range(len(pairs))], 1)
     raise OpticalError(f"unknown selection metric {kind!r}")

@@ -93,7 +93,7 @@ class TeacherCache:
         return self.tokens.float().mean(0)
 
     @classmethod
-    def load(cls, path: Path) -> "TeacherCache":
+    def load(cls, path: Path) -> TeacherCache:
         try:
             tensors = load_file(str(path))
             cache = cls(tensors["tokens"], tensors["offsets"], tensors["token_ids"], tensors["pooled"], path=path)
@@ -117,10 +117,9 @@ def compute_teacher_cache(
     teacher: Encoder, texts: list[str], max_length: int, kind: str = "query", batch_size: int = 64, progress: bool = True
 ) -> TeacherCache:
     """Encode ``texts`` with the teacher (truncated to ``max_length`` tokens), keeping only content tokens, in float16."""
-    teacher.max_length = max_length
     token_chunks, id_chunks, pooled_chunks, lengths = [], [], [], []
     for start in tqdm(range(0, len(texts), batch_size), desc="teacher cache", unit="batch", disable=not progress):
-        batch = teacher.tokenize(texts[start : start + batch_size], kind=kind)
+        batch = teacher.tokenize(texts[start : start + batch_size], kind=kind, max_length=max_length)
         out = teacher.forward(batch)
         mask = out.content_mask.cpu()
         embeddings = out.embeddings.float().cpu()

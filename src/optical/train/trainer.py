@@ -7,6 +7,20 @@ the few lines a distillation with a cached teacher needs (the transformers
 ``Trainer`` assumes one model computing its own loss from a dataset row, which
 fights a frozen teacher whose outputs live in a cache).
 
+:class:`DistillTrainer` runs a distillation as named phases, in the spirit of
+the sentence-transformers trainer's hooks (a subclass may override any of them):
+
+1. :meth:`~DistillTrainer.finished_run` -- the stored result when the output dir holds the finished run;
+2. :meth:`~DistillTrainer.setup` -- the Accelerator, the output dir and its config marker;
+3. :meth:`~DistillTrainer.prepare_data` -- the bitext;
+4. :meth:`~DistillTrainer.load_models` -- teacher, teacher cache, dev selector, then the student;
+5. :meth:`~DistillTrainer.build_loss` -- the loss of the :class:`~optical.losses.MethodSpec`;
+6. :meth:`~DistillTrainer.build_optimizer` and :meth:`~DistillTrainer.resume` -- AdamW, the
+   linear schedule, the latest checkpoint and the metrics log;
+7. :meth:`~DistillTrainer.train` -- epochs of :meth:`~DistillTrainer.training_step`, with
+   :meth:`~DistillTrainer.evaluate_dev` and :meth:`~DistillTrainer.save_checkpoint` between steps;
+8. :meth:`~DistillTrainer.finalize` -- the student and ``run.json`` (a :class:`RunRecord`).
+
 Guarantees:
 
 * seeded determinism: same config + data -> same weights on CPU;
@@ -20,35 +34,33 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import accelerate
 import torch
-import transformers
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-import optical
 from optical.data import BitextConfig, build_bitext, resolve_data_dir
 from optical.errors import OpticalError
-from optical.losses import DistillBatch, build_loss
+from optical.losses import DistillBatch, LossOutput
+from optical.losses import build_loss as build_method_loss
 from optical.models import resolve_model
 from optical.models.encoder import Encoder
 from optical.storage import atomic_write_json, atomic_write_text
 from optical.train.config import DistillConfig
+from optical.train.record import RUN_JSON, STUDENT, BitextSummary, RunRecord, RunResult, RunTimings, versions
 from optical.train.selection import build_selector
-from optical.train.teacher_cache import TeacherCache, load_or_build_teacher_cache
+from optical.train.teacher_cache import load_or_build_teacher_cache
+
+__all__ = ["BEST", "CHECKPOINT", "STUDENT", "DistillResult", "DistillTrainer", "distill", "versions"]
 
 CHECKPOINT = "checkpoint"
-STUDENT = "student"
 BEST = "best"
 
 
@@ -69,22 +81,25 @@ class DistillResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_run_json(cls, out_dir: Path) -> "DistillResult":
-        info = json.loads((out_dir / "run.json").read_text())
-        r = info["result"]
+    def from_record(cls, record: RunRecord) -> DistillResult:
+        r = record.result
         return cls(
-            out_dir=out_dir,
-            student_dir=out_dir / STUDENT,
-            steps=r["steps"],
-            selection_metric=r["selection_metric"],
-            best_step=r["best_step"],
-            best_metric=r["best_metric"],
-            seconds=r["seconds"],
-            pairs_per_second=r["pairs_per_second"],
-            resumed_from_step=r["resumed_from_step"],
-            data_fingerprint=info["data_fingerprint"],
-            history=r["history"],
+            out_dir=record.student_dir.parent,
+            student_dir=record.student_dir,
+            steps=r.steps,
+            selection_metric=r.selection_metric,
+            best_step=r.best_step,
+            best_metric=r.best_metric,
+            seconds=r.seconds,
+            pairs_per_second=r.pairs_per_second,
+            resumed_from_step=r.resumed_from_step,
+            data_fingerprint=record.data_fingerprint,
+            history=r.history,
         )
+
+    @classmethod
+    def from_run_json(cls, out_dir: Path) -> DistillResult:
+        return cls.from_record(RunRecord.load(out_dir))
 
 
 @dataclass
@@ -107,16 +122,6 @@ class _Student(torch.nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]):
         return self.encoder(batch)
-
-
-def versions() -> dict[str, str]:
-    return {
-        "optical": optical.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "accelerate": accelerate.__version__,
-    }
 
 
 def _prepare_out_dir(config: DistillConfig, overwrite: bool) -> None:
@@ -143,24 +148,6 @@ def _idf(token_lists: list[torch.Tensor], vocab_size: int) -> torch.Tensor:
     for ids in token_lists:
         df[torch.unique(ids)] += 1
     return torch.log((len(token_lists) + 1) / (df + 1)) + 1
-
-
-def _loss_options(config: DistillConfig, cache: TeacherCache, student: Encoder, foreign: list[str]) -> dict:
-    options = {name: dict(values) for name, values in config.loss_options.items()}
-    if "ot" in config.method:
-        ot_options = options.setdefault("ot", {})
-        if config.center_costs:
-            ot_options["center"] = cache.mean_token()
-        if ot_options.get("marginals") == "idf":
-            offsets = cache.offsets.tolist()
-            teacher_lists = [cache.token_ids[offsets[i] : offsets[i + 1]] for i in range(len(cache))]
-            ot_options["teacher_idf"] = _idf(teacher_lists, int(cache.token_ids.max()) + 1)
-            student_lists = []
-            for start in range(0, len(foreign), 256):
-                batch = student.tokenize(foreign[start : start + 256], kind="query")
-                student_lists += [ids[mask] for ids, mask in zip(batch["input_ids"], batch["content_mask"])]
-            ot_options["student_idf"] = _idf(student_lists, len(student.tokenizer))
-    return options
 
 
 def _save_checkpoint(accelerator: Accelerator, out: Path, state: _TrainerState) -> None:
@@ -213,242 +200,334 @@ def _save_student(encoder: Encoder, target: Path) -> None:
     tmp.rename(target)
 
 
+def _copy_student(source: Path, target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.copytree(source, tmp, dirs_exist_ok=True)
+    tmp.rename(target)
+
+
+class DistillTrainer:
+    """One distillation run as named phases; :meth:`run` calls them in order.
+
+    The order matters for determinism: the seed is set before the data and again
+    before the student is initialised, so the student never depends on what the teacher did.
+    """
+
+    def __init__(self, config: DistillConfig, overwrite: bool = False, progress: bool = True) -> None:
+        config.validate()
+        self.config, self.overwrite, self.progress = config, overwrite, progress
+        self.method = config.method_spec
+        self.out = Path(config.out_dir)
+        self.timings: dict[str, float] = {}
+
+    def run(self) -> DistillResult:
+        finished = self.finished_run()
+        if finished is not None:
+            return finished
+        self.started = time.perf_counter()
+        self.setup()
+        self.prepare_data()
+        self.load_models()
+        self.build_loss()
+        self.build_optimizer()
+        self.resume()
+        self.train()
+        return self.finalize()
+
+    # ------------------------------------------------------------------ set-up
+    def finished_run(self) -> DistillResult | None:
+        """The stored result when the output dir holds this very run, finished (no work then)."""
+        out = self.out
+        if self.overwrite or not (out / RUN_JSON).exists() or not (out / "config.json").exists():
+            return None
+        held = json.loads((out / "config.json").read_text()).get("fingerprint")
+        return DistillResult.from_record(RunRecord.load(out)) if held == self.config.training_fingerprint() else None
+
+    def setup(self) -> None:
+        """The Accelerator, then the output dir (refusing one that holds another run)."""
+        config = self.config
+        if config.device == "cuda" and not torch.cuda.is_available():
+            raise OpticalError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+        self.accelerator = Accelerator(
+            cpu=config.device == "cpu",
+            mixed_precision=config.mixed_precision,
+            gradient_accumulation_steps=config.grad_accum,
+            log_with="tensorboard" if config.tensorboard else None,
+            project_dir=str(self.out),
+        )
+        if self.accelerator.is_main_process:
+            _prepare_out_dir(config, self.overwrite)
+        self.accelerator.wait_for_everyone()
+        set_seed(config.seed)
+
+    def prepare_data(self) -> None:
+        """The bitext of the config; ``english`` and ``foreign`` are its two sides."""
+        config = self.config
+        self.data_dir = resolve_data_dir(config.data_dir)
+        self.bitext = build_bitext(
+            self.data_dir,
+            BitextConfig(
+                lang=config.lang,
+                sources=list(config.sources),
+                budget=config.budget,
+                seed=config.seed,
+                noise_fraction=config.noise,
+                license_classes=list(config.license_classes),
+            ),
+        )
+        self.english = [pair.en for pair in self.bitext.pairs]
+        self.foreign = [pair.foreign for pair in self.bitext.pairs]
+
+    def load_models(self) -> None:
+        """The teacher (only for its cache and the dev selector, then dropped), then the student."""
+        config, accelerator = self.config, self.accelerator
+        tick = time.perf_counter()
+        teacher = Encoder.load(resolve_model(config.teacher), device=accelerator.device, max_length=config.max_length)
+        teacher.eval()
+        with accelerator.main_process_first():
+            self.cache = load_or_build_teacher_cache(
+                teacher, self.english, config.max_length, progress=self.progress and accelerator.is_main_process
+            )
+        self.selector = build_selector(config.select_on, config.lang, self.data_dir, teacher)
+        self.timings["teacher_seconds"] = time.perf_counter() - tick
+        teacher_hidden = teacher.hidden_size
+        del teacher
+
+        set_seed(config.seed)  # the student's initialisation must not depend on what the teacher did
+        self.student = Encoder.load(
+            resolve_model(config.student or config.teacher),
+            device=accelerator.device,
+            max_length=config.max_length,
+            projection_dim=teacher_hidden if config.projection else None,
+        )
+        if self.student.hidden_size != teacher_hidden:
+            raise OpticalError(
+                f"student hidden size {self.student.hidden_size} differs from the teacher's {teacher_hidden}; "
+                "pass --projection to learn a linear map"
+            )
+        if config.freeze_embeddings:
+            self.student.freeze_word_embeddings()
+        self.student.train()
+
+    def build_loss(self) -> None:
+        """The loss of the method, with the user's options and the tensors the trainer computes."""
+        loss_fn = build_method_loss(self.method, self.config.loss_options, self._loss_internals())
+        self.loss_fn = loss_fn.to(self.accelerator.device)
+
+    def _loss_internals(self) -> dict[str, dict[str, Any]]:
+        """OT's centre vector and IDF tables (no user options: computed from the cache and bitext)."""
+        if not self.method.uses("ot"):
+            return {}
+        config, cache, ot = self.config, self.cache, {}
+        if config.center_costs:
+            ot["center"] = cache.mean_token()
+        if config.loss_options.get("ot", {}).get("marginals") == "idf":
+            offsets = cache.offsets.tolist()
+            teacher_lists = [cache.token_ids[offsets[i] : offsets[i + 1]] for i in range(len(cache))]
+            ot["teacher_idf"] = _idf(teacher_lists, int(cache.token_ids.max()) + 1)
+            student_lists = []
+            for start in range(0, len(self.foreign), 256):
+                batch = self.student.tokenize(self.foreign[start : start + 256], kind="query")
+                student_lists += [ids[mask] for ids, mask in zip(batch["input_ids"], batch["content_mask"])]
+            ot["student_idf"] = _idf(student_lists, len(self.student.tokenizer))
+        return {"ot": ot}
+
+    def build_optimizer(self) -> None:
+        """AdamW and the linear warm-up schedule over every step of every epoch, prepared for Accelerate."""
+        config, accelerator = self.config, self.accelerator
+        module = _Student(self.student)
+        optimizer = torch.optim.AdamW(
+            [p for p in module.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+        )
+        batches_per_epoch = len(_epoch_batches(len(self.bitext.pairs), config.batch_size, config.seed, 0))
+        self.steps_per_epoch = max(1, batches_per_epoch // (config.grad_accum * accelerator.num_processes))
+        self.total_steps = self.steps_per_epoch * config.epochs
+        # A prepared scheduler advances once per process at every step, so its horizon counts process-steps.
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer,
+            math.ceil(config.warmup_ratio * self.total_steps) * accelerator.num_processes,
+            self.total_steps * accelerator.num_processes,
+        )
+        self.module, self.optimizer, self.scheduler = accelerator.prepare(module, optimizer, scheduler)
+
+    def resume(self) -> None:
+        """The latest checkpoint's state (or a fresh one), the metrics log cut back to it, trackers."""
+        config, accelerator = self.config, self.accelerator
+        self.state = _load_checkpoint(accelerator, self.out) or _TrainerState()
+        self.resumed_from = self.state.step or None
+        self.log_path = self.out / "metrics.jsonl"
+        if accelerator.is_main_process:
+            kept = []
+            if self.resumed_from and self.log_path.exists():  # drop lines written after the checkpoint we resume from
+                lines = self.log_path.read_text().splitlines()
+                kept = [line for line in lines if line and json.loads(line)["step"] <= self.state.step]
+            atomic_write_text(self.log_path, "".join(line + "\n" for line in kept))
+        if config.tensorboard:
+            accelerator.init_trackers("optical", config={k: str(v) for k, v in config.to_dict().items()})
+
+    # ---------------------------------------------------------------- training
+    def train(self) -> None:
+        """Every remaining step of every epoch; each process takes every num_processes-th batch."""
+        config, accelerator, state = self.config, self.accelerator, self.state
+        if self.selector is not None and state.step == 0 and not state.history:
+            self.evaluate_dev(0)  # the initial student competes too: distillation must earn its place
+        self.bar = tqdm(
+            total=self.total_steps,
+            initial=state.step,
+            desc=f"distil {config.method} {config.lang}",
+            unit="step",
+            disable=not (self.progress and accelerator.is_main_process),
+        )
+        self.tick = time.perf_counter()
+        for epoch in range(state.step // self.steps_per_epoch, config.epochs):
+            batches = _epoch_batches(len(self.bitext.pairs), config.batch_size, config.seed, epoch)
+            # All processes take the same count of batches, so DDP stays in step.
+            shard = batches[accelerator.process_index :: accelerator.num_processes][: self.steps_per_epoch * config.grad_accum]
+            done_in_epoch = state.step - epoch * self.steps_per_epoch
+            self.step_tick, self.pairs_in_step = time.perf_counter(), 0
+            for indices in shard[done_in_epoch * config.grad_accum :]:
+                out_loss = self.training_step(indices)
+                self.pairs_in_step += len(indices) * accelerator.num_processes
+                if accelerator.sync_gradients:
+                    self._end_step(epoch, out_loss)
+        self.bar.close()
+        state.train_seconds += time.perf_counter() - self.tick
+        if config.tensorboard:
+            accelerator.end_training()
+
+    def training_step(self, indices: list[int]) -> LossOutput:
+        """Forward, loss, backward and (at the end of an accumulation) the optimizer step on one batch."""
+        accelerator, module, student = self.accelerator, self.module, self.student
+        device = accelerator.device
+        with accelerator.accumulate(module):
+            with accelerator.autocast():
+                foreign_batch = student.tokenize([self.foreign[i] for i in indices], kind="query")
+                student_foreign = module({k: v.to(device) for k, v in foreign_batch.items()})
+                student_english = None
+                if self.loss_fn.needs_student_english:
+                    english_batch = student.tokenize([self.english[i] for i in indices], kind="query")
+                    student_english = module({k: v.to(device) for k, v in english_batch.items()})
+                teacher_out, teacher_ids = self.cache.batch(indices, device=device)
+                out_loss = self.loss_fn(
+                    DistillBatch(
+                        student_foreign=student_foreign,
+                        teacher_english=teacher_out,
+                        student_english=student_english,
+                        student_token_ids=foreign_batch["input_ids"].to(device),
+                        teacher_token_ids=teacher_ids,
+                    )
+                )
+            accelerator.backward(out_loss.loss)
+            if accelerator.sync_gradients and self.config.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(module.parameters(), self.config.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return out_loss
+
+    def _end_step(self, epoch: int, out_loss: LossOutput) -> None:
+        """After an optimizer step: log it, evaluate on dev and checkpoint when due."""
+        state, config = self.state, self.config
+        state.step += 1
+        elapsed = time.perf_counter() - self.step_tick
+        entry = {
+            "step": state.step,
+            "epoch": epoch,
+            "lr": self.scheduler.get_last_lr()[0],
+            "pairs_per_s": self.pairs_in_step / max(elapsed, 1e-9),
+            **out_loss.logs,
+        }
+        self.log(entry)
+        self.bar.set_postfix(loss=f"{out_loss.logs['loss']:.4f}", pairs_s=f"{entry['pairs_per_s']:.1f}")
+        self.bar.update(1)
+        self.step_tick, self.pairs_in_step = time.perf_counter(), 0
+        at_epoch_end = state.step % self.steps_per_epoch == 0
+        if config.eval_every and state.step % config.eval_every == 0 and not at_epoch_end:
+            self.evaluate_dev(state.step)
+        if at_epoch_end:
+            self.evaluate_dev(state.step)
+        if state.step % config.checkpoint_every == 0 or state.step == self.total_steps:
+            self.save_checkpoint()
+
+    def evaluate_dev(self, step: int) -> None:
+        """The dev metric of the current student; a new best is saved to ``best/``."""
+        if self.selector is None:
+            return
+        accelerator, state = self.accelerator, self.state
+        self.student.eval()
+        value = self.selector(accelerator.unwrap_model(self.module).encoder)
+        self.student.train()
+        entry = {"step": step, self.selector.metric: value}
+        state.history.append(entry)
+        if state.best_metric is None or value > state.best_metric:
+            state.best_metric, state.best_step = value, step
+            if accelerator.is_main_process:
+                _save_student(accelerator.unwrap_model(self.module).encoder, self.out / BEST)
+        self.log(entry)
+
+    def log(self, entry: dict[str, Any]) -> None:
+        """One line of ``metrics.jsonl`` (and TensorBoard scalars when asked for)."""
+        if self.accelerator.is_main_process:
+            with self.log_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry) + "\n")
+        if self.config.tensorboard:
+            self.accelerator.log({k: v for k, v in entry.items() if k != "step"}, step=entry["step"])
+
+    def save_checkpoint(self) -> None:
+        """Count the training time so far, then write the checkpoint atomically."""
+        self.state.train_seconds += time.perf_counter() - self.tick
+        self.tick = time.perf_counter()
+        _save_checkpoint(self.accelerator, self.out, self.state)
+
+    # ------------------------------------------------------------------ finish
+    def finalize(self) -> DistillResult:
+        """The student (the best dev step's when selecting, else the last) and ``run.json``."""
+        accelerator, state, config, out = self.accelerator, self.state, self.config, self.out
+        processes = accelerator.num_processes
+        pairs = state.step * config.batch_size * processes * config.grad_accum  # every process's pairs
+        result = RunResult(
+            steps=state.step,
+            selection_metric=self.selector.metric if self.selector else None,
+            best_step=state.best_step,
+            best_metric=state.best_metric,
+            seconds=time.perf_counter() - self.started,
+            pairs_per_second=pairs / max(state.train_seconds, 1e-9),
+            resumed_from_step=self.resumed_from,
+            history=state.history,
+        )
+        record = RunRecord(
+            config=config,
+            fingerprint=config.training_fingerprint(),
+            teacher=config.teacher,
+            data_fingerprint=self.bitext.fingerprint,
+            bitext=BitextSummary(len(self.bitext.pairs), _jsonable(self.bitext.stats)),
+            versions=versions(),
+            timings=RunTimings(self.timings["teacher_seconds"], state.train_seconds, result.seconds),
+            device=str(accelerator.device),
+            num_processes=processes,
+            result=result,
+            completed=True,
+            out_dir=out,
+        )
+        if accelerator.is_main_process:
+            if self.selector is not None and (out / BEST).exists():
+                _copy_student(out / BEST, out / STUDENT)
+            else:
+                _save_student(accelerator.unwrap_model(self.module).encoder, out / STUDENT)
+            record.save()
+        accelerator.wait_for_everyone()
+        return DistillResult.from_record(record)
+
+
 def distill(config: DistillConfig, overwrite: bool = False, progress: bool = True) -> DistillResult:
     """Distil a student query encoder from bitext; resumes a killed run with the same config.
 
     Returns at once with the stored result when ``config.out_dir`` already
     holds the finished run.
     """
-    config.validate()
-    out = Path(config.out_dir)
-    if not overwrite and (out / "run.json").exists() and (out / "config.json").exists():
-        held = json.loads((out / "config.json").read_text()).get("fingerprint")
-        if held == config.training_fingerprint():
-            return DistillResult.from_run_json(out)
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise OpticalError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
-    accelerator = Accelerator(
-        cpu=config.device == "cpu",
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.grad_accum,
-        log_with="tensorboard" if config.tensorboard else None,
-        project_dir=str(out),
-    )
-    if accelerator.is_main_process:
-        _prepare_out_dir(config, overwrite)
-    accelerator.wait_for_everyone()
-    set_seed(config.seed)
-
-    data_dir = resolve_data_dir(config.data_dir)
-    bitext = build_bitext(
-        data_dir,
-        BitextConfig(
-            lang=config.lang,
-            sources=list(config.sources),
-            budget=config.budget,
-            seed=config.seed,
-            noise_fraction=config.noise,
-            license_classes=list(config.license_classes),
-        ),
-    )
-    english = [pair.en for pair in bitext.pairs]
-    foreign = [pair.foreign for pair in bitext.pairs]
-
-    tick = time.perf_counter()
-    teacher = Encoder.load(resolve_model(config.teacher), device=accelerator.device, max_length=config.max_length)
-    teacher.eval()
-    with accelerator.main_process_first():
-        cache = load_or_build_teacher_cache(teacher, english, config.max_length, progress=progress and accelerator.is_main_process)
-    selector = build_selector(config.select_on, config.lang, data_dir, teacher)
-    timings["teacher_seconds"] = time.perf_counter() - tick
-    teacher_hidden = teacher.hidden_size
-    del teacher
-
-    set_seed(config.seed)  # the student's initialisation must not depend on what the teacher did
-    student = Encoder.load(
-        resolve_model(config.student or config.teacher),
-        device=accelerator.device,
-        max_length=config.max_length,
-        projection_dim=teacher_hidden if config.projection else None,
-    )
-    if student.hidden_size != teacher_hidden:
-        raise OpticalError(
-            f"student hidden size {student.hidden_size} differs from the teacher's {teacher_hidden}; pass --projection to learn a linear map"
-        )
-    if config.freeze_embeddings:
-        student.freeze_word_embeddings()
-    student.train()
-
-    loss_fn = build_loss(config.method, _loss_options(config, cache, student, foreign)).to(accelerator.device)
-    module = _Student(student)
-    optimizer = torch.optim.AdamW(
-        [p for p in module.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
-    )
-    batches_per_epoch = len(_epoch_batches(len(bitext.pairs), config.batch_size, config.seed, 0))
-    steps_per_epoch = max(1, batches_per_epoch // (config.grad_accum * accelerator.num_processes))
-    total_steps = steps_per_epoch * config.epochs
-    # A prepared scheduler advances once per process at every step, so its horizon counts process-steps.
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer,
-        math.ceil(config.warmup_ratio * total_steps) * accelerator.num_processes,
-        total_steps * accelerator.num_processes,
-    )
-    module, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
-
-    state = _load_checkpoint(accelerator, out) or _TrainerState()
-    resumed_from = state.step or None
-    log_path = out / "metrics.jsonl"
-    if accelerator.is_main_process:
-        kept = []
-        if resumed_from and log_path.exists():  # drop lines written after the checkpoint we resume from
-            kept = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= state.step]
-        atomic_write_text(log_path, "".join(line + "\n" for line in kept))
-    if config.tensorboard:
-        accelerator.init_trackers("optical", config={k: str(v) for k, v in config.to_dict().items()})
-
-    def evaluate_dev(step: int) -> None:
-        if selector is None:
-            return
-        student.eval()
-        value = selector(accelerator.unwrap_model(module).encoder)
-        student.train()
-        record = {"step": step, selector.metric: value}
-        state.history.append(record)
-        if state.best_metric is None or value > state.best_metric:
-            state.best_metric, state.best_step = value, step
-            if accelerator.is_main_process:
-                _save_student(accelerator.unwrap_model(module).encoder, out / BEST)
-        _log(record)
-
-    def _log(record: dict[str, Any]) -> None:
-        if accelerator.is_main_process:
-            with log_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
-        if config.tensorboard:
-            accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
-
-    if selector is not None and state.step == 0 and not state.history:
-        evaluate_dev(0)  # the initial student competes too: distillation must earn its place
-
-    bar = tqdm(total=total_steps, initial=state.step, desc=f"distil {config.method} {config.lang}", unit="step",
-               disable=not (progress and accelerator.is_main_process))
-    tick = time.perf_counter()
-    start_epoch = state.step // steps_per_epoch
-    for epoch in range(start_epoch, config.epochs):
-        batches = _epoch_batches(len(bitext.pairs), config.batch_size, config.seed, epoch)
-        # Each process takes every num_processes-th batch; all take the same count, so DDP stays in step.
-        shard = batches[accelerator.process_index :: accelerator.num_processes][: steps_per_epoch * config.grad_accum]
-        done_in_epoch = state.step - epoch * steps_per_epoch
-        step_tick, pairs_in_step = time.perf_counter(), 0
-        for indices in shard[done_in_epoch * config.grad_accum :]:
-            with accelerator.accumulate(module):
-                with accelerator.autocast():
-                    foreign_batch = student.tokenize([foreign[i] for i in indices], kind="query")
-                    student_foreign = module({k: v.to(accelerator.device) for k, v in foreign_batch.items()})
-                    student_english = None
-                    if loss_fn.needs_student_english:
-                        english_batch = student.tokenize([english[i] for i in indices], kind="query")
-                        student_english = module({k: v.to(accelerator.device) for k, v in english_batch.items()})
-                    teacher_out, teacher_ids = cache.batch(indices, device=accelerator.device)
-                    out_loss = loss_fn(
-                        DistillBatch(
-                            student_foreign=student_foreign,
-                            teacher_english=teacher_out,
-                            student_english=student_english,
-                            student_token_ids=foreign_batch["input_ids"].to(accelerator.device),
-                            teacher_token_ids=teacher_ids,
-                        )
-                    )
-                accelerator.backward(out_loss.loss)
-                if accelerator.sync_gradients and config.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(module.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            pairs_in_step += len(indices) * accelerator.num_processes
-            if not accelerator.sync_gradients:
-                continue
-            state.step += 1
-            elapsed = time.perf_counter() - step_tick
-            record = {
-                "step": state.step,
-                "epoch": epoch,
-                "lr": scheduler.get_last_lr()[0],
-                "pairs_per_s": pairs_in_step / max(elapsed, 1e-9),
-                **out_loss.logs,
-            }
-            _log(record)
-            bar.set_postfix(loss=f"{out_loss.logs['loss']:.4f}", pairs_s=f"{record['pairs_per_s']:.1f}")
-            bar.update(1)
-            step_tick, pairs_in_step = time.perf_counter(), 0
-            at_epoch_end = state.step % steps_per_epoch == 0
-            if config.eval_every and state.step % config.eval_every == 0 and not at_epoch_end:
-                evaluate_dev(state.step)
-            if at_epoch_end:
-                evaluate_dev(state.step)
-            if state.step % config.checkpoint_every == 0 or state.step == total_steps:
-                state.train_seconds += time.perf_counter() - tick
-                tick = time.perf_counter()
-                _save_checkpoint(accelerator, out, state)
-    bar.close()
-    state.train_seconds += time.perf_counter() - tick
-    if config.tensorboard:
-        accelerator.end_training()
-
-    final_encoder = accelerator.unwrap_model(module).encoder
-    result = DistillResult(
-        out_dir=out,
-        student_dir=out / STUDENT,
-        steps=state.step,
-        selection_metric=selector.metric if selector else None,
-        best_step=state.best_step,
-        best_metric=state.best_metric,
-        seconds=time.perf_counter() - started,
-        pairs_per_second=state.step * config.batch_size * config.grad_accum / max(state.train_seconds, 1e-9),
-        resumed_from_step=resumed_from,
-        data_fingerprint=bitext.fingerprint,
-        history=state.history,
-    )
-    if accelerator.is_main_process:
-        if selector is not None and (out / BEST).exists():
-            if (out / STUDENT).exists():
-                shutil.rmtree(out / STUDENT)
-            shutil.copytree(out / BEST, out / f"{STUDENT}.tmp", dirs_exist_ok=True)
-            (out / f"{STUDENT}.tmp").rename(out / STUDENT)
-        else:
-            _save_student(final_encoder, out / STUDENT)
-        timings["train_seconds"] = state.train_seconds
-        timings["total_seconds"] = result.seconds
-        atomic_write_json(
-            out / "run.json",
-            {
-                "config": config.to_dict(),
-                "fingerprint": config.training_fingerprint(),
-                "teacher": config.teacher,
-                "data_fingerprint": bitext.fingerprint,
-                "bitext": {"pairs": len(bitext.pairs), "stats": _jsonable(bitext.stats)},
-                "versions": versions(),
-                "timings": timings,
-                "device": str(accelerator.device),
-                "num_processes": accelerator.num_processes,
-                "result": {
-                    "steps": result.steps,
-                    "selection_metric": result.selection_metric,
-                    "best_step": result.best_step,
-                    "best_metric": result.best_metric,
-                    "seconds": result.seconds,
-                    "pairs_per_second": result.pairs_per_second,
-                    "resumed_from_step": result.resumed_from_step,
-                    "history": result.history,
-                },
-                "completed": True,
-            },
-        )
-    accelerator.wait_for_everyone()
-    return result
+    return DistillTrainer(config, overwrite=overwrite, progress=progress).run()
 
 
 def _jsonable(value: Any) -> Any:

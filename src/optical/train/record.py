@@ -1,0 +1,241 @@
+"""``run.json``: the record of a finished ``optical distill`` run, written last in its output dir.
+
+:class:`RunRecord` owns the schema. The trainer writes it with :meth:`RunRecord.save`
+(atomically); evaluation, the study runner and the study report read it with
+:meth:`RunRecord.load` (or :meth:`RunRecord.find`, which gives None for a run that is
+missing or unreadable) and use typed fields instead of dictionary keys. The JSON on disk
+keeps the keys and their order of the files written before this class existed::
+
+    {
+      "config": {...DistillConfig...},       "fingerprint": "8e33...",
+      "teacher": "multilingual-e5-small",    "data_fingerprint": "037f...",
+      "bitext": {"pairs": 2000, "stats": {...}},
+      "versions": {"optical": ..., "python": ..., "torch": ..., "transformers": ..., "accelerate": ...},
+      "timings": {"teacher_seconds": ..., "train_seconds": ..., "total_seconds": ...},
+      "device": "cpu", "num_processes": 1,
+      "result": {"steps": 62, "selection_metric": "xquad_dev_mrr@10", "best_step": 62,
+                 "best_metric": 0.778, "seconds": 111.5, "pairs_per_second": 19.5,
+                 "resumed_from_step": null, "history": [{"step": 0, "xquad_dev_mrr@10": 0.736}, ...]},
+      "completed": true
+    }
+
+Example (with a finished run in ``runs/el-ot/distill``)::
+
+    record = RunRecord.load("runs/el-ot/distill")          # the dir or its run.json
+    record.result.best_metric, record.timings.train_seconds, record.config.method_spec.uses("ot")
+
+This module imports no torch, so reading records stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optical.errors import OpticalError
+from optical.storage import atomic_write_json
+
+if TYPE_CHECKING:
+    from optical.train.config import DistillConfig
+
+#: What ``optical distill`` writes last in its output dir: the run is complete when it exists.
+RUN_JSON = "run.json"
+#: The final student (an HF / sentence-transformers model dir) inside the output dir.
+STUDENT = "student"
+
+
+def versions() -> dict[str, str]:
+    """The versions of the libraries that made a run (stored in run.json and eval.json)."""
+    import accelerate
+    import torch
+    import transformers
+
+    import optical
+
+    return {
+        "optical": optical.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+    }
+
+
+@dataclass(frozen=True)
+class RunTimings:
+    """Wall seconds: loading the teacher, its cache and the dev selector; training (summed over
+    resumed sessions, without the pauses between them); the whole last call of ``distill``."""
+
+    teacher_seconds: float
+    train_seconds: float
+    total_seconds: float
+
+    @property
+    def overhead_seconds(self) -> float:
+        """What the run cost besides its training steps (never negative)."""
+        return max(0.0, self.total_seconds - self.train_seconds)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What training produced.
+
+    ``history`` holds one ``{"step": s, <selection_metric>: value}`` per dev evaluation (step 0 is
+    the initial student); ``pairs_per_second`` counts the pairs of every process.
+    """
+
+    steps: int
+    selection_metric: str | None
+    best_step: int | None
+    best_metric: float | None
+    seconds: float
+    pairs_per_second: float
+    resumed_from_step: int | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def dev_history(self) -> list[tuple[int, float]]:
+        """``(step, dev metric)`` of every dev evaluation that measured the selection metric."""
+        metric = self.selection_metric
+        return [(h["step"], h[metric]) for h in self.history if metric is not None and metric in h]
+
+    @property
+    def dev_before(self) -> float | None:
+        """The dev metric of the first evaluation (the initial student), if any."""
+        history = self.dev_history
+        return history[0][1] if history else None
+
+
+@dataclass(frozen=True)
+class BitextSummary:
+    """How many pairs the run trained on and the bitext reader's per-source counts."""
+
+    pairs: int
+    stats: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The typed content of one ``run.json`` (see the module docstring for the JSON)."""
+
+    config: DistillConfig
+    fingerprint: str  # config.training_fingerprint()
+    teacher: str  # config.teacher as given (a default name, a dir or a hub name)
+    data_fingerprint: str
+    bitext: BitextSummary
+    versions: dict[str, str]
+    timings: RunTimings
+    device: str
+    num_processes: int
+    result: RunResult
+    completed: bool = True
+    #: The output dir the record was read from or written to (not stored in the JSON).
+    out_dir: Path | None = field(default=None, compare=False)
+
+    @property
+    def student_dir(self) -> Path:
+        if self.out_dir is None:
+            raise OpticalError("this run record was not read from an output dir, so it has no student dir")
+        return self.out_dir / STUDENT
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, keys in the order ``run.json`` has always had."""
+        r, t = self.result, self.timings
+        return {
+            "config": self.config.to_dict(),
+            "fingerprint": self.fingerprint,
+            "teacher": self.teacher,
+            "data_fingerprint": self.data_fingerprint,
+            "bitext": {"pairs": self.bitext.pairs, "stats": self.bitext.stats},
+            "versions": dict(self.versions),
+            "timings": {"teacher_seconds": t.teacher_seconds, "train_seconds": t.train_seconds, "total_seconds": t.total_seconds},
+            "device": self.device,
+            "num_processes": self.num_processes,
+            "result": {
+                "steps": r.steps,
+                "selection_metric": r.selection_metric,
+                "best_step": r.best_step,
+                "best_metric": r.best_metric,
+                "seconds": r.seconds,
+                "pairs_per_second": r.pairs_per_second,
+                "resumed_from_step": r.resumed_from_step,
+                "history": r.history,
+            },
+            "completed": self.completed,
+        }
+
+    @classmethod
+    def from_dict(cls, info: dict[str, Any], out_dir: Path | None = None, origin: str = RUN_JSON) -> RunRecord:
+        """The record of a parsed ``run.json``; one-line :class:`OpticalError` when a key is missing."""
+        from optical.train.config import DistillConfig
+
+        try:
+            r, t, b = info["result"], info["timings"], info["bitext"]
+            return cls(
+                config=DistillConfig.from_dict(info["config"], origin=f"{origin}: config"),
+                fingerprint=info["fingerprint"],
+                teacher=info["teacher"],
+                data_fingerprint=info["data_fingerprint"],
+                bitext=BitextSummary(pairs=b["pairs"], stats=b["stats"]),
+                versions=info["versions"],
+                timings=RunTimings(t["teacher_seconds"], t["train_seconds"], t["total_seconds"]),
+                device=info["device"],
+                num_processes=info["num_processes"],
+                result=RunResult(
+                    steps=r["steps"],
+                    selection_metric=r["selection_metric"],
+                    best_step=r["best_step"],
+                    best_metric=r["best_metric"],
+                    seconds=r["seconds"],
+                    pairs_per_second=r["pairs_per_second"],
+                    resumed_from_step=r["resumed_from_step"],
+                    history=r["history"],
+                ),
+                completed=bool(info.get("completed", False)),
+                out_dir=out_dir,
+            )
+        except (KeyError, TypeError) as exc:
+            raise OpticalError(f"{origin} is not a run record of `optical distill` (missing or malformed {exc})") from None
+
+    @staticmethod
+    def path(path_or_dir: str | Path) -> Path:
+        """``run.json`` itself, or the one inside an output dir."""
+        path = Path(path_or_dir)
+        return path if path.name == RUN_JSON and not path.is_dir() else path / RUN_JSON
+
+    @classmethod
+    def load(cls, path_or_dir: str | Path) -> RunRecord:
+        """The record in ``path_or_dir`` (an output dir or its ``run.json``); :class:`OpticalError`
+        when it is missing, not JSON or not a run record."""
+        path = cls.path(path_or_dir)
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            missing = f"{path.parent} has no {RUN_JSON}: not the output dir of a finished `optical distill` run"
+            raise OpticalError(missing) from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise OpticalError(f"{path} cannot be read ({first})") from None
+        if not isinstance(info, dict):
+            raise OpticalError(f"{path} is not a run record of `optical distill` (not a JSON object)")
+        return cls.from_dict(info, out_dir=path.parent, origin=str(path))
+
+    @classmethod
+    def find(cls, path_or_dir: str | Path) -> RunRecord | None:
+        """Like :meth:`load`, but None for a missing or unreadable record (a run not finished yet)."""
+        try:
+            return cls.load(path_or_dir)
+        except OpticalError:
+            return None
+
+    def save(self, out_dir: str | Path | None = None) -> Path:
+        """Write ``run.json`` into ``out_dir`` (default: the record's own) atomically; its path."""
+        target = Path(out_dir) if out_dir is not None else self.out_dir
+        if target is None:
+            raise OpticalError("RunRecord.save needs an output dir")
+        path = target / RUN_JSON
+        atomic_write_json(path, self.to_dict())
+        return path
