@@ -27,15 +27,14 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import record  # noqa: E402
-
 from optical.data import resolve_data_dir  # noqa: E402
 from optical.data.xquad import read_xquadr  # noqa: E402
 from optical.models import resolve_model  # noqa: E402
@@ -98,8 +97,10 @@ def main() -> None:
             c, w = timed(fn, args.device)
             cpu[name].append(c)
             wall[name].append(w)
-        print(f"round {round_index}: " + ", ".join(f"{n} {cpu[n][-1]:.2f}s cpu / {wall[n][-1]:.2f}s wall" for n in sides),
-              flush=True)
+        print(
+            f"round {round_index}: " + ", ".join(f"{n} {cpu[n][-1]:.2f}s cpu / {wall[n][-1]:.2f}s wall" for n in sides),
+            flush=True,
+        )
 
     # Throughput ratio ours/other = time(other) / time(ours), per round.
     clock = wall if args.device == "cuda" else cpu

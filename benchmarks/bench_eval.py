@@ -32,7 +32,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import record  # noqa: E402
-
 from optical.data import resolve_data_dir  # noqa: E402
 from optical.data.languages import XQUADR_LANGS  # noqa: E402
 from optical.eval.evaluate import EvalConfig, evaluate  # noqa: E402
@@ -45,8 +44,14 @@ TASKS = ["clir_sentence", "pool", "align", "retention"]
 
 def run_once(out_dir: Path, langs: list[str], data_dir: str, device: str) -> dict[str, float]:
     config = EvalConfig(
-        student="zero-shot", out_dir=str(out_dir), langs=langs, teacher=MODEL, tasks=TASKS, split="test",
-        device=device, data_dir=data_dir,
+        student="zero-shot",
+        out_dir=str(out_dir),
+        langs=langs,
+        teacher=MODEL,
+        tasks=TASKS,
+        split="test",
+        device=device,
+        data_dir=data_dir,
     )
     run = evaluate(config, progress=False)
     return {"wall": run.timings["wall_seconds"], "forward": run.timings["forward_seconds"], "tasks": len(run.tasks)}

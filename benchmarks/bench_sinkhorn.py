@@ -28,12 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-import ot
 import torch
+
+import ot
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import record, time_it  # noqa: E402
-
 from optical.ot import sinkhorn  # noqa: E402
 
 BATCH, N, M, DIM = 32, 32, 32, 384

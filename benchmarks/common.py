@@ -14,8 +14,8 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -29,9 +29,7 @@ REPORT_PATH = PROJECT_ROOT / "BENCHMARKS.md"
 _META_SUFFIX = "@meta"
 
 
-def time_it(
-    fn: Callable[[], object], repeat: int = 20, warmup: int = 3, clock: Callable[[], float] = time.perf_counter
-) -> float:
+def time_it(fn: Callable[[], object], repeat: int = 20, warmup: int = 3, clock: Callable[[], float] = time.perf_counter) -> float:
     """Median seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs.
 
     ``clock`` defaults to wall time; ``time.thread_time`` (CPU time of this
@@ -68,9 +66,7 @@ def machine_description(device: str = "cpu") -> str:
 def record(results: dict[str, float | int | str], source: str, device: str = "cpu") -> None:
     """Merge ``results`` into results.json (other keys are kept) and rewrite BENCHMARKS.md."""
     existing: dict[str, object] = json.loads(RESULTS_PATH.read_text()) if RESULTS_PATH.exists() else {}
-    meta = json.dumps(
-        {"source": source, "machine": machine_description(device), "date": _dt.date.today().isoformat()}
-    )
+    meta = json.dumps({"source": source, "machine": machine_description(device), "date": _dt.date.today().isoformat()})
     for key, value in results.items():
         existing[key] = value
         existing[key + _META_SUFFIX] = meta
@@ -92,7 +88,5 @@ def render_report(results: dict[str, object]) -> str:
         value = results[key]
         meta = json.loads(str(results.get(key + _META_SUFFIX, "{}")))
         shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-        lines.append(
-            f"| `{key}` | {shown} | {meta.get('source', '?')} | {meta.get('machine', '?')} | {meta.get('date', '?')} |"
-        )
+        lines.append(f"| `{key}` | {shown} | {meta.get('source', '?')} | {meta.get('machine', '?')} | {meta.get('date', '?')} |")
     return "\n".join(lines) + "\n"

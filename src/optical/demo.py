@@ -79,12 +79,14 @@ def render_table(report: ComparisonReport, lang: str) -> str:
             c = report.comparison(system, baseline, task, scope, measure)
             row.append("n/a" if c is None else difference_text(c))
         rows.append(row)
-    return "\n".join([
-        Table(header, rows).text(),
-        "",
-        f"mean [95% bootstrap CI over queries]  difference to {ZERO_SHOT}; {SIGNIFICANT_MARK} = significant at 0.05 "
-        "(paired randomisation test, Holm-corrected over the languages of each table of the report)",
-    ])
+    return "\n".join(
+        [
+            Table(header, rows).text(),
+            "",
+            f"mean [95% bootstrap CI over queries]  difference to {ZERO_SHOT}; {SIGNIFICANT_MARK} = significant at 0.05 "
+            "(paired randomisation test, Holm-corrected over the languages of each table of the report)",
+        ]
+    )
 
 
 def run_demo(config: DemoConfig, progress: bool = True) -> DemoResult:
@@ -93,8 +95,14 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoResult:
     eval_dirs = []
     zero_dir = root / "eval" / ZERO_SHOT
     evaluate(
-        EvalConfig(student=ZERO_SHOT, out_dir=str(zero_dir), langs=[config.lang], tasks=DEMO_TASKS,
-                   data_dir=config.data_dir, device=config.device),
+        EvalConfig(
+            student=ZERO_SHOT,
+            out_dir=str(zero_dir),
+            langs=[config.lang],
+            tasks=DEMO_TASKS,
+            data_dir=config.data_dir,
+            device=config.device,
+        ),
         progress=progress,
     )
     eval_dirs.append(zero_dir)
@@ -117,8 +125,15 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoResult:
         )
         eval_dir = root / "eval" / method
         evaluate(
-            EvalConfig(student=str(run_dir), out_dir=str(eval_dir), langs=[config.lang], tasks=DEMO_TASKS,
-                       system=method, data_dir=config.data_dir, device=config.device),
+            EvalConfig(
+                student=str(run_dir),
+                out_dir=str(eval_dir),
+                langs=[config.lang],
+                tasks=DEMO_TASKS,
+                system=method,
+                data_dir=config.data_dir,
+                device=config.device,
+            ),
             progress=progress,
         )
         eval_dirs.append(eval_dir)

@@ -98,7 +98,10 @@ def test_rerank_equals_exact_maxsim_on_the_candidate_set():
     queries = _token_sets(generator, [3, 4, 2], 6)
     docs = _token_sets(generator, [5, 2, 4, 3, 6, 2, 3, 5], 6)
     qids, dids = ["qa", "qb", "qc"], [f"d{i}" for i in range(8)]
-    pooled = lambda tokens: torch.nn.functional.normalize(torch.stack([t.mean(0) for t in tokens]), dim=-1).numpy()
+
+    def pooled(tokens):
+        return torch.nn.functional.normalize(torch.stack([t.mean(0) for t in tokens]), dim=-1).numpy()
+
     candidates = dense_search(pooled(queries), pooled(docs), qids, dids, k=5)
     reranked = maxsim_rerank(queries, docs, qids, dids, candidates, k=3)
     exact = maxsim_scores(queries, docs)

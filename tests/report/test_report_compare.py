@@ -28,8 +28,15 @@ def _base_values(lang: str) -> np.ndarray:
 
 
 def _write_run(
-    root: Path, name: str, system: str, student: str, shift_low: float, noise_seed: int, split_fp: str = "split-1",
-    pool_fp: str = "pool-fp", method: str | None = None,
+    root: Path,
+    name: str,
+    system: str,
+    student: str,
+    shift_low: float,
+    noise_seed: int,
+    split_fp: str = "split-1",
+    pool_fp: str = "pool-fp",
+    method: str | None = None,
 ) -> Path:
     """A run whose RR@10 is the baseline's plus ``shift_low`` on low-resource languages (plus small noise)."""
     noise = np.random.default_rng(noise_seed)
@@ -94,9 +101,7 @@ def test_significance_follows_the_data_and_holm(report_and_dir):
     low = report.comparison("optical", "zero-shot-model", "clir_sentence", "low", "RR@10")
     assert low.n == 4 * N_QUERIES and low.diff == pytest.approx(0.3, abs=0.01)
     gaps = {(g.system, g.task): g for g in report.gaps}
-    assert gaps[("optical", "clir_sentence")].gap == pytest.approx(
-        gaps[("zero-shot-model", "clir_sentence")].gap - 0.3, abs=0.01
-    )
+    assert gaps[("optical", "clir_sentence")].gap == pytest.approx(gaps[("zero-shot-model", "clir_sentence")].gap - 0.3, abs=0.01)
 
 
 def test_report_files_hold_the_numbers(report_and_dir):
@@ -111,8 +116,9 @@ def test_report_files_hold_the_numbers(report_and_dir):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     markdown = (out / "report.md").read_text()
-    assert markdown == report.to_markdown([p.relative_to(out) for p in [out / "plots" / "forest.png", *(
-        p for p in pngs if p.name != "forest.png")]])
+    assert markdown == report.to_markdown(
+        [p.relative_to(out) for p in [out / "plots" / "forest.png", *(p for p in pngs if p.name != "forest.png")]]
+    )
     for system in ("optical", "zero-shot-model", "kd"):
         assert system in markdown
     assert "†" in markdown and "Holm families" in markdown  # the legend
@@ -163,10 +169,14 @@ def test_seeds_of_one_system_must_share_a_teacher(runs, tmp_path):
 
 def test_mismatched_fingerprints_are_refused(runs, tmp_path):
     other_split = _write_run(tmp_path, "other-split", "other", "s", 0.0, 9, split_fp="split-2")
-    with pytest.raises(OpticalError, match=r"optical-s0 \(optical\) and .*other-split \(other\) were evaluated on different splits"):
+    with pytest.raises(
+        OpticalError, match=r"optical-s0 \(optical\) and .*other-split \(other\) were evaluated on different splits"
+    ):
         compare_runs([runs[0], other_split], settings=StatsSettings(100))
     other_pool = _write_run(tmp_path, "other-pool", "other", "s", 0.0, 9, pool_fp="changed")
-    with pytest.raises(OpticalError, match=r"optical-s0 \(optical\) and .*other-pool \(other\) have different data for task pool"):
+    with pytest.raises(
+        OpticalError, match=r"optical-s0 \(optical\) and .*other-pool \(other\) have different data for task pool"
+    ):
         compare_runs([runs[0], other_pool], settings=StatsSettings(100))
 
 
@@ -180,7 +190,22 @@ def _cli(argv: list[str]) -> int:
 
 def test_cli_compare(runs, tmp_path, capsys):
     out = tmp_path / "cli-report"
-    status = _cli(["compare", *map(str, runs), "--out", str(out), "--baseline", "kd", "--low", "el,hi", "--high", "de", "--n-resamples", "100"])
+    status = _cli(
+        [
+            "compare",
+            *map(str, runs),
+            "--out",
+            str(out),
+            "--baseline",
+            "kd",
+            "--low",
+            "el,hi",
+            "--high",
+            "de",
+            "--n-resamples",
+            "100",
+        ]
+    )
     assert status == 0
     assert "optical vs kd" in capsys.readouterr().out
     data = json.loads((out / "comparison.json").read_text())

@@ -46,11 +46,16 @@ def test_cells_are_a_union_of_partial_grids(smoke_raw):
     raw = copy.deepcopy(smoke_raw)
     raw["languages"] = ["el", "de"]
     raw["noises"] = [0.0]
-    raw["cells"] = [{"languages": ["el", "de"], "methods": ["mse"]}, {"languages": ["el"], "methods": ["ot"], "noises": [0.0, 0.5]}]
+    raw["cells"] = [
+        {"languages": ["el", "de"], "methods": ["mse"]},
+        {"languages": ["el"], "methods": ["ot"], "noises": [0.0, 0.5]},
+    ]
     runs = expand(parse_study_config(raw)).runs
     coordinates = sorted((r.lang, r.method, r.noise, r.seed) for r in runs)
-    expected = sorted([(lang, "mse", 0.0, s) for lang in ("el", "de") for s in (0, 1)]
-                      + [("el", "ot", n, s) for n in (0.0, 0.5) for s in (0, 1)])
+    expected = sorted(
+        [(lang, "mse", 0.0, s) for lang in ("el", "de") for s in (0, 1)]
+        + [("el", "ot", n, s) for n in (0.0, 0.5) for s in (0, 1)]
+    )
     assert coordinates == expected
 
 

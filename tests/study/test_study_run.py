@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,9 +13,8 @@ from pathlib import Path
 import yaml
 
 from optical.cli import main
-from optical.study import dry_run, load_study_config, run_study
 from optical.report import write_study_report
-
+from optical.study import dry_run, load_study_config, run_study
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "study-smoke.yaml"
 
@@ -93,8 +91,19 @@ def test_dry_run_lists_runs_with_status_and_measured_rates(smoke_study, tmp_path
 
 
 def test_dry_run_from_the_command_line(smoke_study, capsys):
-    code = main(["study", "run", "--config", str(SMOKE_CONFIG), "--out", str(smoke_study.study_dir),
-                 "--store", str(smoke_study.store), "--dry-run"])
+    code = main(
+        [
+            "study",
+            "run",
+            "--config",
+            str(SMOKE_CONFIG),
+            "--out",
+            str(smoke_study.study_dir),
+            "--store",
+            str(smoke_study.store),
+            "--dry-run",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "id" in out.splitlines()[0] and "status" in out.splitlines()[0]
@@ -102,8 +111,18 @@ def test_dry_run_from_the_command_line(smoke_study, capsys):
 
 
 def test_short_form_runs_the_run_subcommand_and_no_config_is_one_line(smoke_study, capsys):
-    code = main(["study", "--config", str(SMOKE_CONFIG), "--out", str(smoke_study.study_dir),
-                 "--store", str(smoke_study.store), "--dry-run"])
+    code = main(
+        [
+            "study",
+            "--config",
+            str(SMOKE_CONFIG),
+            "--out",
+            str(smoke_study.study_dir),
+            "--store",
+            str(smoke_study.store),
+            "--dry-run",
+        ]
+    )
     assert code == 0 and "status" in capsys.readouterr().out.splitlines()[0]
     assert main(["study"]) == 2
     err = capsys.readouterr().err.strip()
@@ -135,8 +154,21 @@ def test_a_killed_study_resumes_without_redoing_finished_runs(study_env, smoke_r
     raw["base"]["eval"]["tasks"] = ["align"]
     config_path = write_config(tmp_path / "kill.yaml", raw)
     store, study_dir = tmp_path / "store", tmp_path / "study"
-    command = [sys.executable, "-m", "optical.cli", "study", "run", "--config", str(config_path), "--out", str(study_dir),
-               "--store", str(store), "--quiet", "--no-report"]
+    command = [
+        sys.executable,
+        "-m",
+        "optical.cli",
+        "study",
+        "run",
+        "--config",
+        str(config_path),
+        "--out",
+        str(study_dir),
+        "--store",
+        str(store),
+        "--quiet",
+        "--no-report",
+    ]
     process = subprocess.Popen(command, env=study_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
@@ -146,8 +178,11 @@ def test_a_killed_study_resumes_without_redoing_finished_runs(study_env, smoke_r
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
-    finished = {p.parent.parent.name: p.stat().st_mtime_ns for p in store.glob("*/distill/run.json")
-                if (p.parent.parent / "eval-0" / "eval.json").is_file()}
+    finished = {
+        p.parent.parent.name: p.stat().st_mtime_ns
+        for p in store.glob("*/distill/run.json")
+        if (p.parent.parent / "eval-0" / "eval.json").is_file()
+    }
     assert 1 <= len(finished) < 4
     manifest = json.loads((study_dir / "study.json").read_text())
     assert manifest["status"] == "running"

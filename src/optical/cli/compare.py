@@ -29,12 +29,21 @@ def register(subparsers) -> None:
     )
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="evaluation run dirs (with eval.json)")
     parser.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR", help="where to write the report")
-    parser.add_argument("--baseline", type=_comma_list, help="comma-separated system names to compare every other system "
-                        "with (default: the zero-shot run and each KD baseline)")
-    parser.add_argument("--low", type=_comma_list, default=list(RESOURCE_GROUPS["low"]), help="low-resource languages (default: %(default)s)")
-    parser.add_argument("--high", type=_comma_list, default=list(RESOURCE_GROUPS["high"]), help="high-resource languages (default: %(default)s)")
+    parser.add_argument(
+        "--baseline",
+        type=_comma_list,
+        help="comma-separated system names to compare every other system with (default: the zero-shot run and each KD baseline)",
+    )
+    parser.add_argument(
+        "--low", type=_comma_list, default=list(RESOURCE_GROUPS["low"]), help="low-resource languages (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--high", type=_comma_list, default=list(RESOURCE_GROUPS["high"]), help="high-resource languages (default: %(default)s)"
+    )
     parser.add_argument("--measures", type=_comma_list, help="comma-separated measures to compare (default: all in the runs)")
-    parser.add_argument("--n-resamples", type=int, default=DEFAULT_RESAMPLES, help="randomisation/bootstrap resamples (default: %(default)s)")
+    parser.add_argument(
+        "--n-resamples", type=int, default=DEFAULT_RESAMPLES, help="randomisation/bootstrap resamples (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the resampling (default: %(default)s)")
     parser.set_defaults(func=run)
 

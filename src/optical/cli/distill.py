@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", help="foreign language code, e.g. el")
     p.add_argument("--method", help="ot | mse | contrastive | hard_align, or a weighted sum like ot+mse:0.5")
     p.add_argument("--bitext", help="comma-separated bitext sources (see `optical data summary`)")
-    p.add_argument("--licenses", help="comma-separated license classes to train on: open, non-commercial, research-only (default all)")
+    p.add_argument(
+        "--licenses", help="comma-separated license classes to train on: open, non-commercial, research-only (default all)"
+    )
     p.add_argument("--budget", type=int, help="number of training pairs (default 4000)")
     p.add_argument("--noise", type=float, help="fraction of pairs with a shuffled foreign side (default 0)")
     p.add_argument("--seed", type=int)
@@ -43,12 +45,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", help="teacher model: default name, local HF dir or hub name")
     p.add_argument("--student", help="student initialisation (default: a copy of the teacher)")
     p.add_argument("--projection", action="store_true", default=None, help="learn a linear map to the teacher's hidden size")
-    p.add_argument("--no-freeze-embeddings", dest="freeze_embeddings", action="store_false", default=None,
-                   help="also train the word-embedding matrix (slow on CPU)")
-    p.add_argument("--center-costs", action="store_true", default=None,
-                   help="OT cost on vectors centred by the teacher's mean token embedding")
-    p.add_argument("--loss-opt", action="append", default=[], metavar="LOSS.NAME=VALUE",
-                   help="loss option, e.g. ot.eps=0.05, ot.tau=1.0, ot.marginals=idf, contrastive.temperature=0.05")
+    p.add_argument(
+        "--no-freeze-embeddings",
+        dest="freeze_embeddings",
+        action="store_false",
+        default=None,
+        help="also train the word-embedding matrix (slow on CPU)",
+    )
+    p.add_argument(
+        "--center-costs",
+        action="store_true",
+        default=None,
+        help="OT cost on vectors centred by the teacher's mean token embedding",
+    )
+    p.add_argument(
+        "--loss-opt",
+        action="append",
+        default=[],
+        metavar="LOSS.NAME=VALUE",
+        help="loss option, e.g. ot.eps=0.05, ot.tau=1.0, ot.marginals=idf, contrastive.temperature=0.05",
+    )
     p.add_argument("--batch-size", type=int)
     p.add_argument("--grad-accum", type=int)
     p.add_argument("--lr", type=float)
@@ -111,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
     from optical.train import distill
 
     result = distill(config_from_args(args), overwrite=args.overwrite, progress=not args.quiet)
-    best = f", best {result.selection_metric} {result.best_metric:.4f} at step {result.best_step}" if result.best_metric is not None else ""
+    best = (
+        f", best {result.selection_metric} {result.best_metric:.4f} at step {result.best_step}"
+        if result.best_metric is not None
+        else ""
+    )
     print(f"student saved to {result.student_dir} ({result.steps} steps, {result.pairs_per_second:.1f} pairs/s{best})")
     return 0

@@ -83,8 +83,9 @@ def export_command(args: argparse.Namespace) -> int:
     from optical.report import write_study_report
     from optical.study.export import export_study
 
-    export = export_study(args.study_dir, args.out,
-                          write_report=lambda copy: write_study_report(copy, n_resamples=args.resamples).files)
+    export = export_study(
+        args.study_dir, args.out, write_report=lambda copy: write_study_report(copy, n_resamples=args.resamples).files
+    )
     print(
         f"exported {export.evaluations} evaluations and {export.distill_runs} distillation runs to {export.out_dir}; "
         f"report: {export.report_files[0]}"

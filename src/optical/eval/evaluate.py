@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from optical.data import load_flores_devtest, paragraph_task, resolve_data_dir, sentence_task
+from optical.data import load_flores_devtest, resolve_data_dir
 from optical.data.languages import XQUADR_LANGS, validate_lang
 from optical.data.split import get_split
 from optical.errors import OpticalError
@@ -45,13 +45,13 @@ from optical.eval.metrics import DEFAULT_MEASURES, MetricResult, score_language_
 from optical.eval.perturb import perturb_queries
 from optical.eval.results import ZERO_SHOT, EvalRun, TaskResult
 from optical.eval.scoring import dense_search, maxsim_search
+from optical.eval.tasks import TASKS, PassageLength, parse_task
 from optical.models import resolve_model
 from optical.models.encoder import Encoder
 from optical.storage import atomic_path, cache_root
 from optical.train.teacher_cache import teacher_identity
 from optical.train.trainer import versions
 
-TASKS = ("clir_sentence", "clir_paragraph", "pool", "retention", "align")
 SCORINGS = ("dense", "maxsim")
 ALIGN_MEASURES = ("R@1", "R@5", "RR@10")
 
@@ -64,7 +64,7 @@ class EvalConfig:
     out_dir: str
     langs: list[str] = field(default_factory=lambda: ["el"])
     teacher: str = "multilingual-e5-small"
-    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    tasks: list[str] = field(default_factory=lambda: [str(task) for task in TASKS])
     scoring: list[str] = field(default_factory=lambda: ["dense"])
     split: str = "test"
     query_noise: float = 0.0
@@ -78,8 +78,7 @@ class EvalConfig:
 
     def validate(self) -> None:
         for task in self.tasks:
-            if task not in TASKS:
-                raise OpticalError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+            parse_task(task)
         for scoring in self.scoring:
             if scoring not in SCORINGS:
                 raise OpticalError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORINGS)}")
@@ -101,11 +100,12 @@ class _Clock:
 
     def encode(self, encoder: Encoder, texts: list[str], kind: str, max_length: int, batch_size: int, tokens: bool = False):
         tick = time.perf_counter()
-        encoder.max_length = max_length
         if tokens:
-            out = [torch.from_numpy(t) for t in encoder.encode_tokens(texts, kind=kind, batch_size=batch_size)]
+            out = [
+                torch.from_numpy(t) for t in encoder.encode_tokens(texts, kind=kind, batch_size=batch_size, max_length=max_length)
+            ]
         else:
-            out = encoder.encode(texts, kind=kind, batch_size=batch_size)
+            out = encoder.encode(texts, kind=kind, batch_size=batch_size, max_length=max_length)
         self.forward_seconds += time.perf_counter() - tick
         return out
 
@@ -114,16 +114,17 @@ def _student_path(config: EvalConfig) -> tuple[str, dict]:
     """The student model to load and its run.json (empty for zero-shot)."""
     if config.student == ZERO_SHOT:
         return config.teacher, {}
+    from optical.train.record import RUN_JSON, RunRecord
+
     run_dir = Path(config.student)
-    run_json = run_dir / "run.json"
-    if not run_json.is_file():
+    if not (run_dir / RUN_JSON).is_file():
         raise OpticalError(f"{run_dir} has no run.json: pass the output dir of a finished `optical distill` run (or zero-shot)")
-    info = json.loads(run_json.read_text(encoding="utf-8"))
-    if info.get("teacher") != config.teacher:
+    record = RunRecord.load(run_dir)
+    if record.teacher != config.teacher:
         raise OpticalError(
-            f"{run_dir} was distilled from teacher {info.get('teacher')!r}, not {config.teacher!r}; pass --teacher {info.get('teacher')}"
+            f"{run_dir} was distilled from teacher {record.teacher!r}, not {config.teacher!r}; pass --teacher {record.teacher}"
         )
-    return str(run_dir / "student"), info
+    return str(record.student_dir), record.to_dict()
 
 
 def _default_system(config: EvalConfig, info: dict) -> str:
@@ -183,18 +184,28 @@ def _retrieval(
         metrics = metrics.merged(score_language_bias(task.qrels, run, task.candidate_langs, task.query_lang))
     results = [_task_result(key, task.query_lang, task.fingerprint, task.qrels, run, metrics)]
     if maxsim:
-        q_tokens = clock.encode(student, [queries[q] for q in qids], "query", config.query_max_length, config.batch_size, tokens=True)
+        q_tokens = clock.encode(
+            student, [queries[q] for q in qids], "query", config.query_max_length, config.batch_size, tokens=True
+        )
         d_tokens = clock.encode(docs.teacher, doc_texts, "passage", passage_max_length, config.batch_size, tokens=True)
         late_run = maxsim_search(q_tokens, d_tokens, qids, dids, k=100)
         task_name, lang = key.split(".", 1)
         results.append(
-            _task_result(f"{task_name}_maxsim.{lang}", task.query_lang, task.fingerprint, task.qrels, late_run,
-                         score_run(task.qrels, late_run, DEFAULT_MEASURES))
+            _task_result(
+                f"{task_name}_maxsim.{lang}",
+                task.query_lang,
+                task.fingerprint,
+                task.qrels,
+                late_run,
+                score_run(task.qrels, late_run, DEFAULT_MEASURES),
+            )
         )
     return results
 
 
-def _alignment(lang: str, student: Encoder, teacher: Encoder, docs: _DocCache, clock: _Clock, config: EvalConfig, data_dir: Path) -> list[TaskResult]:
+def _alignment(
+    lang: str, student: Encoder, teacher: Encoder, docs: _DocCache, clock: _Clock, config: EvalConfig, data_dir: Path
+) -> list[TaskResult]:
     pairs = load_flores_devtest(data_dir, lang)
     english = [p.en for p in pairs]
     foreign = [p.foreign for p in pairs]
@@ -235,7 +246,9 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
     started = time.perf_counter()
     data_dir = resolve_data_dir(config.data_dir)
     student_path, info = _student_path(config)
-    device = "cuda" if config.device == "auto" and torch.cuda.is_available() else ("cpu" if config.device == "auto" else config.device)
+    device = (
+        "cuda" if config.device == "auto" and torch.cuda.is_available() else ("cpu" if config.device == "auto" else config.device)
+    )
     teacher = Encoder.load(resolve_model(config.teacher), device=device)
     teacher.eval()
     student = teacher if config.student == ZERO_SHOT else Encoder.load(student_path, device=device)
@@ -244,33 +257,30 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
     docs = _DocCache(teacher, clock, config)
     maxsim = "maxsim" in config.scoring
     results: dict[str, TaskResult] = {}
-    jobs = []
-    for lang in config.langs:
-        if "clir_sentence" in config.tasks and lang != "en":
-            jobs.append(("clir_sentence", lang))
-        if "clir_paragraph" in config.tasks and lang != "en":
-            jobs.append(("clir_paragraph", lang))
-        if "pool" in config.tasks:
-            jobs.append(("pool", lang))
-        if "align" in config.tasks and lang != "en":
-            jobs.append(("align", lang))
-    if "retention" in config.tasks:
-        jobs.append(("retention", "en"))
-    for task_name, lang in tqdm(jobs, desc=f"evaluate {_default_system(config, info)}", unit="task", disable=not progress):
-        if task_name == "clir_sentence":
-            task = sentence_task(data_dir, lang, ["en"], config.split)
-            found = _retrieval(f"clir_sentence.{lang}", task, student, docs, clock, config, config.query_max_length, maxsim)
-        elif task_name == "clir_paragraph":
-            task = paragraph_task(data_dir, lang, "en", config.split)
-            found = _retrieval(f"clir_paragraph.{lang}", task, student, docs, clock, config, config.passage_max_length, maxsim)
-        elif task_name == "pool":
-            task = sentence_task(data_dir, lang, list(XQUADR_LANGS), config.split)
-            found = _retrieval(f"pool.{lang}", task, student, docs, clock, config, config.query_max_length, False, language_bias=True)
-        elif task_name == "retention":
-            task = sentence_task(data_dir, "en", ["en"], config.split)
-            found = _retrieval("retention.en", task, student, docs, clock, config, config.query_max_length, maxsim)
-        else:
+    wanted = {parse_task(t) for t in config.tasks}
+    specs = [spec for task, spec in TASKS.items() if task in wanted]
+    # Language by language, then the English-only tasks once.
+    jobs = [(spec, lang) for lang in config.langs for spec in specs if spec.query_langs != "english" and spec.langs_for([lang])]
+    jobs += [(spec, "en") for spec in specs if spec.query_langs == "english"]
+    for spec, lang in tqdm(jobs, desc=f"evaluate {_default_system(config, info)}", unit="task", disable=not progress):
+        if spec.build is None:
             found = _alignment(lang, student, teacher, docs, clock, config, data_dir)
+        else:
+            passage_max_length = (
+                config.query_max_length if spec.passage_length is PassageLength.QUERY else config.passage_max_length
+            )
+            (result_name,) = spec.results
+            found = _retrieval(
+                f"{result_name}.{lang}",
+                spec.build(data_dir, lang, config.split),
+                student,
+                docs,
+                clock,
+                config,
+                passage_max_length,
+                maxsim and spec.maxsim,
+                language_bias=spec.language_bias,
+            )
         results.update({r.task_key: r for r in found})
     wall = time.perf_counter() - started
     run = EvalRun(
@@ -281,7 +291,11 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
         split_fingerprint=get_split().fingerprint,
         tasks=results,
         config={"eval": asdict(config), "distill": info.get("config", {})},
-        timings={"wall_seconds": wall, "forward_seconds": clock.forward_seconds, "forward_fraction": clock.forward_seconds / wall},
+        timings={
+            "wall_seconds": wall,
+            "forward_seconds": clock.forward_seconds,
+            "forward_fraction": clock.forward_seconds / wall,
+        },
         versions=versions(),
     )
     run.save(config.out_dir)

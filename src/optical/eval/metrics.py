@@ -211,9 +211,7 @@ def score_language_bias(
     _check_qrels(qrels)
     if k < 1:
         raise OpticalError(f"k must be at least 1 for the language share, got {k}")
-    per_query: dict[str, dict[str, float]] = {
-        LANG_SHARE: language_share_at_k(run, doc_lang, query_lang, list(qrels), k)
-    }
+    per_query: dict[str, dict[str, float]] = {LANG_SHARE: language_share_at_k(run, doc_lang, query_lang, list(qrels), k)}
     rank_en: dict[str, float] = {}
     rank_same: dict[str, float] = {}
     for qid, judged in qrels.items():

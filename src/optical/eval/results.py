@@ -252,7 +252,9 @@ def _load_task(run_dir: Path, summary_path: Path, key: str, entry: Any, with_tre
     prefix = f"tasks.{key}."
     if not _TASK_KEY.match(key):
         raise OpticalError(f"{summary_path}: task key {key!r} is not of the form '<task>.<lang>'")
-    _require(entry, summary_path, prefix, {"lang": str, "n_queries": int, "task_fingerprint": str, "aggregates": dict, "files": dict})
+    _require(
+        entry, summary_path, prefix, {"lang": str, "n_queries": int, "task_fingerprint": str, "aggregates": dict, "files": dict}
+    )
     _require(entry["aggregates"], summary_path, prefix + "aggregates.", dict.fromkeys(entry["aggregates"], float))
     files = entry["files"]
     if not isinstance(files.get("per_query"), str):
@@ -270,13 +272,17 @@ def _load_task(run_dir: Path, summary_path: Path, key: str, entry: Any, with_tre
             )
     scored = set().union(*per_query.values()) if per_query else set()
     if len(scored) != entry["n_queries"]:
-        raise OpticalError(f"{per_query_path} holds {len(scored)} queries, {summary_path} says {entry['n_queries']}; rerun the evaluation")
+        raise OpticalError(
+            f"{per_query_path} holds {len(scored)} queries, {summary_path} says {entry['n_queries']}; rerun the evaluation"
+        )
     run = qrels = None
     if with_trec and files.get("run"):
         run = read_trec_run(_existing(run_dir / files["run"]))
     if with_trec and files.get("qrels"):
         qrels = read_trec_qrels(_existing(run_dir / files["qrels"]))
-    return TaskResult(key, entry["lang"], entry["n_queries"], entry["task_fingerprint"], entry["aggregates"], per_query, run, qrels)
+    return TaskResult(
+        key, entry["lang"], entry["n_queries"], entry["task_fingerprint"], entry["aggregates"], per_query, run, qrels
+    )
 
 
 def _existing(path: Path) -> Path:

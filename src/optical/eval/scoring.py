@@ -151,7 +151,9 @@ def maxsim_scores(
     return scores
 
 
-def top_k_run(scores: torch.Tensor | np.ndarray, query_ids: Sequence[str], doc_ids: Sequence[str], k: int = 100) -> dict[str, dict[str, float]]:
+def top_k_run(
+    scores: torch.Tensor | np.ndarray, query_ids: Sequence[str], doc_ids: Sequence[str], k: int = 100
+) -> dict[str, dict[str, float]]:
     """The top-``k`` documents of each row of a ``[n_queries, n_docs]`` score matrix as a run."""
     scores = torch.as_tensor(scores)
     qids = _check_ids(query_ids, scores.shape[0], "query")

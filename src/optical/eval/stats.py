@@ -296,11 +296,15 @@ def average_over_seeds(per_query_by_seed: Sequence[PerQuery], label: str = "syst
     qids = set(per_query_by_seed[0])
     for i, values in enumerate(per_query_by_seed[1:], start=1):
         if set(values) != qids:
-            raise OpticalError(f"seed {i} of {label} was scored on different queries than seed 0: evaluate every seed on the same split")
+            raise OpticalError(
+                f"seed {i} of {label} was scored on different queries than seed 0: evaluate every seed on the same split"
+            )
     return {q: float(np.mean([values[q] for values in per_query_by_seed])) for q in sorted(qids)}
 
 
-def _two_level_means(per_query_by_seed: Sequence[PerQuery], qids: list[str], counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _two_level_means(
+    per_query_by_seed: Sequence[PerQuery], qids: list[str], counts: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """``[R]`` resampled means of one system: queries drawn by ``counts`` (shared across paired systems), seeds by ``rng``."""
     values = np.array([[run[q] for q in qids] for run in per_query_by_seed], dtype=np.float64)
     centre = float(values.mean())

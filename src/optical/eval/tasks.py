@@ -83,29 +83,54 @@ TASKS: dict[Task, TaskSpec] = {
     spec.task: spec
     for spec in (
         TaskSpec(
-            Task.CLIR_SENTENCE, "questions in X against the English XQuAD-R sentences", {"clir_sentence": "RR@10"},
+            Task.CLIR_SENTENCE,
+            "questions in X against the English XQuAD-R sentences",
+            {"clir_sentence": "RR@10"},
             lambda data_dir, lang, split: sentence_task(data_dir, lang, ["en"], split),
-            PassageLength.QUERY, maxsim=True, language_bias=False, query_langs="foreign",
+            PassageLength.QUERY,
+            maxsim=True,
+            language_bias=False,
+            query_langs="foreign",
         ),
         TaskSpec(
-            Task.CLIR_PARAGRAPH, "questions in X against the English XQuAD paragraphs", {"clir_paragraph": "RR@10"},
+            Task.CLIR_PARAGRAPH,
+            "questions in X against the English XQuAD paragraphs",
+            {"clir_paragraph": "RR@10"},
             lambda data_dir, lang, split: paragraph_task(data_dir, lang, "en", split),
-            PassageLength.PASSAGE, maxsim=True, language_bias=False, query_langs="foreign",
+            PassageLength.PASSAGE,
+            maxsim=True,
+            language_bias=False,
+            query_langs="foreign",
         ),
         TaskSpec(
-            Task.POOL, "questions in X against the sentences of all 11 XQuAD-R languages (LAReQA)", {"pool": "AP"},
+            Task.POOL,
+            "questions in X against the sentences of all 11 XQuAD-R languages (LAReQA)",
+            {"pool": "AP"},
             lambda data_dir, lang, split: sentence_task(data_dir, lang, list(XQUADR_LANGS), split),
-            PassageLength.QUERY, maxsim=False, language_bias=True, query_langs="all",
+            PassageLength.QUERY,
+            maxsim=False,
+            language_bias=True,
+            query_langs="all",
         ),
         TaskSpec(
-            Task.RETENTION, "English questions against English sentences", {"retention": "RR@10"},
+            Task.RETENTION,
+            "English questions against English sentences",
+            {"retention": "RR@10"},
             lambda data_dir, lang, split: sentence_task(data_dir, "en", ["en"], split),
-            PassageLength.QUERY, maxsim=True, language_bias=False, query_langs="english",
+            PassageLength.QUERY,
+            maxsim=True,
+            language_bias=False,
+            query_langs="english",
         ),
         TaskSpec(
-            Task.ALIGN, "FLORES-200 devtest translation retrieval, both directions",
+            Task.ALIGN,
+            "FLORES-200 devtest translation retrieval, both directions",
             {"align_x2en": "R@1", "align_en2x": "R@1"},
-            None, PassageLength.QUERY, maxsim=False, language_bias=False, query_langs="foreign",
+            None,
+            PassageLength.QUERY,
+            maxsim=False,
+            language_bias=False,
+            query_langs="foreign",
         ),
     )
 }
@@ -127,4 +152,3 @@ def main_measure(result_name: str) -> str | None:
     ('AP', 'RR@10', None)
     """
     return _MAIN_MEASURES.get(result_name.removesuffix(MAXSIM_SUFFIX))
-

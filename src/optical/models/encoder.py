@@ -10,26 +10,27 @@ transformers and sentence-transformers load.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers.utils import logging as transformers_logging
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as transformers_logging
 
 from optical.errors import OpticalError
 from optical.models.outputs import TokenEmbeddings
 from optical.models.registry import default_model_for, resolve_model
-from optical.storage import atomic_directory
 from optical.models.st_format import (
     POOLING_MODES,
     load_dense_projection,
     read_sentence_transformers_config,
     write_sentence_transformers_files,
 )
+from optical.storage import atomic_directory
 
 TextKind = Literal["query", "passage", "plain"]
 TEXT_KINDS = ("query", "passage", "plain")
@@ -79,7 +80,7 @@ class Encoder(torch.nn.Module):
         passage_prefix: str | None = None,
         max_length: int = 128,
         projection_dim: int | None = None,
-    ) -> "Encoder":
+    ) -> Encoder:
         """Load a default model name, a local directory or a hub name.
 
         Settings left ``None`` come from the registry (default models), else from the model's
@@ -254,10 +255,18 @@ class Encoder(torch.nn.Module):
         return output
 
     @torch.inference_mode()
-    def encode_tokens(self, texts: Sequence[str], kind: TextKind = "plain", batch_size: int = 64, normalize: bool = True) -> list[np.ndarray]:
+    def encode_tokens(
+        self,
+        texts: Sequence[str],
+        kind: TextKind = "plain",
+        batch_size: int = 64,
+        normalize: bool = True,
+        max_length: int | None = None,
+    ) -> list[np.ndarray]:
         """Per text, ``[n_content, hidden_size]`` float32 content-token embeddings (no special
         or prefix tokens), L2-normalised per token when ``normalize``: the inputs of MaxSim
-        late interaction (ColBERT, Khattab & Zaharia, SIGIR 2020)."""
+        late interaction (ColBERT, Khattab & Zaharia, SIGIR 2020). Texts are truncated to
+        ``max_length`` tokens (default: the encoder's ``max_length``)."""
         texts = list(texts)
         result: list[np.ndarray] = [np.zeros((0, self.hidden_size), np.float32)] * len(texts)
         was_training = self.training
@@ -265,7 +274,7 @@ class Encoder(torch.nn.Module):
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            out = self.forward(self.tokenize([texts[i] for i in chunk], kind))
+            out = self.forward(self.tokenize([texts[i] for i in chunk], kind, max_length))
             states = F.normalize(out.embeddings.float(), dim=-1) if normalize else out.embeddings.float()
             states, content = states.cpu(), out.content_mask.cpu()
             for row, index in enumerate(chunk):

@@ -9,8 +9,17 @@ study's report. Every number in them comes from the statistics policy of
 
 from optical._lazy import attach
 
-__getattr__, __dir__, __all__ = attach(__name__, {
-    "optical.report.compare": ("CellSummary", "ComparisonReport", "ResourceGap", "ScopedComparison", "SystemInfo",
-                               "compare_runs"),
-    "optical.report.study": ("StudyReport", "write_study_report"),
-})
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "optical.report.compare": (
+            "CellSummary",
+            "ComparisonReport",
+            "ResourceGap",
+            "ScopedComparison",
+            "SystemInfo",
+            "compare_runs",
+        ),
+        "optical.report.study": ("StudyReport", "write_study_report"),
+    },
+)

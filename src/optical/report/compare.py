@@ -166,8 +166,11 @@ class ComparisonReport:
 
     def scopes(self, task: str, measure: str) -> list[tuple[str, str]]:
         """(scope, kind) rows of a task's table: its languages, then the groups that have a summary."""
-        groups = [g for g in self.resource_groups if any(
-            c.task == task and c.scope == g and c.scope_kind == "group" and c.measure == measure for c in self.summaries)]
+        groups = [
+            g
+            for g in self.resource_groups
+            if any(c.task == task and c.scope == g and c.scope_kind == "group" and c.measure == measure for c in self.summaries)
+        ]
         return [(lang, "lang") for lang in self.tasks[task]] + [(g, "group") for g in groups]
 
     def group_members(self, task: str, group: str) -> list[str]:
@@ -197,19 +200,35 @@ class ComparisonReport:
     def to_document(self, plot_files: Sequence[Path] = ()) -> Document:
         doc = Document("Comparison of evaluation runs")
         doc.add(
-            Paragraph(f"Split `{self.split_name}` (fingerprint `{self.split_fingerprint}`). Compared pairs: "
-                      + ", ".join(f"**{a}** vs {b}" for a, b in self.pairs) + "."),
-            Table(["system", "method", "student", "teacher", "seeds", "run dirs"], [
-                [s.name, s.method or "-", ", ".join(f"`{x}`" for x in s.students), s.teacher, str(s.n_seeds),
-                 ", ".join(f"`{d}`" for d in s.run_dirs)] for s in self.systems]),
+            Paragraph(
+                f"Split `{self.split_name}` (fingerprint `{self.split_fingerprint}`). Compared pairs: "
+                + ", ".join(f"**{a}** vs {b}" for a, b in self.pairs)
+                + "."
+            ),
+            Table(
+                ["system", "method", "student", "teacher", "seeds", "run dirs"],
+                [
+                    [
+                        s.name,
+                        s.method or "-",
+                        ", ".join(f"`{x}`" for x in s.students),
+                        s.teacher,
+                        str(s.n_seeds),
+                        ", ".join(f"`{d}`" for d in s.run_dirs),
+                    ]
+                    for s in self.systems
+                ],
+            ),
             Heading(2, "How to read the tables"),
-            Bullets([
-                policy_text(self.settings),
-                "Holm families: per task, measure and pair, the languages of the table form one family and the "
-                "resource groups another; each Δ column names its pair.",
-                "Group rows pool the per-query values of the group's languages (shown only when two or more of them "
-                "are present): " + "; ".join(f"{g} = {', '.join(m)}" for g, m in self.resource_groups.items()) + ".",
-            ]),
+            Bullets(
+                [
+                    policy_text(self.settings),
+                    "Holm families: per task, measure and pair, the languages of the table form one family and the "
+                    "resource groups another; each Δ column names its pair.",
+                    "Group rows pool the per-query values of the group's languages (shown only when two or more of them "
+                    "are present): " + "; ".join(f"{g} = {', '.join(m)}" for g, m in self.resource_groups.items()) + ".",
+                ]
+            ),
         )
         if plot_files:
             forest = [p for p in plot_files if p.name == "forest.png"]
@@ -225,19 +244,25 @@ class ComparisonReport:
             for measure in sorted(measures, key=lambda m: m != main):  # the main measure first
                 doc.add(Heading(3, f"{task}: {aggregate_name(measure)}" + (" (main measure)" if measure == main else "")))
                 doc.add(self._measure_table(task, measure))
-            gaps = [g for g in self.gaps if g.task == task]
-            if gaps:
-                doc.add(
-                    Heading(3, f"{task}: resource gap ({aggregate_name(gaps[0].measure)}, high − low)"),
-                    Paragraph("95% CI: each group resampled on its own (unpaired bootstrap). No test is made on the gap."),
-                    Table(["system", "low", "high", "gap [95% CI]"], [
-                        [g.system, number(g.low_mean), number(g.high_mean),
-                         f"{number(g.gap, True)} {interval(g.ci_low, g.ci_high, True)}"] for g in gaps]),
-                )
+            doc.add(*self._gap_blocks(task))
         others = [p for p in plot_files if p.name != "forest.png"]
         if others:
             doc.add(Heading(2, "Plots"), *(Image(p, p.stem) for p in others))
         return doc
+
+    def _gap_blocks(self, task: str) -> list:
+        gaps = [g for g in self.gaps if g.task == task]
+        if not gaps:
+            return []
+        rows = [
+            [g.system, number(g.low_mean), number(g.high_mean), f"{number(g.gap, True)} {interval(g.ci_low, g.ci_high, True)}"]
+            for g in gaps
+        ]
+        return [
+            Heading(3, f"{task}: resource gap ({aggregate_name(gaps[0].measure)}, high − low)"),
+            Paragraph("95% CI: each group resampled on its own (unpaired bootstrap). No test is made on the gap."),
+            Table(["system", "low", "high", "gap [95% CI]"], rows),
+        ]
 
     def _measure_table(self, task: str, measure: str) -> Table:
         header = ["scope", "n", *(s.name for s in self.systems)]
@@ -322,10 +347,20 @@ def _systems(runs: list[tuple[Path, EvalRun]]) -> tuple[list[SystemInfo], dict[s
         methods = {r.config.get("distill", {}).get("method") for _, r in seeds}
         kinds = {r.is_zero_shot for _, r in seeds}
         if len(methods) > 1 or len(kinds) > 1:
-            raise OpticalError(f"runs named {name!r} ({', '.join(str(d) for d, _ in seeds)}) are different systems "
-                               f"(methods {', '.join(map(str, methods))}; zero-shot {', '.join(map(str, kinds))}): rename one")
-        systems.append(SystemInfo(name, tuple(r.student for _, r in seeds), seeds[0][1].teacher,
-                                  tuple(str(d) for d, _ in seeds), kinds.pop(), methods.pop()))
+            raise OpticalError(
+                f"runs named {name!r} ({', '.join(str(d) for d, _ in seeds)}) are different systems "
+                f"(methods {', '.join(map(str, methods))}; zero-shot {', '.join(map(str, kinds))}): rename one"
+            )
+        systems.append(
+            SystemInfo(
+                name,
+                tuple(r.student for _, r in seeds),
+                seeds[0][1].teacher,
+                tuple(str(d) for d, _ in seeds),
+                kinds.pop(),
+                methods.pop(),
+            )
+        )
     return systems, {name: [r for _, r in seeds] for name, seeds in seeds_of.items()}
 
 
@@ -338,6 +373,16 @@ def default_pairs(systems: Sequence[SystemInfo]) -> list[tuple[str, str]]:
     if not pairs and len(systems) > 1:  # neither a zero-shot run nor a KD baseline: the first system is the baseline
         pairs = [(s.name, systems[0].name) for s in systems[1:]]
     return pairs
+
+
+def _pairs(systems: list[SystemInfo], baselines: Sequence[str] | None) -> list[tuple[str, str]]:
+    if not baselines:
+        return default_pairs(systems)
+    names = [s.name for s in systems]
+    for baseline in baselines:
+        if baseline not in names:
+            raise OpticalError(f"baseline {baseline!r} is not among the systems compared ({', '.join(names)})")
+    return [(s.name, b) for b in baselines for s in systems if s.name not in baselines]
 
 
 def compare_runs(
@@ -357,13 +402,7 @@ def compare_runs(
     groups = {name: list(langs) for name, langs in (resource_groups or RESOURCE_GROUPS).items()}
     runs = _load_runs([Path(d) for d in run_dirs])
     systems, seeds_of = _systems(runs)
-    if baselines:
-        for baseline in baselines:
-            if baseline not in seeds_of:
-                raise OpticalError(f"baseline {baseline!r} is not among the systems compared ({', '.join(seeds_of)})")
-        pairs = [(s.name, b) for b in baselines for s in systems if s.name not in baselines]
-    else:
-        pairs = default_pairs(systems)
+    pairs = _pairs(systems, baselines)
     notes: list[str] = []
     samples = _samples(seeds_of, notes)
     reference = pairs[0][1] if pairs else systems[0].name
@@ -376,9 +415,19 @@ def compare_runs(
             notes.append(f"{name}: task {key} has no counterpart in {reference} and is left out")
 
     report = ComparisonReport(
-        systems=systems, pairs=pairs, split_name=runs[0][1].split_name, split_fingerprint=runs[0][1].split_fingerprint,
-        resource_groups=groups, tasks=tasks, measures={}, main_measures={}, summaries=[], comparisons=[], gaps=[],
-        settings=settings, notes=notes,
+        systems=systems,
+        pairs=pairs,
+        split_name=runs[0][1].split_name,
+        split_fingerprint=runs[0][1].split_fingerprint,
+        resource_groups=groups,
+        tasks=tasks,
+        measures={},
+        main_measures={},
+        summaries=[],
+        comparisons=[],
+        gaps=[],
+        settings=settings,
+        notes=notes,
     )
     for task, langs in tasks.items():
         available = set.intersection(*(set(samples[(reference, f"{task}.{lang}")]) for lang in langs))
@@ -408,8 +457,9 @@ def _samples(seeds_of: dict[str, list[EvalRun]], notes: list[str]) -> dict[tuple
     return samples
 
 
-def _compare_task(report: ComparisonReport, samples: dict, task: str, measure: str, langs: list[str],
-                  group_langs: dict[str, list[str]]) -> None:
+def _compare_task(
+    report: ComparisonReport, samples: dict, task: str, measure: str, langs: list[str], group_langs: dict[str, list[str]]
+) -> None:
     """Summaries, comparisons and the resource gap of one task and measure, added to ``report``."""
 
     def sample(system: str, scope: str, kind: str) -> Sample | None:
@@ -425,14 +475,27 @@ def _compare_task(report: ComparisonReport, samples: dict, task: str, measure: s
             mine = sample(system.name, scope, kind)
             if mine is not None:
                 stats = summarize(mine, report.settings)
-                report.summaries.append(CellSummary(system.name, task, scope, kind, measure, stats.n_queries,
-                                                    stats.n_seeds, stats.mean, stats.ci_low, stats.ci_high))
+                report.summaries.append(
+                    CellSummary(
+                        system.name,
+                        task,
+                        scope,
+                        kind,
+                        measure,
+                        stats.n_queries,
+                        stats.n_seeds,
+                        stats.mean,
+                        stats.ci_low,
+                        stats.ci_high,
+                    )
+                )
         if measure == report.main_measures[task] and {"low", "high"} <= set(group_langs):
             low, high = sample(system.name, "low", "group"), sample(system.name, "high", "group")
             if low is not None and high is not None:
                 gap = resource_gap(low, high, report.settings)
-                report.gaps.append(ResourceGap(system.name, task, measure, gap.low_mean, gap.high_mean, gap.gap,
-                                               gap.ci_low, gap.ci_high))
+                report.gaps.append(
+                    ResourceGap(system.name, task, measure, gap.low_mean, gap.high_mean, gap.gap, gap.ci_low, gap.ci_high)
+                )
     for system, baseline in report.pairs:
         for kind, noun in (("lang", "languages"), ("group", "resource groups")):
             family = []

@@ -99,12 +99,19 @@ class Document:
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
             elif isinstance(block, Image):
                 data = base64.b64encode((base_dir / block.path).read_bytes()).decode("ascii")
-                body.append(f'<figure><img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}">'
-                            f"<figcaption>{html.escape(block.alt)}</figcaption></figure>")
-        style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
-                 "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
-                 "td,th{border:1px solid #bbb;padding:3px 6px;text-align:left}th{background:#eee}"
-                 "img{max-width:100%}")
-        return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-                f"<title>{html.escape(self.title)}</title><style>{style}</style></head>\n<body>\n"
-                + "\n".join(body) + "\n</body></html>\n")
+                body.append(
+                    f'<figure><img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{html.escape(block.alt)}</figcaption></figure>"
+                )
+        style = (
+            "body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
+            "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
+            "td,th{border:1px solid #bbb;padding:3px 6px;text-align:left}th{background:#eee}"
+            "img{max-width:100%}"
+        )
+        return (
+            '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+            f"<title>{html.escape(self.title)}</title><style>{style}</style></head>\n<body>\n"
+            + "\n".join(body)
+            + "\n</body></html>\n"
+        )

@@ -57,8 +57,14 @@ def forest_figure(panels: dict[str, Sequence[ForestRow]], xlabel: str):
     """A forest plot, one panel per key of ``panels`` (top to bottom in row order)."""
     panels = {title: rows for title, rows in panels.items() if rows}
     heights = [max(1.2, 0.28 * len(rows) + 0.6) for rows in panels.values()]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, sum(heights) + 0.4), squeeze=False,
-                             gridspec_kw={"height_ratios": heights}, layout="constrained")
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(7.5, sum(heights) + 0.4),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+        layout="constrained",
+    )
     for ax, (title, rows) in zip(axes[:, 0], panels.items()):
         ys = np.arange(len(rows))[::-1]
         for y, row in zip(ys, rows):

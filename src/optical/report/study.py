@@ -102,11 +102,19 @@ def _load_records(study_dir: Path, manifest: dict) -> tuple[list[Record], list[s
             if not (path / EVAL_JSON).is_file():
                 missing.append(rel)
                 continue
-            records.append(Record(
-                lang=entry["lang"], method=entry["method"], seed=entry["seed"], backbone=entry["backbone"],
-                domain=entry["domain"], budget=entry["budget"], noise=entry["noise"], query_noise=float(noise_text),
-                run=EvalRun.load(path, with_trec=False),
-            ))
+            records.append(
+                Record(
+                    lang=entry["lang"],
+                    method=entry["method"],
+                    seed=entry["seed"],
+                    backbone=entry["backbone"],
+                    domain=entry["domain"],
+                    budget=entry["budget"],
+                    noise=entry["noise"],
+                    query_noise=float(noise_text),
+                    run=EvalRun.load(path, with_trec=False),
+                )
+            )
     return records, missing
 
 
@@ -129,7 +137,11 @@ class _Index:
 
     def sample(self, lang: str, method: str, condition: tuple, task_key: str, measure: str) -> Sample | None:
         """The method's values on the cell over its seeds (ascending), or None when none has them."""
-        runs = self.zero_shot.get((lang, condition[4]), []) if method == ZERO_SHOT else self.groups.get((lang, method, condition), [])
+        runs = (
+            self.zero_shot.get((lang, condition[4]), [])
+            if method == ZERO_SHOT
+            else self.groups.get((lang, method, condition), [])
+        )
         found = []
         for r in sorted(runs, key=lambda r: -1 if r.seed is None else r.seed):
             task = r.run.tasks.get(task_key)
@@ -226,13 +238,18 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
         report_dir=report_dir,
     )
 
-    doc = Document(f"Study {manifest.get('study', study_dir.name)}: does OT distillation make cross-lingual alignment more robust than KD?")
+    doc = Document(
+        f"Study {manifest.get('study', study_dir.name)}: does OT distillation make cross-lingual alignment more robust than KD?"
+    )
     done = sum(1 for e in manifest["runs"] if e["status"] == "done")
-    doc.add(Paragraph(
-        f"{done} of {len(manifest['runs'])} runs complete ({len(records)} evaluation run dirs read"
-        + (f"; {len(missing)} evaluations missing, left out" if missing else "") + "). "
-        f"Reference condition: {_condition_label(index.ref_condition(), list(AXES))}. {policy_text(settings)}"
-    ))
+    doc.add(
+        Paragraph(
+            f"{done} of {len(manifest['runs'])} runs complete ({len(records)} evaluation run dirs read"
+            + (f"; {len(missing)} evaluations missing, left out" if missing else "")
+            + "). "
+            f"Reference condition: {_condition_label(index.ref_condition(), list(AXES))}. {policy_text(settings)}"
+        )
+    )
     report = StudyReport(study_dir, report_dir, [])
     _question_section(doc, report, ctx)
     _curve_section(doc, ctx, "budget", "Learning curves: main measures vs bitext budget")
@@ -268,8 +285,10 @@ def _comparisons(ctx: _Context, pairs: list[tuple[str, str]], family: str) -> li
 
 def _row_text(r: QuestionRow, ctx: _Context) -> str:
     c = r.comparison
-    return (f"{r.lang} {r.task} {aggregate_name(c.measure)} ({_condition_label(r.condition, ctx.varying)}) "
-            f"{number(c.diff, True)} {interval(c.ci_low, c.ci_high, True)}, p_holm {p_value(c.p_holm)}")
+    return (
+        f"{r.lang} {r.task} {aggregate_name(c.measure)} ({_condition_label(r.condition, ctx.varying)}) "
+        f"{number(c.diff, True)} {interval(c.ci_low, c.ci_high, True)}, p_holm {p_value(c.p_holm)}"
+    )
 
 
 def _verdict(rows: list[QuestionRow], ctx: _Context, method: str, baseline: str, robustness: bool = False) -> str | None:
@@ -282,29 +301,38 @@ def _verdict(rows: list[QuestionRow], ctx: _Context, method: str, baseline: str,
         return None
     wins = [r for r in mine if r.comparison.significant and r.comparison.diff > 0]
     losses = [r for r in mine if r.comparison.significant and r.comparison.diff < 0]
-    counts = f"{len(wins)}, significantly {{}} in {len(losses)}, and not significantly different in {len(mine) - len(wins) - len(losses)}"
+    ties = len(mine) - len(wins) - len(losses)
+    counts = f"{len(wins)}, significantly {{}} in {len(losses)}, and not significantly different in {ties}"
     if robustness:
-        text = (f"Robustness, {method} vs {baseline}: the change from the reference condition to a noisier one "
-                f"({len(mine)} comparisons of bitext noise or query typo levels) is significantly smaller for {method} "
-                f"in {counts.format('larger')}.")
+        text = (
+            f"Robustness, {method} vs {baseline}: the change from the reference condition to a noisier one "
+            f"({len(mine)} comparisons of bitext noise or query typo levels) is significantly smaller for {method} "
+            f"in {counts.format('larger')}."
+        )
         labels = (f"{method} degrades less", f"{method} degrades more")
     else:
-        text = (f"{method} vs {baseline}: of {len(mine)} comparisons (language x condition x task, main measure), "
-                f"{method} is significantly better in {counts.format('worse')} "
-                f"(Holm family: {mine[0].comparison.family}, {len(rows)} comparisons).")
+        text = (
+            f"{method} vs {baseline}: of {len(mine)} comparisons (language x condition x task, main measure), "
+            f"{method} is significantly better in {counts.format('worse')} "
+            f"(Holm family: {mine[0].comparison.family}, {len(rows)} comparisons)."
+        )
         labels = ("Better", "Worse")
     for label, chosen in zip(labels, (wins, losses)):
         if chosen:
             shown = sorted(chosen, key=lambda r: -abs(r.comparison.diff))[:6]
-            text += f" {label}: " + "; ".join(_row_text(r, ctx) for r in shown) + ("; ..." if len(chosen) > len(shown) else "") + "."
+            text += (
+                f" {label}: " + "; ".join(_row_text(r, ctx) for r in shown) + ("; ..." if len(chosen) > len(shown) else "") + "."
+            )
     lang_group = {lang: g for g, members in ctx.groups.items() for lang in members}
     for group in [] if robustness else ctx.groups:
         in_group = [r for r in mine if lang_group.get(r.lang) == group]
         if in_group:
             mean = float(np.mean([r.comparison.diff for r in in_group]))
             n_sig = sum(r.comparison.significant for r in in_group)
-            text += (f" On {group}-resource languages ({', '.join(sorted({r.lang for r in in_group}))}) the mean "
-                     f"difference is {number(mean, True)} over {len(in_group)} comparisons, {n_sig} of them significant.")
+            text += (
+                f" On {group}-resource languages ({', '.join(sorted({r.lang for r in in_group}))}) the mean "
+                f"difference is {number(mean, True)} over {len(in_group)} comparisons, {n_sig} of them significant."
+            )
     return text
 
 
@@ -313,10 +341,12 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
     ot_methods = [m for m in ctx.trained if _uses_ot(m)]
     baselines = [m for m in ctx.trained if _is_kd(m)]
     if not ot_methods or not baselines:
-        doc.add(Paragraph(
-            "This study cannot answer it: it needs an OT method and a KD baseline (a method of sentence-level KD losses "
-            f"only, such as mse or contrastive); it has {', '.join(ctx.trained) or 'no trained method'}."
-        ))
+        doc.add(
+            Paragraph(
+                "This study cannot answer it: it needs an OT method and a KD baseline (a method of sentence-level KD losses "
+                f"only, such as mse or contrastive); it has {', '.join(ctx.trained) or 'no trained method'}."
+            )
+        )
         return
     kd_rows = _comparisons(ctx, [(ot, base) for ot in ot_methods for base in baselines], KD_FAMILY)
     zero_rows = _comparisons(ctx, [(m, ZERO_SHOT) for m in ctx.trained], ZERO_SHOT_FAMILY)
@@ -328,15 +358,19 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
     sentences += [_verdict(report.robustness, ctx, ot, base, robustness=True) for ot in ot_methods for base in baselines]
     doc.add(Bullets([s for s in sentences if s]))
     _forest(doc, ctx, [r for r in report.question if _uses_ot(r.method)])
-    doc.add(Paragraph(
-        "Differences are method minus baseline on the main measure of each task. Holm families: "
-        f"(1) {KD_FAMILY}; (2) {ZERO_SHOT_FAMILY}; (3) {ROBUSTNESS_FAMILY}. Robustness rows compare the per-query "
-        "change (noisy minus reference condition, seed-averaged) of OT with that of the baseline: a positive "
-        "difference means OT loses less."
-    ))
+    doc.add(
+        Paragraph(
+            "Differences are method minus baseline on the main measure of each task. Holm families: "
+            f"(1) {KD_FAMILY}; (2) {ZERO_SHOT_FAMILY}; (3) {ROBUSTNESS_FAMILY}. Robustness rows compare the per-query "
+            "change (noisy minus reference condition, seed-averaged) of OT with that of the baseline: a positive "
+            "difference means OT loses less."
+        )
+    )
     doc.add(_comparison_table(report.question, ctx, ["method", "baseline", "condition", "method", "baseline"]))
     if report.robustness:
-        doc.add(_comparison_table(report.robustness, ctx, ["OT", "baseline", "noisier condition", "OT change", "baseline change"]))
+        doc.add(
+            _comparison_table(report.robustness, ctx, ["OT", "baseline", "noisier condition", "OT change", "baseline change"])
+        )
 
 
 def _comparison_table(rows: list[QuestionRow], ctx: _Context, names: list[str]) -> Table:
@@ -344,10 +378,22 @@ def _comparison_table(rows: list[QuestionRow], ctx: _Context, names: list[str]) 
     signed = "change" in names[3]
     return Table(
         [names[0], names[1], "lang", "task", names[2], "n", names[3], names[4], "Δ [95% CI]", "p_holm", "significant"],
-        [[r.method, r.baseline, r.lang, f"{r.task} {aggregate_name(r.comparison.measure)}", _condition_label(r.condition, ctx.varying),
-          str(r.comparison.n), number(r.comparison.mean_a, signed), number(r.comparison.mean_b, signed),
-          difference_text(r.comparison), p_value(r.comparison.p_holm), "yes" if r.comparison.significant else "no"]
-         for r in rows],
+        [
+            [
+                r.method,
+                r.baseline,
+                r.lang,
+                f"{r.task} {aggregate_name(r.comparison.measure)}",
+                _condition_label(r.condition, ctx.varying),
+                str(r.comparison.n),
+                number(r.comparison.mean_a, signed),
+                number(r.comparison.mean_b, signed),
+                difference_text(r.comparison),
+                p_value(r.comparison.p_holm),
+                "yes" if r.comparison.significant else "no",
+            ]
+            for r in rows
+        ],
     )
 
 
@@ -355,16 +401,24 @@ def _forest(doc: Document, ctx: _Context, rows: list[QuestionRow]) -> None:
     """The headline figure: OT minus each KD baseline and minus zero-shot, per language and condition, with 95% CIs."""
     panels = {
         f"{task} {aggregate_name(main_measure(task))}": [
-            ForestRow(f"{r.method} − {r.baseline}, {r.lang}"
-                      + (f" ({_condition_label(r.condition, ctx.varying)})" if ctx.varying else ""),
-                      r.comparison.diff, r.comparison.ci_low, r.comparison.ci_high, r.comparison.significant)
-            for r in rows if r.task == task]
+            ForestRow(
+                f"{r.method} − {r.baseline}, {r.lang}"
+                + (f" ({_condition_label(r.condition, ctx.varying)})" if ctx.varying else ""),
+                r.comparison.diff,
+                r.comparison.ci_low,
+                r.comparison.ci_high,
+                r.comparison.significant,
+            )
+            for r in rows
+            if r.task == task
+        ]
         for task in ctx.question_tasks
     }
     if not any(panels.values()):
         return
-    name = ctx.save_plot(forest_figure(panels, "difference (method − baseline), 95% CI; filled: Holm-significant"),
-                         "plots/forest.png")
+    name = ctx.save_plot(
+        forest_figure(panels, "difference (method − baseline), 95% CI; filled: Holm-significant"), "plots/forest.png"
+    )
     doc.add(Image(name, "OT minus each KD baseline and minus zero-shot, per language and condition, with 95% CIs"))
 
 
@@ -415,7 +469,9 @@ def _curve_section(doc: Document, ctx: _Context, axis: str, title: str) -> None:
                 if method == ZERO_SHOT and axis != "query_noise":
                     sample = index.sample(lang, method, index.ref_condition(), f"{task}.{lang}", measure)
                     if sample is not None:
-                        ax.axhline(summarize(sample, ctx.settings).mean, linestyle="--", color="grey", linewidth=1, label=ZERO_SHOT)
+                        ax.axhline(
+                            summarize(sample, ctx.settings).mean, linestyle="--", color="grey", linewidth=1, label=ZERO_SHOT
+                        )
                         rows.append([lang, method, "(any)", _cell_text(sample, ctx.settings)])
                     continue
                 points = []
@@ -445,27 +501,42 @@ def _gap_section(doc: Document, ctx: _Context) -> None:
     low = [lang for lang in groups.get("low", []) if lang in ctx.langs]
     high = [lang for lang in groups.get("high", []) if lang in ctx.langs]
     if not low or not high:
-        doc.add(Paragraph(f"Not measured: it needs languages of both groups (low: {', '.join(groups.get('low', []))}; "
-                          f"high: {', '.join(groups.get('high', []))}); the study has {', '.join(ctx.langs)}."))
+        doc.add(
+            Paragraph(
+                f"Not measured: it needs languages of both groups (low: {', '.join(groups.get('low', []))}; "
+                f"high: {', '.join(groups.get('high', []))}); the study has {', '.join(ctx.langs)}."
+            )
+        )
         return
-    doc.add(Paragraph(
-        f"Gap = mean over high-resource ({', '.join(high)}) minus low-resource ({', '.join(low)}) queries at the reference "
-        "condition; 95% CI: each group resampled on its own (unpaired; over queries and seeds with several seeds)."
-    ))
+    doc.add(
+        Paragraph(
+            f"Gap = mean over high-resource ({', '.join(high)}) minus low-resource ({', '.join(low)}) queries at the reference "
+            "condition; 95% CI: each group resampled on its own (unpaired; over queries and seeds with several seeds)."
+        )
+    )
     rows = []
     for task in ctx.question_tasks:
         measure = main_measure(task)
         for method in ctx.methods:
             pooled = {}
             for group, members in (("low", low), ("high", high)):
-                parts = {lang: ctx.index.sample(lang, method, ctx.index.ref_condition(), f"{task}.{lang}", measure) for lang in members}
+                parts = {
+                    lang: ctx.index.sample(lang, method, ctx.index.ref_condition(), f"{task}.{lang}", measure) for lang in members
+                }
                 parts = {lang: s for lang, s in parts.items() if s is not None}
                 if parts and len({s.n_seeds for s in parts.values()}) == 1:
                     pooled[group] = Sample.pooled(method, parts)
             if len(pooled) == 2:
                 gap = resource_gap(pooled["low"], pooled["high"], ctx.settings)
-                rows.append([f"{task} {aggregate_name(measure)}", method, number(gap.low_mean), number(gap.high_mean),
-                             f"{number(gap.gap, True)} {interval(gap.ci_low, gap.ci_high, True)}"])
+                rows.append(
+                    [
+                        f"{task} {aggregate_name(measure)}",
+                        method,
+                        number(gap.low_mean),
+                        number(gap.high_mean),
+                        f"{number(gap.gap, True)} {interval(gap.ci_low, gap.ci_high, True)}",
+                    ]
+                )
     doc.add(Table(["task", "method", "low", "high", "gap [95% CI]"], rows))
 
 
@@ -475,21 +546,40 @@ def _bias_retention_section(doc: Document, ctx: _Context) -> None:
     if "pool" not in ctx.task_names:
         doc.add(Paragraph("Not measured: the study's evaluations do not include the pool task."))
     else:
-        doc.add(Paragraph("LangShare@10: share of the top 10 in the query's language; GoldRankGap: rank of the English gold "
-                          "minus rank of the same-language gold (positive: the same-language answer ranks higher). Reference condition."))
-        rows = [[lang, method, *(_cell_text(index.sample(lang, method, reference, f"pool.{lang}", m), ctx.settings)
-                                 for m in ("AP", *BIAS_MEASURES))]
-                for lang in ctx.langs for method in ctx.methods]
+        doc.add(
+            Paragraph(
+                "LangShare@10: share of the top 10 in the query's language; GoldRankGap: rank of the English gold "
+                "minus rank of the same-language gold (positive: the same-language answer ranks higher). Reference condition."
+            )
+        )
+        rows = [
+            [
+                lang,
+                method,
+                *(
+                    _cell_text(index.sample(lang, method, reference, f"pool.{lang}", m), ctx.settings)
+                    for m in ("AP", *BIAS_MEASURES)
+                ),
+            ]
+            for lang in ctx.langs
+            for method in ctx.methods
+        ]
         doc.add(Table(["lang", "method", "mAP", *BIAS_MEASURES], rows))
     doc.add(Heading(2, "English retention"))
     if "retention" not in ctx.task_names:
         doc.add(Paragraph("Not measured: the study's evaluations do not include the retention task."))
         return
-    doc.add(Paragraph("English questions against English sentences with each student (trained on the row's language), "
-                      "MRR@10 at the reference condition: does distillation damage English?"))
+    doc.add(
+        Paragraph(
+            "English questions against English sentences with each student (trained on the row's language), "
+            "MRR@10 at the reference condition: does distillation damage English?"
+        )
+    )
     measure = main_measure(RETENTION.split(".")[0])
-    rows = [[lang, *(_cell_text(index.sample(lang, method, reference, RETENTION, measure), ctx.settings) for method in ctx.methods)]
-            for lang in ctx.langs]
+    rows = [
+        [lang, *(_cell_text(index.sample(lang, method, reference, RETENTION, measure), ctx.settings) for method in ctx.methods)]
+        for lang in ctx.langs
+    ]
     doc.add(Table(["trained on", *ctx.methods], rows))
 
 
@@ -501,16 +591,43 @@ def _training_section(doc: Document, study_dir: Path, manifest: dict) -> None:
         if record is None:
             continue
         result, start = record.result, record.result.dev_before
-        rows.append([
-            entry["lang"], entry["method"], str(entry["seed"]), str(entry["budget"]), cell_text(entry["noise"]),
-            str(result.steps), cell_text(result.best_step),
-            "-" if start is None else number(start), "-" if result.best_metric is None else number(result.best_metric),
-            f"{record.timings.train_seconds / 60:.1f}", f"{result.pairs_per_second:.1f}",
-        ])
+        rows.append(
+            [
+                entry["lang"],
+                entry["method"],
+                str(entry["seed"]),
+                str(entry["budget"]),
+                cell_text(entry["noise"]),
+                str(result.steps),
+                cell_text(result.best_step),
+                "-" if start is None else number(start),
+                "-" if result.best_metric is None else number(result.best_metric),
+                f"{record.timings.train_seconds / 60:.1f}",
+                f"{result.pairs_per_second:.1f}",
+            ]
+        )
     if rows:
-        doc.add(Heading(2, "Training runs"), Paragraph(
-            "Per distillation run: steps, the step model selection kept (0 = the initial student, i.e. training did "
-            "not help on the dev split), the dev metric before training and at the kept step, and the training cost "
-            "(wall minutes, pairs per second; a run paused or sharing the machine shows a lower rate)."
-        ), Table(["lang", "method", "seed", "budget", "noise", "steps", "kept step", "dev before", "dev kept",
-                  "train min", "pairs/s"], rows))
+        doc.add(
+            Heading(2, "Training runs"),
+            Paragraph(
+                "Per distillation run: steps, the step model selection kept (0 = the initial student, i.e. training did "
+                "not help on the dev split), the dev metric before training and at the kept step, and the training cost "
+                "(wall minutes, pairs per second; a run paused or sharing the machine shows a lower rate)."
+            ),
+            Table(
+                [
+                    "lang",
+                    "method",
+                    "seed",
+                    "budget",
+                    "noise",
+                    "steps",
+                    "kept step",
+                    "dev before",
+                    "dev kept",
+                    "train min",
+                    "pairs/s",
+                ],
+                rows,
+            ),
+        )

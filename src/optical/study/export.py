@@ -37,8 +37,9 @@ class StudyExport:
     report_files: list[Path] = field(default_factory=list)
 
 
-def export_study(study_dir: str | Path, out_dir: str | Path,
-                 write_report: Callable[[Path], list[Path]] | None = None) -> StudyExport:
+def export_study(
+    study_dir: str | Path, out_dir: str | Path, write_report: Callable[[Path], list[Path]] | None = None
+) -> StudyExport:
     """Copy the manifest, run summaries and per-query values of ``study_dir`` into ``out_dir``
     (an empty or missing dir, or an earlier export, which is replaced whole).
 
@@ -74,4 +75,3 @@ def export_study(study_dir: str | Path, out_dir: str | Path,
         atomic_write_json(building / MANIFEST, {**manifest, "store": None, "exported_from": str(study_dir)})
         report_files = write_report(building) if write_report else []
     return StudyExport(out_dir, evaluations, distill_runs, [out_dir / path.relative_to(building) for path in report_files])
-
