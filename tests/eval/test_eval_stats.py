@@ -174,11 +174,11 @@ def test_resource_gap_with_one_and_with_several_seeds():
     high = {f"q{i}": float(v) for i, v in enumerate(rng.uniform(0.3, 0.8, 300))}
     gap = resource_gap(Sample("s", (low,)), Sample("s", (high,)), StatsSettings(1000))
     assert gap.gap == pytest.approx(gap.high_mean - gap.low_mean)
-    assert gap.ci_low < gap.gap < gap.ci_high and gap.ci_low > 0.2
+    assert gap.ci.low < gap.gap < gap.ci.high and gap.ci.low > 0.2
     shifted = {q: v + 0.1 for q, v in low.items()}
     seeded = resource_gap(Sample("s", (low, shifted)), Sample("s", (high, high)), StatsSettings(1000))
     assert seeded.gap == pytest.approx(gap.gap - 0.05)
-    assert seeded.ci_high - seeded.ci_low > gap.ci_high - gap.ci_low
+    assert seeded.ci.high - seeded.ci.low > gap.ci.high - gap.ci.low
 
 
 def test_pooling_needs_the_same_seeds_in_every_language():

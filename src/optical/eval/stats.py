@@ -405,17 +405,6 @@ class CellStats:
     seed_means: tuple[float, ...]
 
 
-@dataclass(frozen=True)
-class GapStats:
-    """``high - low``: a system's mean on the high-resource queries minus the low-resource ones, with its 95% CI."""
-
-    low_mean: float
-    high_mean: float
-    gap: float
-    ci_low: float
-    ci_high: float
-
-
 def summarize(sample: Sample, settings: StatsSettings = StatsSettings()) -> CellStats:
     """Mean and 95% CI of one system on one cell, by the policy of this module.
 
@@ -477,6 +466,16 @@ def holm_family(comparisons: Sequence[PairedComparison], family: str) -> list[Pa
     return [c.with_holm(p, family) for c, p in zip(comparisons, adjusted)]
 
 
+@dataclass(frozen=True)
+class GapStats:
+    """``high - low``: a system's mean on the high-resource queries minus the low-resource ones, with its 95% CI."""
+
+    low_mean: float
+    high_mean: float
+    gap: float
+    ci: ConfidenceInterval
+
+
 def resource_gap(low: Sample, high: Sample, settings: StatsSettings = StatsSettings()) -> GapStats:
     """``mean(high) - mean(low)`` with a 95% CI that resamples each group on its own (unpaired).
 
@@ -495,4 +494,4 @@ def resource_gap(low: Sample, high: Sample, settings: StatsSettings = StatsSetti
             counts = _resample_counts(len(qids), settings.n_resamples, settings.seed + offset)
             means.append(_two_level_means(sample.per_seed, qids, counts, np.random.default_rng([settings.seed + offset, 1])))
         ci = _percentile_interval(means[0] - means[1], 0.95)
-    return GapStats(low_mean, high_mean, high_mean - low_mean, ci.low, ci.high)
+    return GapStats(low_mean, high_mean, high_mean - low_mean, ci)

@@ -271,9 +271,8 @@ def _solve(
         log_kernel = source * (-1.0 / eps)
         if has_padding:
             log_kernel = log_kernel.masked_fill(~valid, _MASKED_LOG)
-        u, v, n_iter, potential_change = _iterate(
-            log_kernel, log_a, log_b, a, scale, eps, max_iter, tol, check_every, separable=not differentiable
-        )
+        schedule = _Schedule(scale, eps, max_iter, tol, check_every)
+        u, v, n_iter, potential_change = _iterate(log_kernel, _Marginals(log_a, log_b, a), schedule, separable=not differentiable)
         plan = torch.exp(log_kernel + u.unsqueeze(-1) + v.unsqueeze(-2))
         if has_padding:
             plan = plan.masked_fill(~valid, 0.0)
@@ -286,17 +285,28 @@ def _solve(
     return OTResult(plan=plan, value=value, n_iter=n_iter, marginal_error=marginal_error, converged=converged)
 
 
+@dataclass(frozen=True)
+class _Schedule:
+    """The constants of the iteration: the unbalanced damping ``scale`` (1 when balanced), eps and the stopping rule."""
+
+    scale: float
+    eps: float
+    max_iter: int
+    tol: float
+    check_every: int
+
+
+@dataclass(frozen=True)
+class _Marginals:
+    """log a, log b (masked entries at a large negative value) and a itself (for the row-error check)."""
+
+    log_a: Tensor
+    log_b: Tensor
+    a: Tensor
+
+
 def _iterate(
-    log_kernel: Tensor,
-    log_a: Tensor,
-    log_b: Tensor,
-    a: Tensor,
-    scale: float,
-    eps: float,
-    max_iter: int,
-    tol: float,
-    check_every: int,
-    separable: bool,
+    log_kernel: Tensor, marginals: _Marginals, schedule: _Schedule, separable: bool
 ) -> tuple[Tensor, Tensor, int, Tensor]:
     """Run the log-domain updates.
 
@@ -307,13 +317,11 @@ def _iterate(
     checkpoint it trusted.
     """
     lse: _ExactLSE | _SeparableLSE = _SeparableLSE(log_kernel) if separable else _ExactLSE(log_kernel)
-    u = torch.zeros_like(log_a)
-    v = torch.zeros_like(log_b)
+    u = torch.zeros_like(marginals.log_a)
+    v = torch.zeros_like(marginals.log_b)
     start = 0
     while True:
-        u, v, n_iter, potential_change, checkpoint = _sweep(
-            lse, u, v, start, log_a, log_b, a, scale, eps, max_iter, tol, check_every
-        )
+        u, v, n_iter, potential_change, checkpoint = _sweep(lse, u, v, start, marginals, schedule)
         if lse.trusted():
             return u, v, n_iter, potential_change
         u, v, start = checkpoint
@@ -321,18 +329,7 @@ def _iterate(
 
 
 def _sweep(
-    lse: _ExactLSE | _SeparableLSE,
-    u: Tensor,
-    v: Tensor,
-    start: int,
-    log_a: Tensor,
-    log_b: Tensor,
-    a: Tensor,
-    scale: float,
-    eps: float,
-    max_iter: int,
-    tol: float,
-    check_every: int,
+    lse: _ExactLSE | _SeparableLSE, u: Tensor, v: Tensor, start: int, marginals: _Marginals, schedule: _Schedule
 ) -> tuple[Tensor, Tensor, int, Tensor, tuple[Tensor, Tensor, int]]:
     """Iterations ``start..max_iter``; returns early at convergence or at an untrusted check.
 
@@ -340,6 +337,8 @@ def _sweep(
     computed from trusted log-sum-exps. Potentials are never modified in place,
     so a checkpoint is just a reference.
     """
+    log_a, log_b, a = marginals.log_a, marginals.log_b, marginals.a
+    scale, eps, max_iter, tol, check_every = schedule.scale, schedule.eps, schedule.max_iter, schedule.tol, schedule.check_every
     balanced = scale == 1.0
     checkpoint = (u, v, start)
     potential_change = torch.full((u.shape[0],), float("inf"), dtype=u.dtype, device=u.device)

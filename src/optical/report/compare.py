@@ -494,7 +494,7 @@ def _compare_task(
             if low is not None and high is not None:
                 gap = resource_gap(low, high, report.settings)
                 report.gaps.append(
-                    ResourceGap(system.name, task, measure, gap.low_mean, gap.high_mean, gap.gap, gap.ci_low, gap.ci_high)
+                    ResourceGap(system.name, task, measure, gap.low_mean, gap.high_mean, gap.gap, gap.ci.low, gap.ci.high)
                 )
     for system, baseline in report.pairs:
         for kind, noun in (("lang", "languages"), ("group", "resource groups")):

@@ -102,19 +102,8 @@ def _load_records(study_dir: Path, manifest: dict) -> tuple[list[Record], list[s
             if not (path / EVAL_JSON).is_file():
                 missing.append(rel)
                 continue
-            records.append(
-                Record(
-                    lang=entry["lang"],
-                    method=entry["method"],
-                    seed=entry["seed"],
-                    backbone=entry["backbone"],
-                    domain=entry["domain"],
-                    budget=entry["budget"],
-                    noise=entry["noise"],
-                    query_noise=float(noise_text),
-                    run=EvalRun.load(path, with_trec=False),
-                )
-            )
+            coordinates = {name: entry[name] for name in ("lang", "method", "seed", "backbone", "domain", "budget", "noise")}
+            records.append(Record(**coordinates, query_noise=float(noise_text), run=EvalRun.load(path, with_trec=False)))
     return records, missing
 
 
@@ -534,7 +523,7 @@ def _gap_section(doc: Document, ctx: _Context) -> None:
                         method,
                         number(gap.low_mean),
                         number(gap.high_mean),
-                        f"{number(gap.gap, True)} {interval(gap.ci_low, gap.ci_high, True)}",
+                        f"{number(gap.gap, True)} {interval(gap.ci.low, gap.ci.high, True)}",
                     ]
                 )
     doc.add(Table(["task", "method", "low", "high", "gap [95% CI]"], rows))

@@ -132,20 +132,8 @@ def expand(config: StudyConfig) -> StudyPlan:
                     continue
                 eval_values = {**eval_base, "langs": [lang]}
                 run_id = _hash({"zero-shot": teacher_label, "eval": eval_values})
-                _add(
-                    runs,
-                    query_noises,
-                    run_id,
-                    grid.query_noises,
-                    lambda: StudyRun(
-                        run_id=run_id,
-                        lang=lang,
-                        method=ZERO_SHOT,
-                        backbone=backbone,
-                        query_noises=(),
-                        eval_base=eval_values,
-                    ),
-                )
+                zero_shot = StudyRun(run_id, lang, ZERO_SHOT, backbone, query_noises=(), eval_base=eval_values)
+                _add(runs, query_noises, grid.query_noises, zero_shot)
             for domain in grid.domains:
                 sources = [s for s in config.domains[domain] if lang in get_source(s).languages]
                 if not sources:
@@ -175,37 +163,33 @@ def expand(config: StudyConfig) -> StudyPlan:
                     )
                     eval_values = {**eval_base, "langs": [lang]}
                     run_id = _hash({"distill": distill.training_fingerprint(), "eval": eval_values})
-                    _add(
-                        runs,
-                        query_noises,
+                    run = StudyRun(
                         run_id,
-                        grid.query_noises,
-                        lambda: StudyRun(
-                            run_id=run_id,
-                            lang=lang,
-                            method=method,
-                            backbone=backbone,
-                            query_noises=(),
-                            eval_base=eval_values,
-                            seed=seed,
-                            budget=budget,
-                            noise=noise,
-                            domain=domain,
-                            distill=distill,
-                        ),
+                        lang,
+                        method,
+                        backbone,
+                        query_noises=(),
+                        eval_base=eval_values,
+                        seed=seed,
+                        budget=budget,
+                        noise=noise,
+                        domain=domain,
+                        distill=distill,
                     )
+                    _add(runs, query_noises, grid.query_noises, run)
     ordered = sorted(runs.values(), key=lambda r: (not r.is_zero_shot, _position(config, r)))
     finished = [dataclasses.replace(r, query_noises=tuple(sorted(query_noises[r.run_id]))) for r in ordered]
     return StudyPlan(finished, list(skipped.values()))
 
 
-def _add(runs: dict, query_noises: dict, run_id: str, noises: list[float], make) -> None:
-    if run_id not in runs:
-        runs[run_id] = make()
-        query_noises[run_id] = []
+def _add(runs: dict, query_noises: dict, noises: list[float], run: StudyRun) -> None:
+    """Add ``run`` (or, when the same run is already there, only its typo rates)."""
+    if run.run_id not in runs:
+        runs[run.run_id] = run
+        query_noises[run.run_id] = []
     for noise in noises:
-        if noise not in query_noises[run_id]:
-            query_noises[run_id].append(noise)
+        if noise not in query_noises[run.run_id]:
+            query_noises[run.run_id].append(noise)
 
 
 def _position(config: StudyConfig, run: StudyRun) -> tuple:
