@@ -284,3 +284,18 @@ def test_mixed_precision_cost_gives_float32_plan():
 def test_user_errors_raise_optical_error(call):
     with pytest.raises(OpticalError):
         call(random_cost(2, 4, 5, seed=29, dtype=torch.float32))
+
+
+def test_tol_zero_runs_a_fixed_number_of_iterations_and_matches_the_converged_plan():
+    generator = torch.Generator().manual_seed(11)
+    cost = torch.rand(4, 7, 9, generator=generator)
+    fixed = sinkhorn(cost, eps=0.1, max_iter=300, tol=0.0)
+    assert fixed.n_iter == 300
+    converged = sinkhorn(cost, eps=0.1, max_iter=300, tol=1e-7)
+    assert converged.n_iter < 300
+    assert torch.allclose(fixed.plan, converged.plan, atol=1e-6)
+    assert bool(fixed.converged.all())
+    unbalanced = sinkhorn(cost, eps=0.1, tau=1.0, max_iter=50, tol=0.0)
+    assert unbalanced.n_iter == 50
+    with pytest.raises(OpticalError, match="tol=-1"):
+        sinkhorn(cost, tol=-1.0)

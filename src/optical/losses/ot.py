@@ -96,7 +96,12 @@ class OTLoss(DistillLoss):
         ),
         LossOption("max_iter", int, 100, "Sinkhorn iterations at most", check=at_least_one, constraint=">= 1"),
         LossOption(
-            "tol", float, 1e-5, "Sinkhorn stops once the marginal error is below this", check=lambda v: v >= 0, constraint=">= 0"
+            "tol",
+            float,
+            1e-5,
+            "Sinkhorn stops once the marginal error is below this (0: exactly max_iter iterations, no host sync)",
+            check=lambda v: v >= 0,
+            constraint=">= 0",
         ),
         LossOption(
             "grad", str, "detach", "plan held fixed in the gradient (envelope theorem) or differentiated through", choices=GRADS

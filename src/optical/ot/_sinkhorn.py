@@ -118,6 +118,9 @@ class OTResult:
     converged: Tensor
 
 
+DEFAULT_TOL = 1e-5
+
+
 def sinkhorn(
     cost: Tensor,
     a: Tensor | None = None,
@@ -127,7 +130,7 @@ def sinkhorn(
     mask_b: Tensor | None = None,
     eps: float = 0.05,
     max_iter: int = 100,
-    tol: float = 1e-5,
+    tol: float = DEFAULT_TOL,
     tau: float | None = None,
     grad: Literal["detach", "autodiff"] = "detach",
     check_every: int = 5,
@@ -145,7 +148,9 @@ def sinkhorn(
         max_iter: maximum number of Sinkhorn iterations.
         tol: stop when, over the whole batch, the max L1 row-marginal error
             (balanced) or the max change of the potentials (unbalanced) is < tol.
-            Checked every ``check_every`` iterations.
+            Checked every ``check_every`` iterations. ``tol=0`` runs exactly
+            ``max_iter`` iterations with no check inside the loop, so on a GPU the
+            solve never waits for the host (one underflow check at the end).
         tau: KL marginal relaxation strength; None (or inf) = balanced.
         grad: "detach": iterations run without graph, ``value = <P.detach(), C>``,
             so ``d value / d C = P``, which by the envelope theorem is the
@@ -159,6 +164,8 @@ def sinkhorn(
         raise OpticalError(f"sinkhorn: grad={grad!r} is not supported; use 'detach' or 'autodiff'")
     if not eps > 0:
         raise OpticalError(f"sinkhorn: eps={eps} must be > 0")
+    if not tol >= 0:
+        raise OpticalError(f"sinkhorn: tol={tol} must be >= 0 (0: a fixed number of iterations)")
     if max_iter < 1 or check_every < 1:
         raise OpticalError(f"sinkhorn: max_iter={max_iter} and check_every={check_every} must be >= 1")
     if tau is not None and not tau > 0:
@@ -279,7 +286,9 @@ def _solve(
 
     with torch.no_grad():
         marginal_error = (plan.sum(-1) - a).abs().sum(-1) + (plan.sum(-2) - b).abs().sum(-1)
-        converged = marginal_error < tol if balanced else potential_change < tol
+        # A fixed-iteration solve (tol 0) reports convergence against the default tolerance.
+        report_tol = tol if tol > 0 else DEFAULT_TOL
+        converged = marginal_error < report_tol if balanced else potential_change < report_tol
     # detach mode: plan has no graph, so d value / d cost = plan (envelope theorem).
     value = (plan * cost).sum((-2, -1))
     return OTResult(plan=plan, value=value, n_iter=n_iter, marginal_error=marginal_error, converged=converged)
@@ -344,11 +353,12 @@ def _sweep(
     potential_change = torch.full((u.shape[0],), float("inf"), dtype=u.dtype, device=u.device)
     n_iter = start
     for iteration in range(start, max_iter):
-        check = (iteration + 1) % check_every == 0 or iteration == max_iter - 1
+        # With tol 0 nothing can converge: only the last iteration checks (for underflow), so the loop never syncs.
+        check = iteration == max_iter - 1 or (tol > 0 and (iteration + 1) % check_every == 0)
         row_lse = lse.rows(v)
         if check and not lse.trusted():
             break
-        if balanced and check and iteration > 0:
+        if balanced and check and iteration > 0 and tol > 0:
             # Row sums of the current plan exp(K + u + v) are exp(u + row_lse):
             # the convergence test needs no extra pass over the [B, n, m] kernel.
             with torch.no_grad():
@@ -370,7 +380,7 @@ def _sweep(
             with torch.no_grad():
                 potential_change = eps * torch.maximum((u - u_before).abs().amax(-1), (v - v_before).abs().amax(-1))
             checkpoint = (u, v, n_iter)
-            if float(potential_change.max()) < tol:
+            if tol > 0 and float(potential_change.max()) < tol:
                 break
     return u, v, n_iter, potential_change, checkpoint
 
