@@ -107,3 +107,88 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Refuse an output location that cannot become a directory we may write, before any work.
+
+    One-line :class:`~optical.errors.OpticalError` when ``path`` is a regular file, when a parent
+    on the way is a file, or when the directory it would be created in (or the directory itself)
+    is not writable. Creates nothing.
+    """
+    from optical.errors import OpticalError
+
+    target = Path(path).expanduser()
+    if target.exists() and not target.is_dir():
+        raise OpticalError(f"{flag} {target} is a file, not a directory; pick another {flag}")
+    probe = target
+    while not probe.exists():
+        parent = probe.parent
+        if parent == probe:
+            break
+        probe = parent
+    if probe.exists() and not probe.is_dir():
+        raise OpticalError(f"{flag} {target}: {probe} is a file, not a directory; pick another {flag}")
+    # The dir itself is written into (when it exists) and its parent takes the atomic swap.
+    for directory in {probe, probe.parent} if probe == target else {probe}:
+        if directory.exists() and not os.access(directory, os.W_OK | os.X_OK):
+            raise OpticalError(f"{flag} {target}: directory {directory} is not writable; pick another {flag}")
+    return target
+
+
+def directory_kind(path: str | os.PathLike) -> str | None:
+    """What an existing, non-empty directory holds, by its marker files: ``"evaluation"`` (eval.json),
+    ``"distill"`` (run.json or config.json of `optical distill`), ``"study"`` (study.json),
+    ``"report"`` (comparison.json), ``"other"``; None for a missing or empty directory."""
+    target = Path(path)
+    if not target.is_dir():
+        return None
+    names = {p.name for p in target.iterdir()}
+    if not names:
+        return None
+    if "eval.json" in names:
+        return "evaluation"
+    if "run.json" in names or _is_distill_marker(target / "config.json"):
+        return "distill"
+    if "study.json" in names:
+        return "study"
+    if "comparison.json" in names:
+        return "report"
+    return "other"
+
+
+def _is_distill_marker(path: Path) -> bool:
+    try:
+        return "fingerprint" in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        return False
+
+
+def load_yaml_file(path: str | os.PathLike, what: str = "config file") -> Any:
+    """The parsed content of a YAML file; one-line errors naming ``file:line:column`` for a syntax
+    error, and the file for one that is missing, a directory or not UTF-8."""
+    import yaml
+
+    from optical.errors import OpticalError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise OpticalError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise OpticalError(f"{what} {path} is a directory, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise OpticalError(f"{what} {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise OpticalError(f"{what} {path} cannot be read ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise OpticalError(f"{where}: {what} is not valid YAML: {problem or 'syntax error'}") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OpticalError(f"{what} {path} is not valid YAML: {first}") from None

@@ -59,7 +59,35 @@ def test_a_run_writes_a_record_whose_fields_match_the_result(tiny_config):
         "num_processes",
         "result",
         "completed",
+        "student_files",
     ]
+    assert record.student_files["model.safetensors"]["size"] == (result.student_dir / "model.safetensors").stat().st_size
+    record.verify_student()
+
+
+def test_a_changed_student_is_refused_on_rerun_in_one_line(tiny_config):
+    config = tiny_config("mse")
+    result = distill(config, progress=False)
+    weights = result.student_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated
+    with pytest.raises(OpticalError) as err:
+        distill(config, progress=False)
+    assert "model.safetensors changed" in str(err.value) and "--overwrite" in str(err.value) and "\n" not in str(err.value)
+    assert distill(config, overwrite=True, progress=False).steps == result.steps
+    RunRecord.load(result.out_dir).verify_student()
+
+
+def test_an_old_record_without_student_files_still_loads(tiny_config):
+    result = distill(tiny_config("mse"), progress=False)
+    info = json.loads((result.out_dir / RUN_JSON).read_text())
+    del info["student_files"]
+    atomic_write_json(result.out_dir / RUN_JSON, info)
+    record = RunRecord.load(result.out_dir)
+    assert record.student_files is None
+    record.verify_student()  # the safetensors header still checked
+    (result.student_dir / "model.safetensors").write_bytes(b"")
+    with pytest.raises(OpticalError, match="model.safetensors is corrupt"):
+        record.verify_student()
 
 
 def test_missing_or_damaged_records_are_one_line_errors_and_find_gives_none(tmp_path):

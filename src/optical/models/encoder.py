@@ -22,6 +22,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from transformers.utils import logging as transformers_logging
 
 from optical.errors import OpticalError
+from optical.models.check import check_model_dir
 from optical.models.outputs import TokenEmbeddings
 from optical.models.registry import default_model_for, resolve_model
 from optical.models.st_format import (
@@ -90,6 +91,22 @@ class Encoder(torch.nn.Module):
         """
         location = resolve_model(name_or_path)
         registry_entry = default_model_for(name_or_path)
+        if isinstance(location, Path):
+            check_model_dir(location, role="model")
+        try:
+            return cls._load(
+                location, registry_entry, name_or_path, device, pooling, query_prefix, passage_prefix, max_length, projection_dim
+            )
+        except OpticalError:
+            raise
+        except Exception as exc:  # transformers' chained errors: one line naming the model instead
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OpticalError(f"model {location} cannot be loaded ({type(exc).__name__}: {first})") from exc
+
+    @classmethod
+    def _load(
+        cls, location, registry_entry, name_or_path, device, pooling, query_prefix, passage_prefix, max_length, projection_dim
+    ):
         st_config = read_sentence_transformers_config(location) if isinstance(location, Path) else None
         if registry_entry is not None:
             defaults = (registry_entry.pooling, registry_entry.query_prefix, registry_entry.passage_prefix)

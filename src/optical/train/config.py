@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
-
-from optical.errors import OpticalError
+from optical.errors import OpticalError, check_field_types
 from optical.losses.combined import MethodSpec, check_loss_options
+from optical.storage import load_yaml_file
 from optical.train.selection import SELECTION_METRICS, SelectOn
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -68,10 +67,11 @@ class DistillConfig:
 
     def validate(self) -> None:
         """Everything that can be checked before data, models or the teacher cache are touched."""
-        check_loss_options(self.method_spec, self.loss_options)
         for name, (flag, allowed) in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise OpticalError(f"{flag} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        check_field_types(self, "config")
+        check_loss_options(self.method_spec, self.loss_options)
         for name in ("batch_size", "grad_accum", "epochs", "max_length", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -106,21 +106,24 @@ class DistillConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise OpticalError(f"{origin}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise OpticalError(f"{origin}: {exc}") from None
+        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in values and _required(f))
+        if missing:
+            raise OpticalError(f"{origin}: missing key(s) {', '.join(missing)}")
+        config = cls(**values)
+        check_field_types(config, origin)
+        return config
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> DistillConfig:
         path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise OpticalError(f"config file {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise OpticalError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        values = load_yaml_file(path, "config file")
+        if values is None:
+            values = {}
         if not isinstance(values, dict):
             raise OpticalError(f"config file {path} must hold a mapping of keys to values")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(values, origin=str(path))
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING

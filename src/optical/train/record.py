@@ -16,8 +16,13 @@ keeps the keys and their order of the files written before this class existed::
       "result": {"steps": 62, "selection_metric": "xquad_dev_mrr@10", "best_step": 62,
                  "best_metric": 0.778, "seconds": 111.5, "pairs_per_second": 19.5,
                  "resumed_from_step": null, "history": [{"step": 0, "xquad_dev_mrr@10": 0.736}, ...]},
-      "completed": true
+      "completed": true,
+      "student_files": {"model.safetensors": {"size": 470637416, "sha256": "..."}, ...}
     }
+
+``student_files`` (size and sha256 of every file of ``student/``) is absent from records written
+before it existed; :meth:`RunRecord.verify_student` checks it (or, for such an old record, the
+student's safetensors header) before a finished run is reused or evaluated.
 
 Example (with a finished run in ``runs/el-ot/distill``)::
 
@@ -132,6 +137,8 @@ class RunRecord:
     num_processes: int
     result: RunResult
     completed: bool = True
+    #: Size and sha256 of each file of ``student/`` when the run finished (None in older records).
+    student_files: dict[str, dict[str, Any]] | None = None
     #: The output dir the record was read from or written to (not stored in the JSON).
     out_dir: Path | None = field(default=None, compare=False)
 
@@ -165,6 +172,7 @@ class RunRecord:
                 "history": r.history,
             },
             "completed": self.completed,
+            **({"student_files": self.student_files} if self.student_files is not None else {}),
         }
 
     @classmethod
@@ -195,6 +203,7 @@ class RunRecord:
                     history=r["history"],
                 ),
                 completed=bool(info.get("completed", False)),
+                student_files=_student_files(info.get("student_files"), origin),
                 out_dir=out_dir,
             )
         except (KeyError, TypeError) as exc:
@@ -231,6 +240,22 @@ class RunRecord:
         except OpticalError:
             return None
 
+    def verify_student(self) -> None:
+        """Refuse a student whose files changed since the run finished (one line naming the file);
+        for a record without ``student_files``, at least the weights' safetensors header is checked."""
+        from optical.models.check import check_model_dir, verify_digests
+
+        student = self.student_dir
+        remedy = f"redo the run with --overwrite (optical distill ... --out {self.out_dir} --overwrite)"
+        if not student.is_dir():
+            raise OpticalError(f"{student} is missing, though {self.out_dir / RUN_JSON} marks the run finished; {remedy}")
+        if self.student_files is not None:
+            verify_digests(student, self.student_files, remedy)
+        try:
+            check_model_dir(student, role="student")
+        except OpticalError as exc:
+            raise OpticalError(f"{exc}; {remedy}") from None
+
     def save(self, out_dir: str | Path | None = None) -> Path:
         """Write ``run.json`` into ``out_dir`` (default: the record's own) atomically; its path."""
         target = Path(out_dir) if out_dir is not None else self.out_dir
@@ -239,3 +264,13 @@ class RunRecord:
         path = target / RUN_JSON
         atomic_write_json(path, self.to_dict())
         return path
+
+
+def _student_files(value: Any, origin: str) -> dict[str, dict[str, Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("size"), int) and isinstance(v.get("sha256"), str) for v in value.values()
+    ):
+        raise OpticalError(f"{origin}: student_files must map file names to {{size, sha256}}")
+    return value

@@ -32,9 +32,11 @@ Guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +53,9 @@ from optical.errors import OpticalError
 from optical.losses import DistillBatch, LossOutput
 from optical.losses import build_loss as build_method_loss
 from optical.models import resolve_model
+from optical.models.check import check_model_dir, file_digests
 from optical.models.encoder import Encoder
-from optical.storage import atomic_write_json, atomic_write_text
+from optical.storage import atomic_write_json, atomic_write_text, check_output_dir, directory_kind
 from optical.train.config import DistillConfig
 from optical.train.record import RUN_JSON, STUDENT, BitextSummary, RunRecord, RunResult, RunTimings, versions
 from optical.train.selection import build_selector
@@ -124,20 +127,46 @@ class _Student(torch.nn.Module):
         return self.encoder(batch)
 
 
+def _read_marker(marker: Path) -> str | None:
+    """The fingerprint in an output dir's ``config.json`` marker; one-line error when it is damaged."""
+    try:
+        held = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise OpticalError(f"{marker} is damaged (not a JSON run marker); pass --overwrite to redo the run") from None
+    if not isinstance(held, dict):
+        raise OpticalError(f"{marker} is not a run marker of `optical distill`; pick another --out or pass --overwrite")
+    return held.get("fingerprint")
+
+
+def _check_out_dir(config: DistillConfig, overwrite: bool) -> None:
+    """Refuse an output dir that cannot be written or holds something else than this run; writes nothing."""
+    out = check_output_dir(config.out_dir)
+    if overwrite or not out.is_dir() or not any(out.iterdir()):
+        return
+    marker = out / "config.json"
+    kind = directory_kind(out)
+    if kind in ("evaluation", "study", "report"):
+        raise OpticalError(
+            f"output dir {out} holds {_KINDS[kind]}, not a distillation run; pick another --out or pass --overwrite"
+        )
+    if not marker.is_file():
+        raise OpticalError(f"output dir {out} is not empty and holds no optical run; pick another --out or pass --overwrite")
+    held = _read_marker(marker)
+    if held != config.training_fingerprint():
+        raise OpticalError(
+            f"output dir {out} holds a different run (config fingerprint {held}); pick another --out or pass --overwrite"
+        )
+
+
+_KINDS = {"evaluation": "an evaluation run (eval.json)", "study": "a study (study.json)", "report": "a comparison report"}
+
+
 def _prepare_out_dir(config: DistillConfig, overwrite: bool) -> None:
     out = Path(config.out_dir)
     marker = out / "config.json"
-    if out.exists() and any(out.iterdir()):
-        if overwrite:
-            shutil.rmtree(out)
-        elif not marker.exists():
-            raise OpticalError(f"output dir {out} is not empty and holds no optical run; pick another --out or pass --overwrite")
-        else:
-            held = json.loads(marker.read_text()).get("fingerprint")
-            if held != config.training_fingerprint():
-                raise OpticalError(
-                    f"output dir {out} holds a different run (config fingerprint {held}); pick another --out or pass --overwrite"
-                )
+    _check_out_dir(config, overwrite)
+    if overwrite and out.exists() and any(out.iterdir()):
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(marker, {"fingerprint": config.training_fingerprint(), "config": config.to_dict()})
 
@@ -227,29 +256,54 @@ class DistillTrainer:
         if finished is not None:
             return finished
         self.started = time.perf_counter()
-        self.setup()
-        self.prepare_data()
-        self.load_models()
-        self.build_loss()
-        self.build_optimizer()
+        self.check_inputs()
+        fresh = self.overwrite or not self.out.exists() or not any(self.out.iterdir())
+        try:
+            self.setup()
+            self.load_models()
+            self.build_loss()
+            self.build_optimizer()
+        except BaseException:
+            # Nothing trained yet: a run refused or stopped here leaves no stub that would block its rerun.
+            if fresh and self.out.is_dir() and not (self.out / CHECKPOINT).exists():
+                shutil.rmtree(self.out, ignore_errors=True)
+            raise
         self.resume()
         self.train()
         return self.finalize()
 
     # ------------------------------------------------------------------ set-up
     def finished_run(self) -> DistillResult | None:
-        """The stored result when the output dir holds this very run, finished (no work then)."""
+        """The stored result when the output dir holds this very run, finished (no work then); its
+        student is verified against the sizes and sha256 in ``run.json`` first."""
         out = self.out
-        if self.overwrite or not (out / RUN_JSON).exists() or not (out / "config.json").exists():
+        check_output_dir(out)
+        if self.overwrite or not (out / RUN_JSON).is_file() or not (out / "config.json").is_file():
             return None
-        held = json.loads((out / "config.json").read_text()).get("fingerprint")
-        return DistillResult.from_record(RunRecord.load(out)) if held == self.config.training_fingerprint() else None
+        if _read_marker(out / "config.json") != self.config.training_fingerprint():
+            return None
+        record = RunRecord.load(out)
+        record.verify_student()
+        return DistillResult.from_record(record)
+
+    def check_inputs(self) -> None:
+        """Everything that can be refused before the output dir is written: the dir itself, the data
+        (language, sources, budget), the models' files and the device. Reads the bitext."""
+        config = self.config
+        _check_out_dir(config, self.overwrite)
+        if config.device == "cuda" and not torch.cuda.is_available():
+            raise OpticalError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+        for flag, name in (("--teacher", config.teacher), ("--student", config.student)):
+            if name is not None:
+                location = resolve_model(name)
+                if isinstance(location, Path):
+                    check_model_dir(location, role=flag)
+        set_seed(config.seed)
+        self.prepare_data()
 
     def setup(self) -> None:
         """The Accelerator, then the output dir (refusing one that holds another run)."""
         config = self.config
-        if config.device == "cuda" and not torch.cuda.is_available():
-            raise OpticalError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
         self.accelerator = Accelerator(
             cpu=config.device == "cpu",
             mixed_precision=config.mixed_precision,
@@ -279,6 +333,8 @@ class DistillTrainer:
         )
         self.english = [pair.en for pair in self.bitext.pairs]
         self.foreign = [pair.foreign for pair in self.bitext.pairs]
+        for line in skip_lines(self.bitext.stats):
+            print(line, file=sys.stderr)
 
     def load_models(self) -> None:
         """The teacher (only for its cache and the dev selector, then dropped), then the student."""
@@ -516,6 +572,7 @@ class DistillTrainer:
                 _copy_student(out / BEST, out / STUDENT)
             else:
                 _save_student(accelerator.unwrap_model(self.module).encoder, out / STUDENT)
+            record = dataclasses.replace(record, student_files=file_digests(out / STUDENT))
             record.save()
         accelerator.wait_for_everyone()
         return DistillResult.from_record(record)
@@ -528,6 +585,20 @@ def distill(config: DistillConfig, overwrite: bool = False, progress: bool = Tru
     holds the finished run.
     """
     return DistillTrainer(config, overwrite=overwrite, progress=progress).run()
+
+
+def skip_lines(stats: Any) -> list[str]:
+    """One line per bitext source that skipped lines while reading, with the count per reason
+    (what ``distill`` prints on stderr; the same counts go into run.json)."""
+    lines = []
+    for name, source in getattr(stats, "per_source", {}).items():
+        reasons = {k: v for k, v in (getattr(source, "skipped", None) or {}).items() if v}
+        if not reasons and getattr(source, "malformed", 0):
+            reasons = {"malformed": source.malformed}
+        if reasons:
+            detail = ", ".join(f"{reason} {count}" for reason, count in sorted(reasons.items()))
+            lines.append(f"bitext {name}: skipped {sum(reasons.values())} of {source.read} lines ({detail})")
+    return lines
 
 
 def _jsonable(value: Any) -> Any:
