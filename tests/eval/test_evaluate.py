@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -21,8 +19,18 @@ def tiny_run(tmp_path_factory, mirror_dir):
     """A tiny teacher and a student distilled from it (shared by the tests of this module)."""
     root = tmp_path_factory.mktemp("evaluate")
     teacher = make_tiny_model(root / "teacher", seed=0)
-    config = DistillConfig(lang="el", method="ot", out_dir=str(root / "run"), teacher=str(teacher), budget=64,
-                           batch_size=16, max_length=32, select_on="none", device="cpu", data_dir=str(mirror_dir))
+    config = DistillConfig(
+        lang="el",
+        method="ot",
+        out_dir=str(root / "run"),
+        teacher=str(teacher),
+        budget=64,
+        batch_size=16,
+        max_length=32,
+        select_on="none",
+        device="cpu",
+        data_dir=str(mirror_dir),
+    )
     distill(config, progress=False)
     return teacher, root / "run"
 
@@ -37,11 +45,28 @@ def test_every_task_writes_rescorable_results(tiny_run, tmp_path):
     teacher, run_dir = tiny_run
     out = tmp_path / "eval"
     # The dev split (8 articles) keeps exact MaxSim over paragraphs small; the mechanics are the same.
-    result = evaluate(EvalConfig(student=str(run_dir), out_dir=str(out), langs=["el"], teacher=str(teacher),
-                                 scoring=["dense", "maxsim"], split="dev", device="cpu"), progress=False)
+    result = evaluate(
+        EvalConfig(
+            student=str(run_dir),
+            out_dir=str(out),
+            langs=["el"],
+            teacher=str(teacher),
+            scoring=["dense", "maxsim"],
+            split="dev",
+            device="cpu",
+        ),
+        progress=False,
+    )
     assert set(result.tasks) == {
-        "clir_sentence.el", "clir_sentence_maxsim.el", "clir_paragraph.el", "clir_paragraph_maxsim.el",
-        "pool.el", "align_x2en.el", "align_en2x.el", "retention.en", "retention_maxsim.en",
+        "clir_sentence.el",
+        "clir_sentence_maxsim.el",
+        "clir_paragraph.el",
+        "clir_paragraph_maxsim.el",
+        "pool.el",
+        "align_x2en.el",
+        "align_en2x.el",
+        "retention.en",
+        "retention_maxsim.en",
     }
     loaded = EvalRun.load(out)
     assert loaded.tasks["clir_sentence.el"].aggregates == result.tasks["clir_sentence.el"].aggregates
@@ -59,8 +84,18 @@ def test_every_task_writes_rescorable_results(tiny_run, tmp_path):
 def test_query_noise_changes_queries_deterministically(tiny_run, tmp_path):
     teacher, run_dir = tiny_run
     results = [
-        evaluate(EvalConfig(student=str(run_dir), out_dir=str(tmp_path / name), langs=["el"], teacher=str(teacher),
-                            tasks=["clir_sentence"], query_noise=noise, device="cpu"), progress=False)
+        evaluate(
+            EvalConfig(
+                student=str(run_dir),
+                out_dir=str(tmp_path / name),
+                langs=["el"],
+                teacher=str(teacher),
+                tasks=["clir_sentence"],
+                query_noise=noise,
+                device="cpu",
+            ),
+            progress=False,
+        )
         for name, noise in (("clean", 0.0), ("noisy-a", 0.3), ("noisy-b", 0.3))
     ]
     clean, noisy_a, noisy_b = (r.tasks["clir_sentence.el"].per_query["RR@10"] for r in results)
@@ -103,11 +138,53 @@ def test_student_without_run_json_or_with_another_teacher_is_refused(tiny_run, t
         evaluate(EvalConfig(student=str(run_dir), out_dir=str(tmp_path / "e"), teacher="multilingual-e5-small"), progress=False)
 
 
+def test_out_holding_another_evaluation_is_refused_and_overwrite_replaces_it_whole(tiny_run, tmp_path):
+    teacher, run_dir = tiny_run
+    out = tmp_path / "e"
+
+    def config(student: str, tasks: list[str]) -> EvalConfig:
+        return EvalConfig(student=student, out_dir=str(out), teacher=str(teacher), tasks=tasks, split="dev", device="cpu")
+
+    evaluate(config(str(run_dir), ["clir_sentence", "align"]), progress=False)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(OpticalError, match="holds another evaluation") as err:
+        evaluate(config("zero-shot", ["align"]), progress=False)
+    assert "--overwrite" in str(err.value) and sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    evaluate(config("zero-shot", ["align"]), progress=False, overwrite=True)
+    loaded = EvalRun.load(out)
+    assert loaded.is_zero_shot and set(loaded.tasks) == {"align_x2en.el", "align_en2x.el"}
+    assert not list(out.rglob("*clir_sentence*"))  # nothing of the replaced run is left beside it
+    with pytest.raises(OpticalError, match="holds a distillation run"):
+        evaluate(EvalConfig(student="zero-shot", out_dir=str(run_dir), teacher=str(teacher), device="cpu"), progress=False)
+
+
+def test_a_truncated_student_is_refused_before_loading(tiny_run, tmp_path):
+    teacher, run_dir = tiny_run
+    copy = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(run_dir, copy)
+    weights = copy / "student" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(OpticalError, match="model.safetensors changed since the run finished"):
+        evaluate(EvalConfig(student=str(copy), out_dir=str(tmp_path / "e"), teacher=str(teacher), device="cpu"), progress=False)
+    assert not (tmp_path / "e").exists()
+
+
 def test_zero_shot_default_model_is_far_above_chance_and_best_in_english(tmp_path):
     """Sanity floor on the XQuAD dev split (fast enough for CI): R@10 > 0.5 for every language, en->en on top."""
     langs = ["ar", "de", "el", "es", "hi", "ru", "th", "tr", "vi", "zh"]
-    result = evaluate(EvalConfig(student="zero-shot", out_dir=str(tmp_path / "zs"), langs=langs, split="dev",
-                                 tasks=["clir_sentence", "retention"], device="cpu"), progress=False)
+    result = evaluate(
+        EvalConfig(
+            student="zero-shot",
+            out_dir=str(tmp_path / "zs"),
+            langs=langs,
+            split="dev",
+            tasks=["clir_sentence", "retention"],
+            device="cpu",
+        ),
+        progress=False,
+    )
     english = result.tasks["retention.en"].aggregates["RR@10"]
     for lang in langs:
         aggregates = result.tasks[f"clir_sentence.{lang}"].aggregates

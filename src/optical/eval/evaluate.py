@@ -40,15 +40,16 @@ from tqdm.auto import tqdm
 from optical.data import load_flores_devtest, resolve_data_dir
 from optical.data.languages import XQUADR_LANGS, validate_lang
 from optical.data.split import get_split
-from optical.errors import OpticalError
+from optical.errors import OpticalError, check_field_types
 from optical.eval.metrics import DEFAULT_MEASURES, MetricResult, score_language_bias, score_run
 from optical.eval.perturb import perturb_queries
-from optical.eval.results import ZERO_SHOT, EvalRun, TaskResult
+from optical.eval.results import EVAL_JSON, ZERO_SHOT, EvalRun, TaskResult
 from optical.eval.scoring import dense_search, maxsim_search
 from optical.eval.tasks import TASKS, PassageLength, parse_task
 from optical.models import resolve_model
+from optical.models.check import check_model_dir
 from optical.models.encoder import Encoder
-from optical.storage import atomic_path, cache_root
+from optical.storage import atomic_directory, atomic_path, cache_root, check_output_dir, directory_kind
 from optical.train.teacher_cache import teacher_identity
 from optical.train.trainer import versions
 
@@ -77,6 +78,7 @@ class EvalConfig:
     data_dir: str | None = None
 
     def validate(self) -> None:
+        check_field_types(self, "evaluation config")
         for task in self.tasks:
             parse_task(task)
         for scoring in self.scoring:
@@ -86,10 +88,31 @@ class EvalConfig:
             raise OpticalError(f"--split must be dev or test, got {self.split!r}")
         if not self.langs:
             raise OpticalError("no --langs given")
+        # XQuAD tasks need an XQuAD-R language; align needs a FLORES-200 one (sw so am yo have only that).
+        from optical.data.languages import get_language
+        from optical.data.sources import FLORES_LANGS
+
+        needs_xquad = [task for task in self.tasks if task not in ("align", "retention")]
         for lang in self.langs:
-            validate_lang(lang, XQUADR_LANGS, "XQuAD-R")
+            if lang in XQUADR_LANGS:
+                continue
+            code = validate_lang(lang, dict.fromkeys((*XQUADR_LANGS, *FLORES_LANGS)), "XQuAD-R or the FLORES-200 devtest")
+            if code not in XQUADR_LANGS and needs_xquad:
+                raise OpticalError(
+                    f"language {lang!r} ({get_language(code).name}) has no XQuAD-R data, so --tasks {','.join(needs_xquad)} "
+                    f"cannot run for it; use --tasks align (FLORES-200 devtest alignment) for {lang}"
+                )
         if not 0.0 <= self.query_noise <= 1.0:
             raise OpticalError(f"--query-noise must be in [0, 1], got {self.query_noise}")
+        for name in ("batch_size", "query_max_length", "passage_max_length"):
+            if getattr(self, name) < 1:
+                raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise OpticalError(f"--device {self.device!r} is not one of auto, cpu, cuda")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise OpticalError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+        if not self.out_dir:
+            raise OpticalError("no --out given")
 
 
 @dataclass
@@ -117,6 +140,10 @@ def _student_path(config: EvalConfig) -> tuple[str, dict]:
     from optical.train.record import RUN_JSON, RunRecord
 
     run_dir = Path(config.student)
+    if not run_dir.is_dir():
+        raise OpticalError(
+            f"--student {run_dir}: no such directory; pass the output dir of a finished `optical distill` run (or zero-shot)"
+        )
     if not (run_dir / RUN_JSON).is_file():
         raise OpticalError(f"{run_dir} has no run.json: pass the output dir of a finished `optical distill` run (or zero-shot)")
     record = RunRecord.load(run_dir)
@@ -124,7 +151,49 @@ def _student_path(config: EvalConfig) -> tuple[str, dict]:
         raise OpticalError(
             f"{run_dir} was distilled from teacher {record.teacher!r}, not {config.teacher!r}; pass --teacher {record.teacher}"
         )
+    record.verify_student()
     return str(record.student_dir), record.to_dict()
+
+
+#: What a run dir of an evaluation killed before it finished holds (no eval.json): replaced without asking.
+_PARTIAL_EVAL = {"per_query", "runs", "qrels"}
+
+
+def _finished_evaluation(config: EvalConfig, overwrite: bool) -> EvalRun | None:
+    """The stored run when ``--out`` holds this very evaluation, finished; None when the dir may be
+    (re)written; a one-line error when it holds anything else and ``overwrite`` is not given."""
+    out = check_output_dir(config.out_dir)
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    kind = directory_kind(out)
+    if kind == "other" and {p.name for p in out.iterdir()} <= _PARTIAL_EVAL:
+        return None
+    remedy = "pick another --out or pass --overwrite to replace it"
+    if kind != "evaluation":
+        if overwrite:
+            return None
+        held = {"distill": "a distillation run", "study": "a study", "report": "a comparison report"}.get(kind, "other files")
+        raise OpticalError(f"output dir {out} holds {held}, not an evaluation; {remedy}")
+    try:
+        held = json.loads((out / EVAL_JSON).read_text(encoding="utf-8"))
+        held_config = held["config"]["eval"]
+        if not isinstance(held_config, dict):
+            raise TypeError("config.eval")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        if overwrite:
+            return None
+        raise OpticalError(f"{out / EVAL_JSON} is damaged (not an eval.json of `optical evaluate`); {remedy}") from None
+    if overwrite:
+        return None
+    if held_config != asdict(config):
+        wanted = asdict(config)
+        changed = ", ".join(sorted(k for k in set(held_config) | set(wanted) if held_config.get(k) != wanted.get(k)))
+        system = held.get("system")
+        raise OpticalError(f"output dir {out} holds another evaluation (system {system!r}; differs in {changed}); {remedy}")
+    try:
+        return EvalRun.load(out)
+    except OpticalError as exc:
+        raise OpticalError(f"{out} holds this evaluation, damaged: {exc}; pass --overwrite to redo it") from None
 
 
 def _default_system(config: EvalConfig, info: dict) -> str:
@@ -203,10 +272,7 @@ def _retrieval(
     return results
 
 
-def _alignment(
-    lang: str, student: Encoder, teacher: Encoder, docs: _DocCache, clock: _Clock, config: EvalConfig, data_dir: Path
-) -> list[TaskResult]:
-    pairs = load_flores_devtest(data_dir, lang)
+def _alignment(lang: str, pairs: list, student: Encoder, docs: _DocCache, clock: _Clock, config: EvalConfig) -> list[TaskResult]:
     english = [p.en for p in pairs]
     foreign = [p.foreign for p in pairs]
     en_teacher = docs.dense(english, "query", config.query_max_length)
@@ -235,21 +301,30 @@ def _alignment(
     return results
 
 
-def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
-    """Run every task of ``config`` and write the run dir to ``config.out_dir``."""
+def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False) -> EvalRun:
+    """Run every task of ``config`` and write the run dir to ``config.out_dir``.
+
+    Everything that can be refused is checked before any model is loaded: the config, the output
+    dir (a finished run of the same config is reused; one of another run, system or kind of run is
+    refused unless ``overwrite``), the student (its files against run.json), the models' files and
+    the task data. The run dir is built aside and swapped in whole, so ``out_dir`` holds the
+    previous complete run or the new one, never a mix.
+    """
     config.validate()
-    finished = Path(config.out_dir) / "eval.json"
-    if finished.exists():  # a finished evaluation of the same config is reused, not redone
-        held = json.loads(finished.read_text(encoding="utf-8")).get("config", {}).get("eval")
-        if held == asdict(config):
-            return EvalRun.load(config.out_dir)
+    finished = _finished_evaluation(config, overwrite)
+    if finished is not None:
+        return finished
     started = time.perf_counter()
     data_dir = resolve_data_dir(config.data_dir)
     student_path, info = _student_path(config)
+    teacher_location = resolve_model(config.teacher)
+    if isinstance(teacher_location, Path):
+        check_model_dir(teacher_location, role="--teacher")
+    jobs = _jobs(config, data_dir)  # reads every task's data now: a bad data file fails before any model loads
     device = (
         "cuda" if config.device == "auto" and torch.cuda.is_available() else ("cpu" if config.device == "auto" else config.device)
     )
-    teacher = Encoder.load(resolve_model(config.teacher), device=device)
+    teacher = Encoder.load(teacher_location, device=device)
     teacher.eval()
     student = teacher if config.student == ZERO_SHOT else Encoder.load(student_path, device=device)
     student.eval()
@@ -257,14 +332,9 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
     docs = _DocCache(teacher, clock, config)
     maxsim = "maxsim" in config.scoring
     results: dict[str, TaskResult] = {}
-    wanted = {parse_task(t) for t in config.tasks}
-    specs = [spec for task, spec in TASKS.items() if task in wanted]
-    # Language by language, then the English-only tasks once.
-    jobs = [(spec, lang) for lang in config.langs for spec in specs if spec.query_langs != "english" and spec.langs_for([lang])]
-    jobs += [(spec, "en") for spec in specs if spec.query_langs == "english"]
-    for spec, lang in tqdm(jobs, desc=f"evaluate {_default_system(config, info)}", unit="task", disable=not progress):
+    for spec, lang, data in tqdm(jobs, desc=f"evaluate {_default_system(config, info)}", unit="task", disable=not progress):
         if spec.build is None:
-            found = _alignment(lang, student, teacher, docs, clock, config, data_dir)
+            found = _alignment(lang, data, student, docs, clock, config)
         else:
             passage_max_length = (
                 config.query_max_length if spec.passage_length is PassageLength.QUERY else config.passage_max_length
@@ -272,7 +342,7 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
             (result_name,) = spec.results
             found = _retrieval(
                 f"{result_name}.{lang}",
-                spec.build(data_dir, lang, config.split),
+                data,
                 student,
                 docs,
                 clock,
@@ -298,5 +368,18 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
         },
         versions=versions(),
     )
-    run.save(config.out_dir)
+    with atomic_directory(Path(config.out_dir)) as building:
+        run.save(building)
     return run
+
+
+def _jobs(config: EvalConfig, data_dir: Path) -> list[tuple]:
+    """(task spec, language, its data) for every task to run: language by language, then the English-only tasks once."""
+    wanted = {parse_task(t) for t in config.tasks}
+    specs = [spec for task, spec in TASKS.items() if task in wanted]
+    jobs = [(spec, lang) for lang in config.langs for spec in specs if spec.query_langs != "english" and spec.langs_for([lang])]
+    jobs += [(spec, "en") for spec in specs if spec.query_langs == "english"]
+    return [
+        (spec, lang, load_flores_devtest(data_dir, lang) if spec.build is None else spec.build(data_dir, lang, config.split))
+        for spec, lang in jobs
+    ]
