@@ -210,8 +210,8 @@ def test_cli_compare(runs, tmp_path, capsys):
     assert "optical vs kd" in capsys.readouterr().out
     data = json.loads((out / "comparison.json").read_text())
     assert data["resource_groups"] == {"low": ["el", "hi"], "high": ["de"]}
-    with pytest.raises(OpticalError, match="eval.json is missing") as error:
-        _cli(["compare", str(tmp_path / "nowhere"), "--out", str(out)])
+    with pytest.raises(OpticalError, match="nowhere does not exist") as error:
+        _cli(["compare", str(tmp_path / "nowhere"), str(runs[0]), "--out", str(out)])
     assert "\n" not in str(error.value)
     with pytest.raises(OpticalError, match="--low and --high share el"):
         _cli(["compare", str(runs[0]), "--out", str(out), "--low", "el", "--high", "el,de"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from optical.errors import OpticalError
 from optical.eval.tasks import RESOURCE_GROUPS
+from optical.storage import atomic_directory
 
 # Mirrors optical.eval.stats' defaults without importing numpy at start-up; a test checks they agree.
 DEFAULT_RESAMPLES = 10_000
@@ -18,6 +19,26 @@ def _comma_list(value: str) -> list[str]:
     if not langs:
         raise argparse.ArgumentTypeError(f"{value!r} is empty: give a comma-separated list such as el,hi")
     return langs
+
+
+#: What a report dir of `optical compare` holds; anything else in --out is refused.
+REPORT_FILES = {"report.md", "comparison.json", "plots"}
+
+
+def _check_out(out: Path, run_dirs: list[Path]) -> None:
+    """Refuse a --out that is not a writable dir, is (or holds, or lies in) an input run, or holds other files."""
+    from optical.storage import check_output_dir
+
+    check_output_dir(out)
+    resolved = out.resolve()
+    for run_dir in run_dirs:
+        inside = run_dir.resolve()
+        if resolved == inside or inside in resolved.parents or resolved in inside.parents:
+            raise OpticalError(f"--out {out} overlaps the run dir {run_dir}; write the report elsewhere")
+    if out.is_dir():
+        names = {p.name for p in out.iterdir()}
+        if names and not (names <= REPORT_FILES and "comparison.json" in names):
+            raise OpticalError(f"--out {out} is not empty and holds no comparison report; pick another --out")
 
 
 def register(subparsers) -> None:
@@ -55,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     overlap = set(args.low) & set(args.high)
     if overlap:
         raise OpticalError(f"--low and --high share {', '.join(sorted(overlap))}: a language belongs to one group")
+    if args.n_resamples < 1:
+        raise OpticalError(f"--n-resamples must be >= 1, got {args.n_resamples}")
+    _check_out(args.out, args.run_dirs)
     report = compare_runs(
         args.run_dirs,
         baselines=args.baseline,
@@ -62,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         measures=args.measures,
         settings=StatsSettings(n_resamples=args.n_resamples, seed=args.seed),
     )
-    report.save(args.out)
+    with atomic_directory(args.out) as building:  # the previous report stays whole until the new one is complete
+        report.save(building)
     n_significant = sum(row.comparison.significant for row in report.comparisons)
     print(
         f"compared {len(report.systems)} systems ({', '.join(f'{a} vs {b}' for a, b in report.pairs)}): "

@@ -305,7 +305,15 @@ def difference_text(c: PairedComparison) -> str:
 
 def _load_runs(run_dirs: Sequence[Path]) -> list[tuple[Path, EvalRun]]:
     if not run_dirs:
-        raise OpticalError("no run dirs given: pass at least one evaluation run dir")
+        raise OpticalError("no run dirs given: pass at least two evaluation run dirs")
+    seen: dict[Path, Path] = {}
+    for d in run_dirs:
+        if not Path(d).is_dir():
+            raise OpticalError(f"run dir {d} does not exist or is not a directory")
+        key = Path(d).resolve()
+        if key in seen:
+            raise OpticalError(f"run dir {d} is given twice (also as {seen[key]}): each evaluation counts once")
+        seen[key] = Path(d)
     runs = [(Path(d), EvalRun.load(d, with_trec=False)) for d in run_dirs]
     first_dir, first = runs[0]
     task_fingerprints: dict[str, tuple[Path, str, str]] = {}
@@ -402,6 +410,16 @@ def compare_runs(
     groups = {name: list(langs) for name, langs in (resource_groups or RESOURCE_GROUPS).items()}
     runs = _load_runs([Path(d) for d in run_dirs])
     systems, seeds_of = _systems(runs)
+    if len(systems) < 2:
+        raise OpticalError(
+            f"the runs hold one system ({systems[0].name}): a comparison needs at least two distinct systems "
+            "(runs sharing a system name are its seeds)"
+        )
+    if measures is not None:
+        available = {m for run in runs for task in run[1].tasks.values() for m in task.per_query}
+        unknown = [m for m in measures if m not in available]
+        if unknown:
+            raise OpticalError(f"unknown measure(s) {', '.join(unknown)}; the runs hold {', '.join(sorted(available))}")
     pairs = _pairs(systems, baselines)
     notes: list[str] = []
     samples = _samples(seeds_of, notes)
