@@ -1,4 +1,4 @@
-"""``optical data``: fetch the data directory, summarise it, check a bitext file."""
+"""``optical data``: fetch the data directory, summarise it, check a bitext file, export a task in BEIR layout."""
 
 from __future__ import annotations
 
@@ -25,9 +25,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     check = commands.add_parser("check-bitext", help="validate an English<TAB>foreign file and count skipped lines")
     check.add_argument("file", help="path of the .tsv file")
-    check.add_argument("--lang", required=True, help="language of the foreign side (e.g. el)")
+    check.add_argument(
+        "--lang", required=True, help="language of the foreign side: any ISO 639 / BCP-47 code (e.g. el, sw, zh-Hant)"
+    )
     check.add_argument("--strict", action="store_true", help="fail on the first malformed line")
+    check.add_argument("--data-dir", help="data directory, for the reserved FLORES-200 devtest overlap count")
     check.set_defaults(func=_check_bitext)
+
+    export = commands.add_parser("export-beir", help="write the XQuAD-R X->en sentence task in BEIR layout")
+    export.add_argument("--lang", required=True, help="query language (an XQuAD-R language, e.g. el)")
+    export.add_argument("--split", default="test", help="test (default) or dev")
+    export.add_argument("--out", required=True, help="directory to write (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
+    export.add_argument("--data-dir", help="data directory (default: $OPTICAL_DATA_DIR or <cache>/data)")
+    export.set_defaults(func=_export_beir)
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -49,7 +59,28 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _check_bitext(args: argparse.Namespace) -> int:
-    from optical.data.bitext import read_bitext_file
+    from optical.data.bitext import bitext_language, devtest_overlap, read_bitext_file
+    from optical.data.datadir import data_dir_location
+    from optical.data.sources import FLORES_LANGS, bitext_relpath
 
-    print(read_bitext_file(args.file, args.lang, strict=args.strict).report.render())
+    loaded = read_bitext_file(args.file, args.lang, strict=args.strict)
+    print(loaded.report.render())
+    lang = bitext_language(args.lang).code
+    data_dir = data_dir_location(args.data_dir)
+    if lang in FLORES_LANGS and (data_dir / bitext_relpath("flores200_devtest", lang)).is_file():
+        overlap = devtest_overlap(data_dir, lang, loaded.pairs)
+        print(f"  reserved FLORES-200 devtest: {overlap} pairs match it (normalised) and would be dropped from training")
+    return 0
+
+
+def _export_beir(args: argparse.Namespace) -> int:
+    from optical.data.beir import export_beir
+    from optical.data.datadir import resolve_data_dir
+
+    collection = export_beir(resolve_data_dir(args.data_dir, require=("xquad-r",)), args.lang, args.split, args.out)
+    print(
+        f"{collection.path}: {len(collection.queries)} queries, {len(collection.corpus)} documents, "
+        f"qrels/{collection.split}.tsv (BEIR layout; evaluate it with `optical evaluate --collection {collection.path} "
+        f"--query-lang {args.lang} --student ... --passage-max-length 128`)"
+    )
     return 0

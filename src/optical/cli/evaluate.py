@@ -1,9 +1,10 @@
-"""``optical evaluate``: score one student (or zero-shot) on the XQuAD test split."""
+"""``optical evaluate``: score one student (or zero-shot) on the XQuAD test split, or on your own collection."""
 
 from __future__ import annotations
 
 import argparse
 
+from optical.errors import OpticalError
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -14,29 +15,82 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate",
         help="evaluate a distilled student (or zero-shot) on XQuAD / XQuAD-R / FLORES",
-        description="Evaluate a student on CLIR X->en, the LAReQA pool, English retention and FLORES alignment.",
+        description="Evaluate a student on CLIR X->en, the LAReQA pool, English retention and FLORES alignment; "
+        "or, with --collection DIR --query-lang XX, on your own BEIR or TREC collection.",
     )
     p.add_argument("--student", required=True, help="output dir of `optical distill`, or zero-shot")
     p.add_argument("--out", required=True, help="run dir to write (eval.json, per_query/, runs/, qrels/)")
-    p.add_argument("--langs", default="el", help="comma-separated XQuAD-R languages (default el)")
+    p.add_argument(
+        "--langs", default="el", help="comma-separated XQuAD-R languages, or FLORES ones with --tasks align (default el)"
+    )
     p.add_argument("--teacher", default="multilingual-e5-small")
     p.add_argument("--tasks", help="comma-separated subset of clir_sentence,clir_paragraph,pool,retention,align (default all)")
     p.add_argument("--scoring", default="dense", help="dense (default) and/or maxsim (late interaction)")
-    p.add_argument("--split", default="test", help="test (default) or dev")
+    p.add_argument(
+        "--split", default="test", help="test (default) or dev; with --collection, the qrels split (qrels/<split>.tsv)"
+    )
+    p.add_argument("--collection", help="your own collection: a BEIR dir (corpus.jsonl, queries.jsonl, qrels/) or a TREC dir")
+    p.add_argument(
+        "--query-lang", help="language of the collection's queries (any ISO 639 / BCP-47 code; needed with --collection)"
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="with --collection: refuse qrels naming unknown ids (default: drop them)"
+    )
+    p.add_argument(
+        "--task-name", default="collection", help="with --collection: the task part of the result key (default collection)"
+    )
+    p.add_argument("--passage-max-length", type=int, default=512, help="with --collection: document max tokens (default 512)")
+    p.add_argument(
+        "--exact-below", type=int, help="with --collection: exact search below this many documents, HNSW above (default 200000)"
+    )
     p.add_argument("--query-noise", type=float, default=0.0, help="character typo rate applied to queries")
     p.add_argument("--noise-seed", type=int, default=0)
     p.add_argument("--system", help="display name in reports")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir")
+    p.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from optical.eval.evaluate import EvalConfig, evaluate
-    from optical.eval.tasks import TASKS
+def run_collection(args: argparse.Namespace) -> int:
+    from optical.eval.collection import EXACT_BELOW, CollectionConfig, evaluate_collection
     from optical.eval.metrics import aggregate_name
+
+    if not args.query_lang:
+        raise OpticalError("--collection needs --query-lang XX, the language of its queries (e.g. el, sw, zh-Hant)")
+    config = CollectionConfig(
+        collection=args.collection,
+        query_lang=args.query_lang,
+        student=args.student,
+        out_dir=args.out,
+        teacher=args.teacher,
+        split=args.split,
+        scoring=_csv(args.scoring),
+        strict=args.strict,
+        task_name=args.task_name,
+        system=args.system,
+        exact_below=args.exact_below or EXACT_BELOW,
+        batch_size=args.batch_size,
+        passage_max_length=args.passage_max_length,
+        device=args.device,
+    )
+    result = evaluate_collection(config, progress=not args.quiet, overwrite=args.overwrite)
+    print(f"{result.system}: {len(result.tasks)} task results in {args.out}")
+    for key, task in result.tasks.items():
+        print(f"  {key:28s} {aggregate_name('RR@10'):8s} {task.aggregates['RR@10']:.4f}  (n={task.n_queries})")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.collection:
+        return run_collection(args)
+    if args.query_lang or args.strict:
+        raise OpticalError("--query-lang and --strict go with --collection DIR")
+    from optical.eval.evaluate import EvalConfig, evaluate
+    from optical.eval.metrics import aggregate_name
+    from optical.eval.tasks import TASKS
 
     config = EvalConfig(
         student=args.student,
@@ -53,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         data_dir=args.data_dir,
     )
-    result = evaluate(config, progress=not args.quiet)
+    result = evaluate(config, progress=not args.quiet, overwrite=args.overwrite)
     print(f"{result.system}: {len(result.tasks)} task results in {args.out}")
     for key, task in result.tasks.items():
         main = "AP" if key.startswith("pool") else ("R@1" if key.startswith("align") else "RR@10")

@@ -12,6 +12,11 @@ license class, never trains on the reserved FLORES-200 devtest and drops any
 pair with a side that matches a devtest sentence after normalisation, subsamples
 to a budget, and can inject a known fraction of misaligned pairs (a derangement
 of their foreign sides) for robustness studies.
+
+A source is a registered name (:data:`optical.data.sources.SOURCES`) or the path
+of the user's own ``English<TAB>foreign`` file: the same validation, caps, dedup,
+devtest filter, budget and noise apply to it; its license class is ``user`` and
+its path and sha256 go into the stats (and so into a run's ``run.json``).
 """
 
 from __future__ import annotations
@@ -25,9 +30,20 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from optical.data.languages import BITEXT_LANGS, LANGUAGES, has_script, mostly_latin, validate_lang
-from optical.data.sources import FLORES_DEVTEST, LICENSE_CLASSES, bitext_relpath, get_source, sources_for
+from optical.data.languages import Language, describe, get_language, has_script, mostly_latin, warn_unchecked_script
+from optical.data.sources import (
+    FLORES_DEVTEST,
+    FLORES_LANGS,
+    LICENSE_CLASSES,
+    REGISTERED_LICENSE_CLASSES,
+    SOURCES,
+    USER_LICENSE,
+    bitext_relpath,
+    get_source,
+    sources_for,
+)
 from optical.errors import OpticalError
+from optical.storage import sha256_file
 
 MAX_SIDE_CHARS = 2000
 """A side longer than this is not a sentence (a mis-split document or a broken file)."""
@@ -127,12 +143,33 @@ def overlap_key(text: str) -> str:
     return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
-def _script_problem(english: str, foreign: str, lang: str) -> str | None:
-    language = LANGUAGES[lang]
+def bitext_language(lang: str) -> Language:
+    """The foreign language of a bitext file: any valid code but English (one-line OpticalError otherwise)."""
+    language = get_language(lang)
+    if language.code.split("-")[0] == "en":
+        raise OpticalError(
+            f"language {describe(lang)} is not in bitext: bitext pairs English with another language; give --lang XX"
+        )
+    return language
+
+
+def check_bitext_path(path: str | Path) -> Path:
+    """``path`` if it is a readable file; otherwise a one-line OpticalError saying what to give instead."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OpticalError(f"bitext path {path} is a directory; give the path of an English<TAB>foreign .tsv file")
+    if not path.is_file():
+        raise OpticalError(f"bitext file {path} does not exist; give the path of an English<TAB>foreign .tsv file")
+    return path
+
+
+def _script_problem(english: str, foreign: str, language: Language) -> str | None:
     english_ok = mostly_latin(english)
+    if not language.script_known:  # nothing to compare the foreign side with (said once on reading)
+        return None if english_ok else WRONG_SCRIPT
     if language.script_checkable:
-        foreign_ok = has_script(foreign, language.script)
-        if not english_ok and not foreign_ok and has_script(english, language.script):
+        foreign_ok = has_script(foreign, language.script_code)
+        if not english_ok and not foreign_ok and has_script(english, language.script_code):
             return SWAPPED
         if not english_ok or not foreign_ok:
             return WRONG_SCRIPT
@@ -144,11 +181,11 @@ def _script_problem(english: str, foreign: str, lang: str) -> str | None:
 def read_bitext_file(
     path: str | Path, lang: str, source: str | None = None, strict: bool = False, length: LengthFilter | None = None
 ) -> BitextFile:
-    """Read and validate an ``English<TAB>foreign`` file of any source (or any path)."""
-    validate_lang(lang, BITEXT_LANGS, "bitext")
-    path = Path(path)
-    if not path.is_file():
-        raise OpticalError(f"bitext file {path} does not exist")
+    """Read and validate an ``English<TAB>foreign`` file of any source (or any path), for any language."""
+    language = bitext_language(lang)
+    path = check_bitext_path(path)
+    if not language.script_known:
+        warn_unchecked_script(language, "the script and swapped-columns checks of the foreign side are")
     source = source or path.parent.name
     raw = path.read_bytes()
     report = ValidationReport(path)
@@ -187,9 +224,9 @@ def read_bitext_file(
         if max(len(english), len(foreign)) > MAX_SIDE_CHARS:
             skip(line_number, TOO_LONG_LINE, f"a side has over {MAX_SIDE_CHARS} characters")
             continue
-        problem = _script_problem(english, foreign, lang)
+        problem = _script_problem(english, foreign, language)
         if problem:
-            skip(line_number, problem, f"English side must be Latin script, foreign side {LANGUAGES[lang].script}")
+            skip(line_number, problem, f"English side must be Latin script, foreign side {language.script or 'any'}")
             continue
         if length is not None:
             verdict = length.verdict(english)
@@ -209,6 +246,7 @@ def read_source(
     data_dir: str | Path, source: str, lang: str, strict: bool = False, length: LengthFilter | None = None
 ) -> BitextFile:
     """Read ``bitext/<source>/en-<lang>.tsv`` of a data directory."""
+    lang = bitext_language(lang).code
     registered = get_source(source)
     if lang not in registered.languages:
         raise OpticalError(
@@ -219,7 +257,12 @@ def read_source(
 
 def load_flores_devtest(data_dir: str | Path, lang: str) -> list[BitextPair]:
     """The reserved FLORES-200 devtest pairs for alignment evaluation: 1012, line order, no dedup."""
-    validate_lang(lang, BITEXT_LANGS, "FLORES-200 devtest")
+    lang = get_language(lang).code
+    if lang not in FLORES_LANGS:
+        raise OpticalError(
+            f"language {describe(lang)} is not in the FLORES-200 devtest of the data registry; "
+            f"valid codes: {' '.join(FLORES_LANGS)}"
+        )
     path = Path(data_dir) / bitext_relpath(FLORES_DEVTEST, lang)
     if not path.is_file():
         raise OpticalError(f"{path} is missing; run `optical data fetch --only bitext`")
@@ -232,15 +275,31 @@ def load_flores_devtest(data_dir: str | Path, lang: str) -> list[BitextPair]:
     return pairs
 
 
+def reserved_keys(data_dir: str | Path, lang: str) -> set[str]:
+    """Overlap keys of both sides of the reserved FLORES-200 devtest of ``lang`` (empty without one)."""
+    lang = get_language(lang).code
+    devtest = load_flores_devtest(data_dir, lang) if lang in FLORES_LANGS else []
+    return {overlap_key(text) for pair in devtest for text in (pair.en, pair.foreign)} - {""}
+
+
+def devtest_overlap(data_dir: str | Path, lang: str, pairs: list[BitextPair]) -> int:
+    """How many of ``pairs`` have a side matching the reserved FLORES-200 devtest (training drops them)."""
+    keys = reserved_keys(data_dir, lang)
+    return sum(overlap_key(p.en) in keys or overlap_key(p.foreign) in keys for p in pairs)
+
+
 @dataclass(frozen=True)
 class BitextConfig:
     lang: str
     sources: tuple[str, ...] | None = None
-    """Sources to mix, in priority order (a pair found in two keeps the first); None: every
-    non-reserved source of ``lang`` whose license class is allowed."""
+    """Sources to mix, in priority order (a pair found in two keeps the first): registered names
+    or paths of the user's own TSV files; None: every non-reserved registered source of ``lang``
+    whose license class is allowed."""
     caps: dict[str, int] = field(default_factory=dict)
-    """Source -> most pairs taken from it (seeded subsample)."""
+    """Source (name or path, as given) -> most pairs taken from it (seeded subsample)."""
     license_classes: tuple[str, ...] = LICENSE_CLASSES
+    """Allowed license classes. A user file (class ``user``) is allowed when ``user`` is listed,
+    or when every registered class is (no restriction asked for)."""
     budget: int | None = None
     """Number of pairs in the mixture; None takes every usable pair."""
     seed: int = 13
@@ -249,6 +308,8 @@ class BitextConfig:
     min_length: int = 1
     max_length: int | None = None
     length_unit: str = "tokens"
+    strict: bool = False
+    """Refuse a user file on its first malformed line (registered sources are always lenient)."""
 
 
 @dataclass(frozen=True)
@@ -258,9 +319,17 @@ class SourceStats:
     filtered: int
     """Dropped by the length filter or as duplicates within the file."""
     devtest_overlap: int
+    """Pairs dropped because a side matches a reserved FLORES-200 devtest sentence (normalised)."""
     cross_source_duplicates: int
     after_cap: int
     selected: int
+    license_class: str = ""
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Reason -> lines not kept while reading (malformed reasons, length filter, in-file duplicates)."""
+    path: str | None = None
+    """Absolute path of a user file (None for a registered source)."""
+    sha256: str | None = None
+    """sha256 of a user file's bytes (None for a registered source)."""
 
 
 @dataclass(frozen=True)
@@ -282,39 +351,75 @@ class Bitext:
     """sha256 over the final pairs (in order) and the config: a cache key for downstream steps."""
 
 
-def _chosen_sources(config: BitextConfig) -> list[str]:
+@dataclass(frozen=True)
+class _Source:
+    key: str
+    """The name or path as given (the key of caps and stats, and each pair's ``source``)."""
+    license_class: str
+    path: Path | None = None
+    """A user file's path (None for a registered source)."""
+
+
+def is_user_file(name: str) -> bool:
+    """Whether a ``--bitext`` entry is a file path rather than a registered source name."""
+    return name not in SOURCES
+
+
+def _user_allowed(license_classes: tuple[str, ...]) -> bool:
+    return USER_LICENSE in license_classes or set(REGISTERED_LICENSE_CLASSES) <= set(license_classes)
+
+
+def _chosen_sources(config: BitextConfig, lang: str) -> list[_Source]:
     for license_class in config.license_classes:
         if license_class not in LICENSE_CLASSES:
             raise OpticalError(f"unknown license class {license_class!r}; classes: {' '.join(LICENSE_CLASSES)}")
+    allowed = tuple(config.license_classes)
     if config.sources is None:
-        chosen = [s.name for s in sources_for(config.lang) if not s.reserved and s.license_class in config.license_classes]
+        chosen = [_Source(s.name, s.license_class) for s in sources_for(lang) if not s.reserved and s.license_class in allowed]
         if not chosen:
             raise OpticalError(
-                f"no bitext source for {config.lang} has an allowed license class ({' '.join(config.license_classes)})"
+                f"no registered bitext source for {lang} has an allowed license class ({' '.join(allowed)}); "
+                "give your own English<TAB>foreign file with --bitext PATH"
             )
         return chosen
+    if not config.sources:
+        raise OpticalError("no bitext sources given; name registered sources or TSV files (e.g. ntrex128,path/to/file.tsv)")
+    result = []
     for name in config.sources:
+        name = str(name)
+        if is_user_file(name):
+            if not any(sep in name for sep in ("/", "\\")) and not name.endswith((".tsv", ".txt")) and not Path(name).exists():
+                get_source(name)  # neither a source nor anything path-like: the unknown-source error
+            path = check_bitext_path(name)
+            if not _user_allowed(allowed):
+                raise OpticalError(
+                    f"bitext file {name} is license class {USER_LICENSE}; allowed license classes: {' '.join(allowed)} "
+                    f"(add {USER_LICENSE} to --licenses to train on it)"
+                )
+            result.append(_Source(name, USER_LICENSE, path.resolve()))
+            continue
         source = get_source(name)
         if source.reserved:
             raise OpticalError(
                 f"{name} is the reserved alignment evaluation set and cannot be a training source; remove it from the sources"
             )
-        if source.license_class not in config.license_classes:
+        if source.license_class not in allowed:
             raise OpticalError(
-                f"bitext source {name} is {source.license_class} ({source.license}); "
-                f"allowed license classes: {' '.join(config.license_classes)}"
+                f"bitext source {name} is {source.license_class} ({source.license}); allowed license classes: {' '.join(allowed)}"
             )
-        if config.lang not in source.languages:
+        if lang not in source.languages:
             raise OpticalError(
-                f"bitext source {name} has no en-{config.lang} pairs; sources with {config.lang}: "
-                f"{' '.join(s.name for s in sources_for(config.lang) if not s.reserved)}"
+                f"bitext source {name} has no en-{lang} pairs; sources with {lang}: "
+                f"{' '.join(s.name for s in sources_for(lang) if not s.reserved) or '(none; give your own TSV file)'}"
             )
-    if len(set(config.sources)) != len(config.sources):
-        raise OpticalError(f"bitext sources repeat: {' '.join(config.sources)}")
+        result.append(_Source(name, source.license_class))
+    keys = [source.key for source in result]
+    if len(set(keys)) != len(keys) or len({s.path for s in result if s.path}) != sum(1 for s in result if s.path):
+        raise OpticalError(f"bitext sources repeat: {' '.join(keys)}")
     for name in config.caps:
-        if name not in config.sources:
-            raise OpticalError(f"cap given for {name}, which is not among the sources {' '.join(config.sources)}")
-    return list(config.sources)
+        if name not in keys:
+            raise OpticalError(f"cap given for {name}, which is not among the sources {' '.join(keys)}")
+    return result
 
 
 def _derange_foreign(pairs: list[BitextPair], count: int, rng: random.Random) -> tuple[list[BitextPair], tuple[int, ...]]:
@@ -336,28 +441,40 @@ def _derange_foreign(pairs: list[BitextPair], count: int, rng: random.Random) ->
     return noised, tuple(sorted(chosen))
 
 
+def _fingerprinted(config: BitextConfig) -> dict:
+    """The config fields that can change the pairs (``strict`` only refuses or not)."""
+    values = asdict(config)
+    del values["strict"]
+    return values
+
+
 def build_bitext(data_dir: str | Path, config: BitextConfig) -> Bitext:
     """Build a seeded, license-filtered, devtest-clean training mixture for ``config.lang``."""
-    validate_lang(config.lang, BITEXT_LANGS, "bitext")
+    lang = bitext_language(config.lang).code
     if not 0.0 <= config.noise_fraction < 1.0:
         raise OpticalError(f"noise_fraction must be in [0, 1), not {config.noise_fraction}")
     length = LengthFilter(config.min_length, config.max_length, config.length_unit)
-    sources = _chosen_sources(config)
+    chosen = _chosen_sources(config, lang)
+    sources = [source.key for source in chosen]
 
-    devtest = load_flores_devtest(data_dir, config.lang)
-    reserved_keys = {overlap_key(text) for pair in devtest for text in (pair.en, pair.foreign)} - {""}
+    # Languages without a FLORES-200 devtest in the registry have no reserved set to keep out.
+    reserved = reserved_keys(data_dir, lang)
 
     seen: set[tuple[str, str]] = set()
     pool: list[BitextPair] = []
     counts: dict[str, dict[str, int]] = {}
-    for name in sources:
+    for source in chosen:
+        name = source.key
         cap = config.caps.get(name)
         if cap is not None and cap < 0:
             raise OpticalError(f"cap for {name} must be >= 0, not {cap}")
-        loaded = read_source(data_dir, name, config.lang, length=length)
-        clean = [
-            p for p in loaded.pairs if overlap_key(p.en) not in reserved_keys and overlap_key(p.foreign) not in reserved_keys
-        ]
+        if source.path is None:
+            loaded = read_source(data_dir, name, lang, length=length)
+            provenance: dict = {}
+        else:
+            loaded = read_bitext_file(source.path, lang, source=name, strict=config.strict, length=length)
+            provenance = dict(path=str(source.path), sha256=sha256_file(source.path))
+        clean = [p for p in loaded.pairs if overlap_key(p.en) not in reserved and overlap_key(p.foreign) not in reserved]
         fresh = [p for p in clean if (p.en, p.foreign) not in seen]
         seen.update((p.en, p.foreign) for p in fresh)
         capped = fresh
@@ -373,20 +490,22 @@ def build_bitext(data_dir: str | Path, config: BitextConfig) -> Bitext:
             devtest_overlap=len(loaded.pairs) - len(clean),
             cross_source_duplicates=len(clean) - len(fresh),
             after_cap=len(capped),
+            license_class=source.license_class,
+            skipped={reason: count for reason, count in sorted(report.skipped.items()) if count},
+            **provenance,
         )
 
     if not pool:
         raise OpticalError(
-            f"no usable en-{config.lang} pairs in {' '.join(sources)} after filtering; "
-            "relax the length filter, caps or license classes"
+            f"no usable en-{lang} pairs in {' '.join(sources)} after filtering; relax the length filter, caps or license classes"
         )
     budget = len(pool) if config.budget is None else config.budget
     if budget > len(pool) or budget <= 0:
         raise OpticalError(
-            f"budget {config.budget} is not available: {len(pool)} usable en-{config.lang} pairs "
+            f"budget {config.budget} is not available: {len(pool)} usable en-{lang} pairs "
             f"in {' '.join(sources)}; ask for 1..{len(pool)}"
         )
-    rng = random.Random(f"{config.seed}:mixture:{config.lang}")
+    rng = random.Random(f"{config.seed}:mixture:{lang}")
     pairs = rng.sample(pool, budget)  # seeded subsample, in seeded random order
 
     noise_count = round(config.noise_fraction * len(pairs))
@@ -403,7 +522,7 @@ def build_bitext(data_dir: str | Path, config: BitextConfig) -> Bitext:
     per_source = {name: SourceStats(**values, selected=selected[name]) for name, values in counts.items()}
     stats = BitextStats(per_source, available=len(pool), selected=len(pairs), noised=len(noised_indices))
     payload = json.dumps(
-        [asdict(config), [[p.en, p.foreign, p.source, p.noised] for p in pairs]], ensure_ascii=False, sort_keys=True
+        [_fingerprinted(config), [[p.en, p.foreign, p.source, p.noised] for p in pairs]], ensure_ascii=False, sort_keys=True
     )
     fingerprint = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
     return Bitext(config, pairs, stats, noised_indices, fingerprint)

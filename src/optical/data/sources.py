@@ -3,8 +3,12 @@
 The license class decides whether a source may enter a training mixture:
 ``open`` (CC0, CC BY, CC BY-SA), ``non-commercial`` (CC BY-NC) or
 ``research-only`` (no explicit open license: WMT news test sets, Multi30k).
-FLORES-200 devtest is reserved for the alignment evaluation and is never a
-training source.
+A bitext file the user brings (a path given where a source name goes) is class
+``user``. FLORES-200 devtest is reserved for the alignment evaluation and is
+never a training source.
+
+Languages: the 11 XQuAD foreign languages, and the four truly low-resource ones
+(sw so am yo) in NTREX-128 and both FLORES-200 sets.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from dataclasses import dataclass
 
 from optical.errors import OpticalError
 
-LICENSE_CLASSES: tuple[str, ...] = ("open", "non-commercial", "research-only")
+REGISTERED_LICENSE_CLASSES: tuple[str, ...] = ("open", "non-commercial", "research-only")
+USER_LICENSE = "user"
+LICENSE_CLASSES: tuple[str, ...] = (*REGISTERED_LICENSE_CLASSES, USER_LICENSE)
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,9 @@ class BitextSource:
     """Reserved for evaluation: never part of a training mixture."""
 
 
-_ALL_FOREIGN = ("ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+_XQUAD_FOREIGN = ("ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+_LOW_RESOURCE = ("sw", "so", "am", "yo")
+_ALL_FOREIGN = _XQUAD_FOREIGN + _LOW_RESOURCE
 _OPUS_TESTSETS = "github.com/Helsinki-NLP/OPUS-MT-testsets @ ac0f19c0be3cb4e0d9450fcb2d7a9847c4bdd180"
 
 SOURCES: dict[str, BitextSource] = {
@@ -114,9 +122,16 @@ SOURCES: dict[str, BitextSource] = {
 FLORES_DEVTEST = "flores200_devtest"
 
 
+#: Languages with the reserved FLORES-200 devtest (the alignment evaluation).
+FLORES_LANGS: tuple[str, ...] = SOURCES[FLORES_DEVTEST].languages
+
+
 def get_source(name: str) -> BitextSource:
     if name not in SOURCES:
-        raise OpticalError(f"unknown bitext source {name!r}; known sources: {' '.join(SOURCES)}")
+        raise OpticalError(
+            f"unknown bitext source {name!r}; known sources: {' '.join(SOURCES)} "
+            "(or give the path of an English<TAB>foreign .tsv file)"
+        )
     return SOURCES[name]
 
 

@@ -1,4 +1,8 @@
-"""What a data directory holds, per language: XQuAD, XQuAD-R and validated bitext counts."""
+"""What a data directory holds, per language: XQuAD, XQuAD-R and validated bitext counts.
+
+The 12 XQuAD languages come first, then the truly low-resource ones (sw so am yo), which
+have bitext (and the reserved FLORES-200 devtest) but no XQuAD.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from optical.data.bitext import read_source
-from optical.data.languages import XQUAD_LANGS, XQUADR_LANGS
+from optical.data.languages import LANGUAGES, LOW_RESOURCE_LANGS, XQUAD_LANGS, XQUADR_LANGS
 from optical.data.sources import SOURCES, sources_for
 from optical.data.xquad import read_xquad, read_xquadr
 
@@ -24,10 +28,11 @@ class BitextCount:
 @dataclass(frozen=True)
 class LanguageSummary:
     lang: str
-    xquad_questions: int
-    xquad_paragraphs: int
+    xquad_questions: int | None
+    """None for a language without XQuAD (sw so am yo)."""
+    xquad_paragraphs: int | None
     xquadr_candidates: int | None
-    """None for Romanian, which XQuAD-R lacks."""
+    """None for Romanian, which XQuAD-R lacks, and for the languages without XQuAD."""
     bitext: tuple[BitextCount, ...]
 
 
@@ -44,10 +49,12 @@ class DataSummary:
         for summary in self.languages:
             candidates = "-" if summary.xquadr_candidates is None else str(summary.xquadr_candidates)
             training = sum(count.pairs for count in summary.bitext if not count.reserved)
-            lines.append(
-                f"{summary.lang:<5} {summary.xquad_questions:>5}/{summary.xquad_paragraphs:<6} "
-                f"{candidates:>12}  {training} trainable pairs"
-            )
+            if summary.xquad_questions is None:
+                xquad = f"{'-':>5}/{'-':<6}"
+                name = f" ({LANGUAGES[summary.lang].name}; no XQuAD: FLORES-200 alignment or your own collection)"
+            else:
+                xquad, name = f"{summary.xquad_questions:>5}/{summary.xquad_paragraphs:<6}", ""
+            lines.append(f"{summary.lang:<5} {xquad} {candidates:>12}  {training} trainable pairs{name}")
             for count in summary.bitext:
                 mark = "*" if count.reserved else " "
                 skipped = f", {count.skipped} lines skipped" if count.skipped else ""
@@ -58,8 +65,8 @@ class DataSummary:
 def summarize(data_dir: str | Path) -> DataSummary:
     data_dir = Path(data_dir)
     languages = []
-    for lang in XQUAD_LANGS:
-        xquad = read_xquad(data_dir, lang)
+    for lang in (*XQUAD_LANGS, *LOW_RESOURCE_LANGS):
+        xquad = read_xquad(data_dir, lang) if lang in XQUAD_LANGS else None
         candidates = read_xquadr(data_dir, lang).num_candidates() if lang in XQUADR_LANGS else None
         counts = []
         if lang != "en":
@@ -74,5 +81,6 @@ def summarize(data_dir: str | Path) -> DataSummary:
                         source.reserved,
                     )
                 )
-        languages.append(LanguageSummary(lang, len(xquad.questions), len(xquad.paragraphs), candidates, tuple(counts)))
+        questions, paragraphs = (len(xquad.questions), len(xquad.paragraphs)) if xquad else (None, None)
+        languages.append(LanguageSummary(lang, questions, paragraphs, candidates, tuple(counts)))
     return DataSummary(data_dir, tuple(languages))

@@ -51,8 +51,7 @@ def query_id(question_id: str) -> str:
 def _checked_langs(candidate_langs: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
     if not candidate_langs:
         raise OpticalError(f"no candidate languages given; choose from: {' '.join(allowed)}")
-    for lang in candidate_langs:
-        validate_lang(lang, allowed, what)
+    candidate_langs = [validate_lang(lang, allowed, what) for lang in candidate_langs]
     if len(set(candidate_langs)) != len(candidate_langs):
         raise OpticalError(f"candidate languages repeat: {' '.join(candidate_langs)}")
     return list(candidate_langs)
@@ -60,7 +59,7 @@ def _checked_langs(candidate_langs: list[str], allowed: tuple[str, ...], what: s
 
 def sentence_task(data_dir: str | Path, query_lang: str, candidate_langs: list[str], split: str) -> RetrievalTask:
     """XQuAD-R sentence retrieval; with all 11 candidate languages this is the LAReQA pool."""
-    validate_lang(query_lang, XQUADR_LANGS, "XQuAD-R")
+    query_lang = validate_lang(query_lang, XQUADR_LANGS, "XQuAD-R")
     langs = _checked_langs(candidate_langs, XQUADR_LANGS, "XQuAD-R")
     articles = set(get_split().articles(split))
     query_data = read_xquadr(data_dir, query_lang)
@@ -97,8 +96,8 @@ def sentence_task(data_dir: str | Path, query_lang: str, candidate_langs: list[s
 
 def paragraph_task(data_dir: str | Path, query_lang: str, candidate_lang: str, split: str) -> RetrievalTask:
     """XQuAD paragraph retrieval: the gold candidate is the question's paragraph."""
-    validate_lang(query_lang, XQUAD_LANGS, "XQuAD")
-    validate_lang(candidate_lang, XQUAD_LANGS, "XQuAD")
+    query_lang = validate_lang(query_lang, XQUAD_LANGS, "XQuAD")
+    candidate_lang = validate_lang(candidate_lang, XQUAD_LANGS, "XQuAD")
     articles = set(get_split().articles(split))
     query_data = read_xquad(data_dir, query_lang)
     candidate_data = query_data if candidate_lang == query_lang else read_xquad(data_dir, candidate_lang)

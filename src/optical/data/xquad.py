@@ -159,11 +159,11 @@ def load_qa_file(path: str | Path, lang: str, name: str) -> QADataset:
 
 def read_xquad(data_dir: str | Path, lang: str) -> QADataset:
     """XQuAD in ``lang`` (12 languages incl. ro): 48 articles, 240 paragraphs, 1190 questions."""
-    validate_lang(lang, XQUAD_LANGS, "XQuAD")
+    lang = validate_lang(lang, XQUAD_LANGS, "XQuAD")
     return load_qa_file(Path(data_dir) / xquad_relpath(lang), lang, "XQuAD")
 
 
 def read_xquadr(data_dir: str | Path, lang: str) -> QADataset:
     """XQuAD-R in ``lang`` (11 languages, no ro), with sentence candidates."""
-    validate_lang(lang, XQUADR_LANGS, "XQuAD-R")
+    lang = validate_lang(lang, XQUADR_LANGS, "XQuAD-R")
     return load_qa_file(Path(data_dir) / xquadr_relpath(lang), lang, "XQuAD-R")
