@@ -71,9 +71,26 @@ def run_command(args: argparse.Namespace) -> int:
     return 1 if result.failures else 0
 
 
+def _check_study_dir(study_dir: str, resamples: int | None) -> None:
+    """A study dir to read (with its manifest) and a positive --resamples, checked before any work."""
+    from optical.errors import OpticalError
+    from optical.study.layout import MANIFEST
+
+    path = Path(study_dir)
+    if not path.is_dir():
+        raise OpticalError(f"study dir {path} does not exist or is not a directory")
+    if not (path / MANIFEST).is_file():
+        raise OpticalError(f"{path / MANIFEST} is missing: {path} is not a study dir (run `optical study run` first)")
+    if resamples is not None and resamples < 1:
+        raise OpticalError(f"--resamples must be >= 1, got {resamples}")
+
+
 def report_command(args: argparse.Namespace) -> int:
     from optical.report import write_study_report
+    from optical.storage import check_output_dir
 
+    _check_study_dir(args.study_dir, args.resamples)
+    check_output_dir(Path(args.study_dir) / "report", "report dir")
     report = write_study_report(args.study_dir, n_resamples=args.resamples)
     print(f"report: {report.files[0]} and {report.files[1]} ({len(report.files) - 2} plots)")
     return 0
@@ -83,6 +100,7 @@ def export_command(args: argparse.Namespace) -> int:
     from optical.report import write_study_report
     from optical.study.export import export_study
 
+    _check_study_dir(args.study_dir, args.resamples)
     export = export_study(
         args.study_dir, args.out, write_report=lambda copy: write_study_report(copy, n_resamples=args.resamples).files
     )

@@ -111,8 +111,6 @@ class EvalConfig:
             raise OpticalError(f"--device {self.device!r} is not one of auto, cpu, cuda")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise OpticalError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
-        if not self.out_dir:
-            raise OpticalError("no --out given")
 
 
 @dataclass
@@ -162,6 +160,8 @@ _PARTIAL_EVAL = {"per_query", "runs", "qrels"}
 def _finished_evaluation(config: EvalConfig, overwrite: bool) -> EvalRun | None:
     """The stored run when ``--out`` holds this very evaluation, finished; None when the dir may be
     (re)written; a one-line error when it holds anything else and ``overwrite`` is not given."""
+    if not config.out_dir:
+        raise OpticalError("no --out given: name the run dir to write")
     out = check_output_dir(config.out_dir)
     if not out.is_dir() or not any(out.iterdir()):
         return None

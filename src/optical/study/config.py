@@ -41,13 +41,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from optical.data.languages import XQUADR_LANGS, validate_lang
 from optical.data.sources import get_source
 from optical.errors import OpticalError
 from optical.eval.evaluate import EvalConfig
 from optical.losses.combined import MethodSpec
+from optical.storage import load_yaml_file
 from optical.train.config import DistillConfig
 
 ZERO_SHOT = "zero-shot"
@@ -155,13 +154,7 @@ class StudyConfig:
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate a study YAML file; one-line OpticalError naming the file and key on any problem."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OpticalError(f"study config {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise OpticalError(f"study config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_study_config(raw, source=str(path))
+    return parse_study_config(load_yaml_file(path, "study config"), source=str(path))
 
 
 def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
@@ -195,8 +188,11 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
     for members in groups.values():
         for lang in members:
             _language(lang, f"{source}: resource_groups")
+    for key in ("data_dir", "store", "study"):
+        if key in raw and not isinstance(raw[key], str):
+            raise OpticalError(f"{source}: {key} must be a string, got {raw[key]!r}")
     n_resamples = raw.get("n_resamples", 10_000)
-    if not isinstance(n_resamples, int) or n_resamples < 1:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
         raise OpticalError(f"{source}: n_resamples must be a positive integer, got {n_resamples!r}")
     teacher = _parse_model(raw.get("teacher", "multilingual-e5-small"), f"{source}: teacher", allow_projection=False)
     config = StudyConfig(

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from optical.errors import OpticalError
 from optical.eval.results import EVAL_JSON, EvalRun
-from optical.storage import atomic_directory, atomic_write_bytes, atomic_write_json
+from optical.storage import atomic_directory, atomic_write_bytes, atomic_write_json, check_output_dir
 from optical.study.layout import MANIFEST, RUN_JSON
 
 
@@ -51,11 +51,17 @@ def export_study(
     manifest_path = study_dir / MANIFEST
     if not manifest_path.is_file():
         raise OpticalError(f"{manifest_path} is missing: {study_dir} is not a study dir (run `optical study run` first)")
-    if out_dir.resolve() == study_dir.resolve():
-        raise OpticalError(f"--out {out_dir} is the study dir itself; export into another directory")
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
-        raise OpticalError(f"{out_dir} is not empty and holds no exported study; pick another --out")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    check_output_dir(out_dir)
+    resolved, study = out_dir.resolve(), study_dir.resolve()
+    if resolved == study or study in resolved.parents or resolved in study.parents:
+        raise OpticalError(f"--out {out_dir} overlaps the study dir {study_dir}; export into another directory")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        held = _read_manifest(out_dir / MANIFEST) if (out_dir / MANIFEST).is_file() else None
+        if held is None or "exported_from" not in held:
+            raise OpticalError(f"{out_dir} is not empty and holds no exported study; pick another --out")
+    manifest = _read_manifest(manifest_path)
+    if manifest is None or not isinstance(manifest.get("runs"), list):
+        raise OpticalError(f"{manifest_path} is damaged (not a study manifest); rerun `optical study run`")
 
     # Built aside and swapped in whole: a killed export leaves the previous one (or nothing) in place.
     with atomic_directory(out_dir) as building:
@@ -75,3 +81,11 @@ def export_study(
         atomic_write_json(building / MANIFEST, {**manifest, "store": None, "exported_from": str(study_dir)})
         report_files = write_report(building) if write_report else []
     return StudyExport(out_dir, evaluations, distill_runs, [out_dir / path.relative_to(building) for path in report_files])
+
+
+def _read_manifest(path: Path) -> dict | None:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return manifest if isinstance(manifest, dict) else None

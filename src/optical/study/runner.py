@@ -33,7 +33,7 @@ from optical.errors import OpticalError
 from optical.eval.results import EVAL_JSON
 from optical.formatting import cell_text
 from optical.losses.combined import MethodSpec
-from optical.storage import atomic_write_json, cache_root
+from optical.storage import atomic_write_json, cache_root, check_output_dir
 from optical.study.config import ModelSpec, StudyConfig
 from optical.study.grid import StudyPlan, StudyRun, expand
 from optical.study.layout import DISTILL_DIR, MANIFEST, RUN_JSON, RUNS_DIR, eval_dir_name
@@ -340,6 +340,23 @@ def _available_pairs(config: StudyConfig, run: StudyRun) -> int:
     return total or 10_000
 
 
+def check_study_dirs(config: StudyConfig, study_dir: Path, store: Path) -> None:
+    """Refuse a study dir or store that cannot be written, or a study dir holding something else
+    (another study's config, or files that are not a study); creates nothing."""
+    check_output_dir(study_dir, "--out")
+    check_output_dir(store, "--store")
+    if study_dir.is_dir() and any(study_dir.iterdir()):
+        if not (study_dir / MANIFEST).is_file():
+            raise OpticalError(f"--out {study_dir} is not empty and holds no study (no {MANIFEST}); pick another --out")
+        held = _read_json(study_dir / MANIFEST)
+        if not isinstance(held, dict):
+            raise OpticalError(f"{study_dir / MANIFEST} is damaged; pick another --out or delete it")
+        if held.get("config") not in (None, config.raw):
+            raise OpticalError(
+                f"{study_dir} holds a study with a different config; pick another --out or delete {study_dir / MANIFEST}"
+            )
+
+
 def run_study(
     config: StudyConfig,
     study_dir: str | Path,
@@ -356,13 +373,9 @@ def run_study(
     started = time.perf_counter()
     study_dir = Path(study_dir)
     store_path = _resolve_store(config, store)
+    check_study_dirs(config, study_dir, store_path)
     plan = expand(config)
     study_dir.mkdir(parents=True, exist_ok=True)
-    held = _read_json(study_dir / MANIFEST)
-    if held and held.get("config") not in (None, config.raw):
-        raise OpticalError(
-            f"{study_dir} holds a study with a different config; pick another --out or delete {study_dir / MANIFEST}"
-        )
     models = prepare_models(config, store_path, build=True)
     statuses = [run_status(run, _link(study_dir, store_path, run.run_id)) for run in plan.runs]
     failures: dict[str, str] = {}

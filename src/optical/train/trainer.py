@@ -140,6 +140,8 @@ def _read_marker(marker: Path) -> str | None:
 
 def _check_out_dir(config: DistillConfig, overwrite: bool) -> None:
     """Refuse an output dir that cannot be written or holds something else than this run; writes nothing."""
+    if not config.out_dir:
+        raise OpticalError("no --out given: name the output dir of the run")
     out = check_output_dir(config.out_dir)
     if overwrite or not out.is_dir() or not any(out.iterdir()):
         return
