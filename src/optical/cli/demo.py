@@ -26,9 +26,36 @@ def run(args: argparse.Namespace) -> int:
     from optical.demo import DemoConfig, run_demo
 
     given = {k: getattr(args, k) for k in ("lang", "budget", "seed", "out_dir", "device", "data_dir")}
-    result = run_demo(DemoConfig(**{k: v for k, v in given.items() if v is not None}), progress=not args.quiet)
+    config = DemoConfig(**{k: v for k, v in given.items() if v is not None})
+    check_demo_config(config)
+    result = run_demo(config, progress=not args.quiet)
     print()
     print(result.table)
     print()
     print(f"report: {result.report_dir / 'report.md'}  ({result.seconds / 60:.1f} min)")
     return 0
+
+
+#: What a demo dir holds; an --out with anything else in it is refused.
+DEMO_ENTRIES = {"eval", "distill", "report"}
+
+
+def check_demo_config(config) -> None:
+    """Every value of the demo and its --out, checked before the first (minutes-long) step."""
+    from optical.data import resolve_data_dir
+    from optical.errors import OpticalError
+    from optical.eval.evaluate import EvalConfig
+    from optical.storage import check_output_dir
+    from optical.train import DistillConfig
+
+    out = check_output_dir(config.out_dir)
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in DEMO_ENTRIES)
+        if foreign:
+            raise OpticalError(f"--out {out} holds other files ({', '.join(foreign[:3])}), not a demo; pick another --out")
+    EvalConfig(student="zero-shot", out_dir=str(out), langs=[config.lang], device=config.device).validate()
+    for method in config.methods:
+        DistillConfig(
+            lang=config.lang, method=method, out_dir=str(out), budget=config.budget, seed=config.seed, device=config.device
+        ).validate()
+    resolve_data_dir(config.data_dir)
