@@ -41,18 +41,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optical.data.languages import XQUADR_LANGS, validate_lang
+from optical.data.languages import BITEXT_LANGS, validate_lang
 from optical.data.sources import get_source
 from optical.errors import OpticalError
 from optical.eval.evaluate import EvalConfig
+from optical.eval.results import ZERO_SHOT
+from optical.eval.tasks import RESOURCE_GROUPS
 from optical.losses.combined import MethodSpec
 from optical.storage import load_yaml_file
 from optical.train.config import DistillConfig
 
-ZERO_SHOT = "zero-shot"
 ALL_PAIRS = "all"
-STUDY_LANGS: tuple[str, ...] = tuple(code for code in XQUADR_LANGS if code != "en")
-DEFAULT_RESOURCE_GROUPS: dict[str, list[str]] = {"low": ["el", "hi", "th", "tr"], "high": ["de", "es", "ru", "zh"]}
+#: Every language with registered bitext (the XQuAD ones and the truly low-resource ones); which evaluation
+#: tasks a language supports is checked by the evaluation config (XQuAD tasks need an XQuAD language).
+STUDY_LANGS: tuple[str, ...] = BITEXT_LANGS
 DEFAULT_DOMAINS: dict[str, list[str]] = {"mixed": ["xnli_devtest", "ntrex128", "flores200_sib_dev_extra"]}
 
 #: Axes a grid (the top level or a cell) may set.
@@ -182,7 +184,7 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
     _check_keys(base, ("distill", "eval"), f"{source}: base")
     base_distill = _parse_base(base.get("distill") or {}, DistillConfig, GRID_DISTILL_FIELDS, f"{source}: base.distill")
     base_eval = _parse_base(base.get("eval") or {}, EvalConfig, GRID_EVAL_FIELDS, f"{source}: base.eval")
-    groups = raw.get("resource_groups", DEFAULT_RESOURCE_GROUPS)
+    groups = raw.get("resource_groups", {name: list(members) for name, members in RESOURCE_GROUPS.items()})
     if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
         raise OpticalError(f"{source}: resource_groups must map a group name to a list of languages")
     for members in groups.values():
@@ -230,7 +232,7 @@ def _as_list(value: Any, where: str) -> list:
 
 def _language(code: Any, where: str) -> str:
     try:
-        return validate_lang(str(code), STUDY_LANGS, "the study languages (XQuAD-R, English excluded)")
+        return validate_lang(str(code), STUDY_LANGS, "the study languages (languages with registered bitext)")
     except OpticalError as exc:
         raise OpticalError(f"{where}: {exc}") from None
 
