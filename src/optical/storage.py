@@ -9,6 +9,7 @@ later run would take as complete.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -68,6 +69,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _recover_swapped_out(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; a directory of results or a model is ordinary readable data
     try:
@@ -82,6 +84,15 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _recover_swapped_out(target: Path) -> None:
+    """Undo a swap killed between its two renames: the previous ``target`` waits in ``.<name>.*.old``.
+    With ``target`` back in place (or never gone), such leftovers are removed."""
+    for old in sorted(target.parent.glob(f".{glob.escape(target.name)}.*.old")):
+        if not target.exists() and (old / target.name).is_dir():
+            os.replace(old / target.name, target)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

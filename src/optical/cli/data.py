@@ -64,6 +64,10 @@ def _check_bitext(args: argparse.Namespace) -> int:
     from optical.data.sources import FLORES_LANGS, bitext_relpath
 
     loaded = read_bitext_file(args.file, args.lang, strict=args.strict)
+    if args.strict and not loaded.report.kept:
+        from optical.errors import OpticalError
+
+        raise OpticalError(f"{args.file}: no usable pairs ({loaded.report.lines} lines read, 0 kept); --strict refuses it")
     print(loaded.report.render())
     lang = bitext_language(args.lang).code
     data_dir = data_dir_location(args.data_dir)
