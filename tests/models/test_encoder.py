@@ -159,3 +159,33 @@ def test_save_cls_without_projection(tiny_model_dir: Path, tmp_path: Path):
     saved = encoder.save(tmp_path / "cls")
     np.testing.assert_allclose(SentenceTransformer(str(saved), device="cpu").encode(TEXTS), encoder.encode(TEXTS), atol=1e-5)
     assert Encoder.load(saved).pooling == "cls"
+
+
+def _with_pooler(source: Path, out: Path, drop: str | None = None) -> Path:
+    """A copy of the tiny model whose checkpoint also holds pooler weights (as sentence-transformers
+    checkpoints such as all-MiniLM-L6-v2 do), or lacks the tensor named ``drop``."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, out)
+    weights = load_file(out / "model.safetensors")
+    hidden = next(v for k, v in weights.items() if k.endswith("word_embeddings.weight")).shape[1]
+    weights["pooler.dense.weight"] = torch.zeros(hidden, hidden)
+    weights["pooler.dense.bias"] = torch.zeros(hidden)
+    if drop is not None:
+        weights = {k: v for k, v in weights.items() if drop not in k}
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    return out
+
+
+def test_loading_prints_no_report_for_unused_pooler_weights_but_names_missing_ones(tiny_model_dir, tmp_path, capfd, caplog):
+    Encoder.load(_with_pooler(tiny_model_dir, tmp_path / "pooled"))
+    captured = capfd.readouterr()
+    assert "LOAD REPORT" not in captured.out + captured.err and "UNEXPECTED" not in captured.out + captured.err
+    assert not [r for r in caplog.records if "start random" in r.getMessage()]
+    Encoder.load(_with_pooler(tiny_model_dir, tmp_path / "gappy", drop="layer.1.output.dense"))
+    captured = capfd.readouterr()
+    assert "LOAD REPORT" not in captured.out + captured.err
+    warned = [r.getMessage() for r in caplog.records if "start random" in r.getMessage()]
+    assert len(warned) == 1 and "layer.1.output.dense" in warned[0]

@@ -10,6 +10,7 @@ transformers and sentence-transformers load.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,8 @@ from optical.models.st_format import (
     write_sentence_transformers_files,
 )
 from optical.storage import atomic_directory
+
+_LOG = logging.getLogger(__name__)
 
 TextKind = Literal["query", "passage", "plain"]
 TEXT_KINDS = ("query", "passage", "plain")
@@ -332,14 +335,33 @@ class Encoder(torch.nn.Module):
 
 def _load_backbone(location: str) -> PreTrainedModel:
     """``AutoModel`` without the unused pooler head where the architecture has one (BERT,
-    XLM-R): the default models ship none, and a random pooler would only add noise to logs.
-    A local directory loads without transformers' per-tensor progress bar, which would
-    interleave with the project's own bars; a hub download keeps its bar."""
-    with _without_transformers_bars(Path(location).is_dir()):
-        try:
-            return AutoModel.from_pretrained(location, add_pooling_layer=False)
-        except TypeError:
-            return AutoModel.from_pretrained(location)
+    XLM-R): retrieval pools token states itself, and a random pooler would only add noise.
+
+    transformers' own load report is silenced (a sentence-transformers checkpoint such as
+    all-MiniLM-L6-v2 ships pooler weights, which it would list as unexpected on every load,
+    ``--quiet`` or not); what matters in it is said in one line instead: weights the model
+    needs that the checkpoint lacks (left at random init). A local directory loads without
+    transformers' per-tensor progress bar, which would interleave with the project's own
+    bars; a hub download keeps its bar."""
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        with _without_transformers_bars(Path(location).is_dir()):
+            try:
+                model, info = AutoModel.from_pretrained(location, add_pooling_layer=False, output_loading_info=True)
+            except TypeError:
+                model, info = AutoModel.from_pretrained(location, output_loading_info=True)
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    missing = [*info.get("missing_keys", ()), *(key for key, *_ in info.get("mismatched_keys", ()))]
+    if missing:
+        _LOG.warning(
+            "optical: warning: %s: %d weights are not in the checkpoint and start random (e.g. %s)",
+            location,
+            len(missing),
+            ", ".join(sorted(missing)[:3]),
+        )
+    return model
 
 
 @contextmanager
