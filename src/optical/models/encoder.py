@@ -186,6 +186,43 @@ class Encoder(torch.nn.Module):
             "content_mask": content_mask.to(device, non_blocking=True),
         }
 
+    def tokenize_all(
+        self, texts: Sequence[str], kind: TextKind = "plain", max_length: int | None = None, chunk: int = 4096
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`tokenize` of every text at once, on the CPU, padded to the longest: a run tokenizes its
+        bitext once and slices batches out of it. Row ``i`` cut to its batch's widest length equals what
+        :meth:`tokenize` gives for that batch; ``lengths`` holds each text's token count.
+        """
+        parts = []
+        for start in range(0, len(texts), chunk):
+            parts.append(self._tokenize_cpu(texts[start : start + chunk], kind, max_length))
+        width = max((p["input_ids"].shape[1] for p in parts), default=0)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        out = {}
+        for key, fill in (("input_ids", pad_id), ("attention_mask", 0), ("content_mask", False)):
+            padded = [torch.full((p[key].shape[0], width), fill, dtype=p[key].dtype) for p in parts]
+            for target, p in zip(padded, parts):
+                target[:, : p[key].shape[1]] = p[key]
+            out[key] = torch.cat(padded) if padded else torch.zeros(0, 0, dtype=torch.long)
+        out["lengths"] = out["attention_mask"].sum(-1)
+        return out
+
+    def _tokenize_cpu(self, texts: Sequence[str], kind: TextKind, max_length: int | None) -> dict[str, torch.Tensor]:
+        prefix = self.prefix(kind)
+        encoded = self.tokenizer(
+            [prefix + text for text in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.max_length if max_length is None else max_length,
+            return_tensors="pt",
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+            return_token_type_ids=False,
+        )
+        attention_mask = encoded["attention_mask"].bool()
+        content_mask = attention_mask & ~encoded["special_tokens_mask"].bool() & (encoded["offset_mapping"][..., 1] > len(prefix))
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"], "content_mask": content_mask}
+
     # ------------------------------------------------------------------ forward
     def forward(self, batch: dict[str, torch.Tensor]) -> TokenEmbeddings:
         """Token embeddings, masks and the pooled, L2-normalised sentence embedding."""

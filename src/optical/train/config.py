@@ -27,6 +27,13 @@ CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+#: Fields that never change the trained weights.
+NOT_IN_FINGERPRINT = frozenset({"out_dir", "tensorboard", "data_dir", "device", "keep_checkpoint"})
+#: Fields added after runs were recorded, with the value that gives what those runs did: ``to_dict`` leaves
+#: them out at that value, and a ``run.json`` without them reads back with it (see RunRecord.from_dict).
+LEGACY_VALUES: dict[str, Any] = {"length_grouping": False, "keep_checkpoint": False}
+
+
 @dataclass
 class DistillConfig:
     """Everything that determines a distilled student (and nothing that does not).
@@ -62,6 +69,8 @@ class DistillConfig:
     checkpoint_every: int = 50
     device: Device = "auto"
     mixed_precision: MixedPrecision = "no"
+    length_grouping: bool = True  # batches of similar length in a seeded random order (less padding)
+    keep_checkpoint: bool = False  # keep checkpoint/ in the finished run (only needed to resume)
     tensorboard: bool = False
     data_dir: str | None = None
 
@@ -93,11 +102,14 @@ class DistillConfig:
         return MethodSpec.parse(self.method)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as JSON values; a field added after runs were recorded is left out while it holds the
+        value that reproduces those runs (:data:`LEGACY_VALUES`), so their fingerprints and files stay as they were."""
+        values = dataclasses.asdict(self)
+        return {k: v for k, v in values.items() if k not in LEGACY_VALUES or v != LEGACY_VALUES[k]}
 
     def training_fingerprint(self) -> str:
         """Hash of every field that changes the trained weights (not where they are written)."""
-        content = {k: v for k, v in self.to_dict().items() if k not in {"out_dir", "tensorboard", "data_dir", "device"}}
+        content = {k: v for k, v in self.to_dict().items() if k not in NOT_IN_FINGERPRINT}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod

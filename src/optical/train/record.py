@@ -178,12 +178,12 @@ class RunRecord:
     @classmethod
     def from_dict(cls, info: dict[str, Any], out_dir: Path | None = None, origin: str = RUN_JSON) -> RunRecord:
         """The record of a parsed ``run.json``; one-line :class:`OpticalError` when a key is missing."""
-        from optical.train.config import DistillConfig
+        from optical.train.config import LEGACY_VALUES, DistillConfig
 
         try:
             r, t, b = info["result"], info["timings"], info["bitext"]
             return cls(
-                config=DistillConfig.from_dict(info["config"], origin=f"{origin}: config"),
+                config=DistillConfig.from_dict({**LEGACY_VALUES, **info["config"]}, origin=f"{origin}: config"),
                 fingerprint=info["fingerprint"],
                 teacher=info["teacher"],
                 data_fingerprint=info["data_fingerprint"],
