@@ -87,7 +87,7 @@ def test_budget_larger_than_data_names_the_available_count(tiny_config):
 
 
 def test_corrupt_checkpoint_is_an_error_not_a_restart(tiny_config):
-    config = tiny_config("ot", budget=256)
+    config = tiny_config("ot", budget=256, keep_checkpoint=True)
     out = distill(config, progress=False).out_dir
     (out / "run.json").unlink()  # pretend the run was killed after its last checkpoint
     for path in (out / "checkpoint").rglob("*.safetensors"):

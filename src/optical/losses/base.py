@@ -64,10 +64,14 @@ class DistillBatch:
 
 @dataclass
 class LossOutput:
-    """A scalar loss and the numbers worth logging about it."""
+    """A scalar loss and the numbers worth logging about it.
+
+    A log value is a float or a detached 0-dim tensor left on the loss's device: the trainer sums them there
+    and reads them only at its log interval, so a training step never waits for the device.
+    """
 
     loss: torch.Tensor
-    logs: dict[str, float] = field(default_factory=dict)
+    logs: dict[str, float | torch.Tensor] = field(default_factory=dict)
 
 
 def positive(value: float) -> bool:

@@ -132,13 +132,13 @@ class CombinedLoss(DistillLoss):
 
     def forward(self, batch: DistillBatch) -> LossOutput:
         total: torch.Tensor | None = None
-        logs: dict[str, float] = {}
+        logs: dict[str, float | torch.Tensor] = {}
         for term, loss_fn in zip(self.terms, self.losses):
             out = loss_fn(batch)
             weighted = term.weight * out.loss
             total = weighted if total is None else total + weighted
             logs.update(out.logs)
-        logs["loss"] = float(total.detach())
+        logs["loss"] = total.detach()
         return LossOutput(total, logs)
 
 

@@ -49,4 +49,4 @@ class ContrastiveLoss(DistillLoss):
         targets = torch.arange(len(queries), device=logits.device)
         loss = F.cross_entropy(logits, targets)
         accuracy = (logits.argmax(-1) == targets).float().mean()
-        return LossOutput(loss, {"contrastive": float(loss.detach()), "inbatch_acc": float(accuracy)})
+        return LossOutput(loss, {"contrastive": loss.detach(), "inbatch_acc": accuracy.detach()})

@@ -45,4 +45,4 @@ class HardAlignLoss(DistillLoss):
         valid = student.content_mask & teacher.content_mask.any(-1, keepdim=True)
         distance = (1.0 - best)[valid]
         loss = distance.mean() if distance.numel() else best.sum() * 0.0
-        return LossOutput(loss, {"hard_align": float(loss.detach())})
+        return LossOutput(loss, {"hard_align": loss.detach()})

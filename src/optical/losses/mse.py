@@ -39,4 +39,4 @@ class MSELoss(DistillLoss):
         foreign = F.mse_loss(batch.student_foreign.pooled.float(), target)
         english = F.mse_loss(batch.student_english.pooled.float(), target)
         loss = foreign + english
-        return LossOutput(loss, {"mse": float(loss.detach()), "mse_foreign": float(foreign.detach())})
+        return LossOutput(loss, {"mse": loss.detach(), "mse_foreign": foreign.detach()})

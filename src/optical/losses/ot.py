@@ -142,6 +142,11 @@ class OTLoss(DistillLoss):
         return 1.0 - cos if self.cost == "cosine" else 2.0 - 2.0 * cos
 
     def forward(self, batch: DistillBatch) -> LossOutput:
+        # The cost and the Sinkhorn solve stay float32 under mixed precision (autocast would run the bmm in bf16).
+        with torch.autocast(batch.student_foreign.embeddings.device.type, enabled=False):
+            return self._forward(batch)
+
+    def _forward(self, batch: DistillBatch) -> LossOutput:
         student, teacher = batch.student_foreign, batch.teacher_english
         cost = self.cost_matrix(student.embeddings, teacher.embeddings)
         a = _masses(student.embeddings, student.content_mask, self.marginals, batch.student_token_ids, self.student_idf)
@@ -162,14 +167,16 @@ class OTLoss(DistillLoss):
         plan = result.plan.detach()
         # Plan sharpness: mass on each student token's best teacher token, relative to its row mass.
         row_mass = plan.sum(-1).clamp_min(1e-12)
-        sharpness = (plan.amax(-1) / row_mass)[student.content_mask].mean()
-        pair_mask = student.content_mask[:, :, None] & teacher.content_mask[:, None, :]
+        # Masked means as sums (no boolean indexing, which would wait for the device).
+        rows = student.content_mask.to(plan.dtype)
+        sharpness = ((plan.amax(-1) / row_mass) * rows).sum() / rows.sum().clamp_min(1.0)
+        pairs = (student.content_mask[:, :, None] & teacher.content_mask[:, None, :]).to(cost.dtype)
         return LossOutput(
             loss,
             {
-                "ot": float(loss.detach()),
+                "ot": loss.detach(),
                 "ot_iters": float(result.n_iter),
-                "ot_plan_sharpness": float(sharpness),
-                "ot_cost_mean": float(cost.detach()[pair_mask].mean()) if pair_mask.any() else 0.0,
+                "ot_plan_sharpness": sharpness,
+                "ot_cost_mean": (cost.detach() * pairs).sum() / pairs.sum().clamp_min(1.0),
             },
         )

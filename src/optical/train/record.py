@@ -17,7 +17,10 @@ keeps the keys and their order of the files written before this class existed::
                  "best_metric": 0.778, "seconds": 111.5, "pairs_per_second": 19.5,
                  "resumed_from_step": null, "history": [{"step": 0, "xquad_dev_mrr@10": 0.736}, ...]},
       "completed": true,
-      "student_files": {"model.safetensors": {"size": 470637416, "sha256": "..."}, ...}
+      "student_files": {"model.safetensors": {"size": 470637416, "sha256": "..."}, ...},
+      "throughput": {"pairs_per_second": ..., "tokens_per_second": ..., "padding_fraction": 0.12,
+                     "phase_seconds": {"data": ..., "forward": ..., "loss": ..., "backward": ..., "optimizer": ...},
+                     "tokenize_seconds": ..., "length_grouping": true}
     }
 
 ``student_files`` (size and sha256 of every file of ``student/``) is absent from records written
@@ -115,6 +118,49 @@ class RunResult:
 
 
 @dataclass(frozen=True)
+class RunThroughput:
+    """The training loop's speed in the run's last session (absent from records written before it existed).
+
+    ``phase_seconds`` splits the steps' time into data (slicing the tokenized batches and the teacher
+    cache), forward, loss, backward and optimizer; ``padding_fraction`` is the share of padded positions
+    in the student's batches; ``tokenize_seconds`` the one-off tokenization of the bitext.
+    """
+
+    pairs_per_second: float
+    tokens_per_second: float
+    padding_fraction: float
+    phase_seconds: dict[str, float]
+    tokenize_seconds: float
+    length_grouping: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pairs_per_second": self.pairs_per_second,
+            "tokens_per_second": self.tokens_per_second,
+            "padding_fraction": self.padding_fraction,
+            "phase_seconds": dict(self.phase_seconds),
+            "tokenize_seconds": self.tokenize_seconds,
+            "length_grouping": self.length_grouping,
+        }
+
+    @classmethod
+    def from_dict(cls, value: Any, origin: str) -> RunThroughput | None:
+        if value is None:
+            return None
+        try:
+            return cls(
+                float(value["pairs_per_second"]),
+                float(value["tokens_per_second"]),
+                float(value["padding_fraction"]),
+                {str(k): float(v) for k, v in value["phase_seconds"].items()},
+                float(value["tokenize_seconds"]),
+                bool(value["length_grouping"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise OpticalError(f"{origin}: throughput is malformed") from None
+
+
+@dataclass(frozen=True)
 class BitextSummary:
     """How many pairs the run trained on and the bitext reader's per-source counts."""
 
@@ -139,6 +185,8 @@ class RunRecord:
     completed: bool = True
     #: Size and sha256 of each file of ``student/`` when the run finished (None in older records).
     student_files: dict[str, dict[str, Any]] | None = None
+    #: The training loop's speed (None in older records).
+    throughput: RunThroughput | None = None
     #: The output dir the record was read from or written to (not stored in the JSON).
     out_dir: Path | None = field(default=None, compare=False)
 
@@ -173,6 +221,7 @@ class RunRecord:
             },
             "completed": self.completed,
             **({"student_files": self.student_files} if self.student_files is not None else {}),
+            **({"throughput": self.throughput.to_dict()} if self.throughput is not None else {}),
         }
 
     @classmethod
@@ -204,6 +253,7 @@ class RunRecord:
                 ),
                 completed=bool(info.get("completed", False)),
                 student_files=_student_files(info.get("student_files"), origin),
+                throughput=RunThroughput.from_dict(info.get("throughput"), origin),
                 out_dir=out_dir,
             )
         except (KeyError, TypeError) as exc:

@@ -56,8 +56,10 @@ from optical.models import resolve_model
 from optical.models.check import check_model_dir, file_digests
 from optical.models.encoder import Encoder
 from optical.storage import atomic_write_json, atomic_write_text, check_output_dir, directory_kind
+from optical.train.batches import DataCounters, PhaseClock, TokenizedSide, epoch_batches
 from optical.train.config import DistillConfig
-from optical.train.record import RUN_JSON, STUDENT, BitextSummary, RunRecord, RunResult, RunTimings, versions
+from optical.train.precision import check_precision
+from optical.train.record import RUN_JSON, STUDENT, BitextSummary, RunRecord, RunResult, RunThroughput, RunTimings, versions
 from optical.train.selection import build_selector
 from optical.train.teacher_cache import load_or_build_teacher_cache
 
@@ -215,12 +217,6 @@ def _load_checkpoint(accelerator: Accelerator, out: Path) -> _TrainerState | Non
     return None
 
 
-def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(n, generator=generator).tolist()
-    return [order[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)] or [order]
-
-
 def _save_student(encoder: Encoder, target: Path) -> None:
     tmp = target.with_name(target.name + ".tmp")
     if tmp.exists():
@@ -231,12 +227,22 @@ def _save_student(encoder: Encoder, target: Path) -> None:
     tmp.rename(target)
 
 
-def _copy_student(source: Path, target: Path) -> None:
+def _move_student(source: Path, target: Path) -> None:
+    """Rename ``best/`` to ``student/``: one copy of the weights on disk, never two."""
     if target.exists():
         shutil.rmtree(target)
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.copytree(source, tmp, dirs_exist_ok=True)
-    tmp.rename(target)
+    source.rename(target)
+
+
+@dataclass
+class StepBatch:
+    """One batch of a training step: its bitext rows (host) and the same rows as a tensor on the device."""
+
+    rows: list[int]
+    index: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 class DistillTrainer:
@@ -264,6 +270,7 @@ class DistillTrainer:
             self.setup()
             self.load_models()
             self.build_loss()
+            self.prepare_batches()
             self.build_optimizer()
         except BaseException:
             # Nothing trained yet: a run refused or stopped here leaves no stub that would block its rerun.
@@ -286,6 +293,8 @@ class DistillTrainer:
             return None
         record = RunRecord.load(out)
         record.verify_student()
+        if not self.config.keep_checkpoint:
+            _drop_checkpoint(out)  # a run killed between run.json and the checkpoint's removal
         return DistillResult.from_record(record)
 
     def check_inputs(self) -> None:
@@ -295,6 +304,7 @@ class DistillTrainer:
         _check_out_dir(config, self.overwrite)
         if config.device == "cuda" and not torch.cuda.is_available():
             raise OpticalError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+        check_precision(config.device, config.mixed_precision)
         for flag, name in (("--teacher", config.teacher), ("--student", config.student)):
             if name is not None:
                 location = resolve_model(name)
@@ -374,6 +384,26 @@ class DistillTrainer:
         loss_fn = build_method_loss(self.method, self.config.loss_options, self._loss_internals())
         self.loss_fn = loss_fn.to(self.accelerator.device)
 
+    def prepare_batches(self) -> None:
+        """Tokenize the student sides once, onto the training device, with the teacher cache beside them;
+        a training step then only indexes tensors. The batch lengths are the foreign side's."""
+        config, device = self.config, self.accelerator.device
+        tick = time.perf_counter()
+        self.foreign_tokens = TokenizedSide.build(self.student, self.foreign, "query", config.max_length, device)
+        self.english_tokens = None
+        if self.loss_fn.needs_student_english:
+            self.english_tokens = TokenizedSide.build(self.student, self.english, "query", config.max_length, device)
+        self.teacher_batches = self.cache.on_device(device)
+        self.timings["tokenize_seconds"] = time.perf_counter() - tick
+        self.counters = DataCounters()
+        self.clock = PhaseClock(cuda=device.type == "cuda")
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The batches of ``epoch`` (the same on every process and after a resume)."""
+        config = self.config
+        lengths = self.foreign_tokens.lengths
+        return epoch_batches(lengths, config.batch_size, config.seed, epoch, config.length_grouping)
+
     def _loss_internals(self) -> dict[str, dict[str, Any]]:
         """OT's centre vector and IDF tables (no user options: computed from the cache and bitext)."""
         if not self.method.uses("ot"):
@@ -399,7 +429,7 @@ class DistillTrainer:
         optimizer = torch.optim.AdamW(
             [p for p in module.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
         )
-        batches_per_epoch = len(_epoch_batches(len(self.bitext.pairs), config.batch_size, config.seed, 0))
+        batches_per_epoch = len(self.epoch_batches(0))
         self.steps_per_epoch = max(1, batches_per_epoch // (config.grad_accum * accelerator.num_processes))
         self.total_steps = self.steps_per_epoch * config.epochs
         # A prepared scheduler advances once per process at every step, so its horizon counts process-steps.
@@ -438,55 +468,78 @@ class DistillTrainer:
             unit="step",
             disable=not (self.progress and accelerator.is_main_process),
         )
-        self.tick = time.perf_counter()
+        self.pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.tick = self.session_tick = time.perf_counter()
         for epoch in range(state.step // self.steps_per_epoch, config.epochs):
-            batches = _epoch_batches(len(self.bitext.pairs), config.batch_size, config.seed, epoch)
+            batches = self.epoch_batches(epoch)
             # All processes take the same count of batches, so DDP stays in step.
             shard = batches[accelerator.process_index :: accelerator.num_processes][: self.steps_per_epoch * config.grad_accum]
             done_in_epoch = state.step - epoch * self.steps_per_epoch
-            self.step_tick, self.pairs_in_step = time.perf_counter(), 0
-            for indices in shard[done_in_epoch * config.grad_accum :]:
-                out_loss = self.training_step(indices)
-                self.pairs_in_step += len(indices) * accelerator.num_processes
+            shard = shard[done_in_epoch * config.grad_accum :]
+            # One copy of the epoch's rows to the device; each step takes a slice of it.
+            flat = torch.tensor([i for rows in shard for i in rows], dtype=torch.long).to(accelerator.device)
+            self.step_tick, self.pairs_in_step, start = time.perf_counter(), 0, 0
+            for rows in shard:
+                out_loss = self.training_step(StepBatch(rows, flat[start : start + len(rows)]))
+                start += len(rows)
+                self.pairs_in_step += len(rows) * accelerator.num_processes
                 if accelerator.sync_gradients:
                     self._end_step(epoch, out_loss)
+        self.flush_logs()
         self.bar.close()
+        self.session_seconds = time.perf_counter() - self.session_tick
         state.train_seconds += time.perf_counter() - self.tick
         if config.tensorboard:
             accelerator.end_training()
 
-    def training_step(self, indices: list[int]) -> LossOutput:
-        """Forward, loss, backward and (at the end of an accumulation) the optimizer step on one batch."""
-        accelerator, module, student = self.accelerator, self.module, self.student
-        device = accelerator.device
+    def training_step(self, batch: StepBatch) -> LossOutput:
+        """Forward, loss, backward and (at the end of an accumulation) the optimizer step on one batch.
+        Nothing here waits for the device: the inputs are slices of tensors already there."""
+        accelerator, module, clock = self.accelerator, self.module, self.clock
+        clock.start()
         with accelerator.accumulate(module):
             with accelerator.autocast():
-                foreign_batch = student.tokenize([self.foreign[i] for i in indices], kind="query")
-                student_foreign = module({k: v.to(device) for k, v in foreign_batch.items()})
-                student_english = None
-                if self.loss_fn.needs_student_english:
-                    english_batch = student.tokenize([self.english[i] for i in indices], kind="query")
-                    student_english = module({k: v.to(device) for k, v in english_batch.items()})
-                teacher_out, teacher_ids = self.cache.batch(indices, device=device)
+                inputs = self._step_inputs(batch)
+                clock.lap("data")
+                student_foreign = module(inputs["foreign"])
+                student_english = module(inputs["english"]) if "english" in inputs else None
+                clock.lap("forward")
                 out_loss = self.loss_fn(
                     DistillBatch(
                         student_foreign=student_foreign,
-                        teacher_english=teacher_out,
+                        teacher_english=inputs["teacher"],
                         student_english=student_english,
-                        student_token_ids=foreign_batch["input_ids"].to(device),
-                        teacher_token_ids=teacher_ids,
+                        student_token_ids=inputs["foreign"]["input_ids"],
+                        teacher_token_ids=inputs["teacher_ids"],
                     )
                 )
+                clock.lap("loss")
             accelerator.backward(out_loss.loss)
+            clock.lap("backward")
             if accelerator.sync_gradients and self.config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(module.parameters(), self.config.max_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
+            clock.lap("optimizer")
         return out_loss
 
+    def _step_inputs(self, batch: StepBatch) -> dict[str, Any]:
+        """The student token batches and the teacher's cached outputs of ``batch``, cut to its widest rows."""
+        rows, index, counters = batch.rows, batch.index, self.counters
+        width = self.foreign_tokens.width(rows)
+        inputs: dict[str, Any] = {"foreign": self.foreign_tokens.batch(index, width)}
+        counters.pairs += len(rows)
+        counters.add(self.foreign_tokens, rows, width)
+        if self.english_tokens is not None:
+            width = self.english_tokens.width(rows)
+            inputs["english"] = self.english_tokens.batch(index, width)
+            counters.add(self.english_tokens, rows, width)
+        inputs["teacher"], inputs["teacher_ids"] = self.teacher_batches.batch(index, self.teacher_batches.width(rows))
+        return inputs
+
     def _end_step(self, epoch: int, out_loss: LossOutput) -> None:
-        """After an optimizer step: log it, evaluate on dev and checkpoint when due."""
+        """After an optimizer step: queue its log line, evaluate on dev and checkpoint when due."""
         state, config = self.state, self.config
         state.step += 1
         elapsed = time.perf_counter() - self.step_tick
@@ -495,19 +548,37 @@ class DistillTrainer:
             "epoch": epoch,
             "lr": self.scheduler.get_last_lr()[0],
             "pairs_per_s": self.pairs_in_step / max(elapsed, 1e-9),
-            **out_loss.logs,
         }
-        self.log(entry)
-        self.bar.set_postfix(loss=f"{out_loss.logs['loss']:.4f}", pairs_s=f"{entry['pairs_per_s']:.1f}")
+        self.pending.append((entry, out_loss.logs))
         self.bar.update(1)
         self.step_tick, self.pairs_in_step = time.perf_counter(), 0
         at_epoch_end = state.step % self.steps_per_epoch == 0
-        if config.eval_every and state.step % config.eval_every == 0 and not at_epoch_end:
+        due_eval = at_epoch_end or (config.eval_every and state.step % config.eval_every == 0)
+        due_checkpoint = state.step % config.checkpoint_every == 0 or state.step == self.total_steps
+        if len(self.pending) >= self.log_every or due_eval or due_checkpoint:
+            self.flush_logs()
+        if due_eval:
             self.evaluate_dev(state.step)
-        if at_epoch_end:
-            self.evaluate_dev(state.step)
-        if state.step % config.checkpoint_every == 0 or state.step == self.total_steps:
+        if due_checkpoint:
             self.save_checkpoint()
+
+    #: Optimizer steps between reads of the loss logs from the device (the only waits of the loop).
+    log_every = 50
+
+    def flush_logs(self) -> None:
+        """Read the queued steps' loss logs from the device at once and write their lines."""
+        if not self.pending:
+            return
+        names = sorted({k for _, logs in self.pending for k in logs})
+        values = [torch.as_tensor(logs.get(k, float("nan"))).float() for _, logs in self.pending for k in names]
+        device = self.accelerator.device
+        read = torch.stack([v.to(device) for v in values]).tolist() if values else []
+        for row, (entry, _) in enumerate(self.pending):
+            self.log({**entry, **dict(zip(names, read[row * len(names) : (row + 1) * len(names)]))})
+        last = dict(zip(names, read[-len(names) :])) if names else {}
+        self.bar.set_postfix(loss=f"{last.get('loss', float('nan')):.4f}", pairs_s=f"{self.pending[-1][0]['pairs_per_s']:.1f}")
+        self.pending.clear()
+        self.clock.flush()
 
     def evaluate_dev(self, step: int) -> None:
         """The dev metric of the current student; a new best is saved to ``best/``."""
@@ -541,7 +612,8 @@ class DistillTrainer:
 
     # ------------------------------------------------------------------ finish
     def finalize(self) -> DistillResult:
-        """The student (the best dev step's when selecting, else the last) and ``run.json``."""
+        """The student (the best dev step's when selecting, else the last) and ``run.json``; then the
+        checkpoint goes (unless ``keep_checkpoint``): a finished run keeps one copy of its weights."""
         accelerator, state, config, out = self.accelerator, self.state, self.config, self.out
         processes = accelerator.num_processes
         pairs = state.step * config.batch_size * processes * config.grad_accum  # every process's pairs
@@ -568,16 +640,44 @@ class DistillTrainer:
             result=result,
             completed=True,
             out_dir=out,
+            throughput=self.throughput(),
         )
         if accelerator.is_main_process:
-            if self.selector is not None and (out / BEST).exists():
-                _copy_student(out / BEST, out / STUDENT)
-            else:
-                _save_student(accelerator.unwrap_model(self.module).encoder, out / STUDENT)
+            self._place_student()
             record = dataclasses.replace(record, student_files=file_digests(out / STUDENT))
             record.save()
+            if not config.keep_checkpoint:
+                _drop_checkpoint(out)
         accelerator.wait_for_everyone()
         return DistillResult.from_record(record)
+
+    def _place_student(self) -> None:
+        """``best/`` renamed to ``student/`` when selecting (a finalize killed after that rename left
+        ``student/`` in place), else the last weights saved as ``student/``."""
+        out = self.out
+        if self.selector is not None and (out / BEST).exists():
+            _move_student(out / BEST, out / STUDENT)
+        elif self.selector is None or self.state.best_step is None or not (out / STUDENT).is_dir():
+            _save_student(self.accelerator.unwrap_model(self.module).encoder, out / STUDENT)
+
+    def throughput(self) -> RunThroughput:
+        """This session's training loop: pairs and student tokens per second, padding, seconds per phase."""
+        counters, seconds = self.counters, getattr(self, "session_seconds", 0.0)
+        processes = self.accelerator.num_processes
+        return RunThroughput(
+            pairs_per_second=counters.pairs * processes / max(seconds, 1e-9),
+            tokens_per_second=counters.tokens * processes / max(seconds, 1e-9),
+            padding_fraction=counters.padding_fraction,
+            phase_seconds={k: round(v, 4) for k, v in self.clock.seconds.items()},
+            tokenize_seconds=round(self.timings.get("tokenize_seconds", 0.0), 4),
+            length_grouping=self.config.length_grouping,
+        )
+
+
+def _drop_checkpoint(out: Path) -> None:
+    for name in (CHECKPOINT, f"{CHECKPOINT}.old", f"{CHECKPOINT}.tmp"):
+        if (out / name).exists():
+            shutil.rmtree(out / name)
 
 
 def distill(config: DistillConfig, overwrite: bool = False, progress: bool = True) -> DistillResult:

@@ -1,0 +1,65 @@
+"""Which mixed precision the training device can run.
+
+bf16 on a CPU is only worth it (and only fast) where the CPU computes in bf16 natively: AVX512-BF16 or
+AMX-BF16. :func:`cpu_bf16_support` reads the CPU flags (``/proc/cpuinfo`` on Linux) and torch's CPU
+capability; :func:`check_precision` refuses, in one line, what the device cannot run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from optical.errors import OpticalError
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The CPU feature flags the kernel reports (empty where there is no ``/proc/cpuinfo``)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return flags
+
+
+def cpu_bf16_support(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The native bf16 instruction set of this CPU (``amx_bf16`` or ``avx512_bf16``), or None.
+
+    >>> cpu_bf16_support("/nonexistent") is None or torch.backends.cpu.get_cpu_capability() == "AMX"
+    True
+    """
+    flags = cpu_flags(cpuinfo)
+    for flag in reversed(BF16_FLAGS):  # AMX first: the faster one
+        if flag in flags:
+            return flag
+    if torch.backends.cpu.get_cpu_capability() == "AMX":  # where /proc/cpuinfo is missing
+        return "amx_bf16"
+    return None
+
+
+def training_device(device: str) -> str:
+    """``cpu`` or ``cuda``: what ``auto`` resolves to here."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def check_precision(device: str, mixed_precision: str, cpuinfo: str | Path = "/proc/cpuinfo") -> None:
+    """Refuse a mixed precision the device cannot run natively, with one line."""
+    if mixed_precision == "no" or training_device(device) != "cpu":
+        return
+    if mixed_precision == "fp16":
+        raise OpticalError("--mixed-precision fp16 needs a CUDA device; on a CPU use bf16 (AVX512-BF16 or AMX) or no")
+    if cpu_bf16_support(cpuinfo) is None:
+        raise OpticalError(
+            "--mixed-precision bf16 on the CPU needs AVX512-BF16 or AMX, which this CPU lacks "
+            "(no avx512_bf16/amx_bf16 in /proc/cpuinfo); use --mixed-precision no"
+        )
