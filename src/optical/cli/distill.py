@@ -74,7 +74,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, help="steps between dev evaluations (default: each epoch end)")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--device", help="auto (default) | cpu | cuda")
-    p.add_argument("--mixed-precision", help="no (default) | bf16 | fp16")
+    p.add_argument("--mixed-precision", help="no (default) | bf16 (CUDA, or a CPU with AVX512-BF16/AMX) | fp16 (CUDA)")
+    p.add_argument(
+        "--no-length-grouping",
+        dest="length_grouping",
+        action="store_false",
+        default=None,
+        help="batches in plain random order instead of grouped by length (more padding; for comparison)",
+    )
+    p.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        default=None,
+        help="keep checkpoint/ in the finished run (by default it is dropped: it only serves a resume)",
+    )
     p.add_argument("--tensorboard", action="store_true", default=None)
     p.add_argument("--data-dir")
     p.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
@@ -111,6 +124,8 @@ def config_from_args(args: argparse.Namespace):
         "checkpoint_every": args.checkpoint_every,
         "device": args.device,
         "mixed_precision": args.mixed_precision,
+        "length_grouping": args.length_grouping,
+        "keep_checkpoint": args.keep_checkpoint,
         "tensorboard": args.tensorboard,
         "data_dir": args.data_dir,
     }

@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -316,6 +317,9 @@ class DistillTrainer:
     def setup(self) -> None:
         """The Accelerator, then the output dir (refusing one that holds another run)."""
         config = self.config
+        # Accelerate keeps its mixed precision in a process-wide state: a second run in this process (a
+        # benchmark, a study) with another precision would be refused. The process group stays as it is.
+        AcceleratorState._reset_state(reset_partial_state=False)
         self.accelerator = Accelerator(
             cpu=config.device == "cpu",
             mixed_precision=config.mixed_precision,
