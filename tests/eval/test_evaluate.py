@@ -190,3 +190,31 @@ def test_zero_shot_default_model_is_far_above_chance_and_best_in_english(tmp_pat
         aggregates = result.tasks[f"clir_sentence.{lang}"].aggregates
         assert aggregates["R@10"] > 0.5, lang
         assert english > aggregates["RR@10"], lang
+
+
+def test_each_distinct_query_is_encoded_once_per_student_across_tasks(tiny_run, tmp_path, monkeypatch):
+    """CLIR and the pool share their queries: the student encodes each distinct text once per evaluation."""
+    teacher, run_dir = tiny_run
+    calls: list[tuple[int, str, str]] = []
+    original = Encoder.encode
+
+    def counting(self, texts, kind="plain", **kwargs):
+        calls.extend((id(self), kind, text) for text in texts)
+        return original(self, texts, kind=kind, **kwargs)
+
+    monkeypatch.setattr(Encoder, "encode", counting)
+    config = EvalConfig(
+        student=str(run_dir),
+        out_dir=str(tmp_path / "eval"),
+        langs=["el"],
+        teacher=str(teacher),
+        tasks=["clir_sentence", "pool"],
+        split="dev",
+        device="cpu",
+    )
+    result = evaluate(config, progress=False)
+    assert {"clir_sentence.el", "pool.el"} <= set(result.tasks)
+    queries = [call for call in calls if call[1] == "query"]
+    assert queries and len(queries) == len(set(queries))  # no text twice through the same encoder
+    asked = result.tasks["clir_sentence.el"].n_queries + result.tasks["pool.el"].n_queries
+    assert len(queries) < asked  # the pool's queries came from the memo

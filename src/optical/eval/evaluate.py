@@ -32,6 +32,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,20 +116,28 @@ class EvalConfig:
 
 @dataclass
 class _Clock:
-    """Wall time spent in model forward passes (for the forward fraction)."""
+    """Wall time spent in model forward passes (for the forward fraction), and a memo of one evaluation:
+    each distinct text is encoded once per encoder, kind, length and output (CLIR and pool share queries)."""
 
     forward_seconds: float = 0.0
+    memo: dict[tuple, dict[str, Any]] = field(default_factory=dict)
 
     def encode(self, encoder: Encoder, texts: list[str], kind: str, max_length: int, batch_size: int, tokens: bool = False):
-        tick = time.perf_counter()
+        seen = self.memo.setdefault((id(encoder), kind, max_length, tokens), {})
+        new = [t for t in dict.fromkeys(texts) if t not in seen]
+        if new:
+            tick = time.perf_counter()
+            if tokens:
+                arrays = encoder.encode_tokens(new, kind=kind, batch_size=batch_size, max_length=max_length)
+                out = [torch.from_numpy(t) for t in arrays]
+            else:
+                out = encoder.encode(new, kind=kind, batch_size=batch_size, max_length=max_length)
+            self.forward_seconds += time.perf_counter() - tick
+            seen.update(zip(new, out))
         if tokens:
-            out = [
-                torch.from_numpy(t) for t in encoder.encode_tokens(texts, kind=kind, batch_size=batch_size, max_length=max_length)
-            ]
-        else:
-            out = encoder.encode(texts, kind=kind, batch_size=batch_size, max_length=max_length)
-        self.forward_seconds += time.perf_counter() - tick
-        return out
+            return [seen[t] for t in texts]
+        hidden = encoder.hidden_size
+        return np.stack([seen[t] for t in texts]) if texts else np.zeros((0, hidden), dtype=np.float32)
 
 
 def _student_path(config: EvalConfig) -> tuple[str, dict]:
@@ -352,15 +361,26 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
                 language_bias=spec.language_bias,
             )
         results.update({r.task_key: r for r in found})
+    return _save_run(config, info, clock, started, results, (config.split, get_split().fingerprint))
+
+
+def _save_run(
+    config, info: dict, clock: _Clock, started: float, results: dict[str, TaskResult], split: tuple[str, str], **extra_config
+) -> EvalRun:
+    """The evaluation run of ``config`` (``split`` = name and fingerprint), built aside and swapped into its out dir.
+
+    ``config`` is an :class:`EvalConfig` or a collection's config (anything with ``system``, ``student``, ``teacher``
+    and ``out_dir``, and a dataclass); ``extra_config`` joins the recorded config (e.g. the collection's description).
+    """
     wall = time.perf_counter() - started
     run = EvalRun(
         system=config.system or _default_system(config, info),
         student=config.student,
         teacher=config.teacher,
-        split_name=config.split,
-        split_fingerprint=get_split().fingerprint,
+        split_name=split[0],
+        split_fingerprint=split[1],
         tasks=results,
-        config={"eval": asdict(config), "distill": info.get("config", {})},
+        config={"eval": asdict(config), "distill": info.get("config", {}), **extra_config},
         timings={
             "wall_seconds": wall,
             "forward_seconds": clock.forward_seconds,
