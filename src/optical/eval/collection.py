@@ -33,15 +33,13 @@ import torch
 from optical.data.beir import Collection, read_collection
 from optical.data.languages import canonical_lang
 from optical.errors import OpticalError
-from optical.eval.evaluate import _Clock, _default_system, _DocCache, _finished_evaluation, _student_path
+from optical.eval.evaluate import _Clock, _DocCache, _finished_evaluation, _save_run, _student_path
 from optical.eval.metrics import DEFAULT_MEASURES, score_run
 from optical.eval.results import ZERO_SHOT, EvalRun, TaskResult, check_task_key
 from optical.eval.scoring import dense_search, maxsim_rerank
 from optical.models import resolve_model
 from optical.models.check import check_model_dir
 from optical.models.encoder import Encoder
-from optical.storage import atomic_directory
-from optical.train.trainer import versions
 
 SCORINGS = ("dense", "maxsim")
 #: Collections with at least this many documents are searched with an approximate (HNSW) index.
@@ -196,7 +194,6 @@ def evaluate_collection(config: CollectionConfig, progress: bool = True, log=pri
         results[late_key] = TaskResult.from_metrics(
             late_key, lang, fingerprint, score_run(collection.qrels, late, DEFAULT_MEASURES), run=late, qrels=collection.qrels
         )
-    wall = time.perf_counter() - started
     described = {
         "path": str(collection.path.resolve()),
         "layout": collection.layout,
@@ -208,24 +205,8 @@ def evaluate_collection(config: CollectionConfig, progress: bool = True, log=pri
         "search": "exact" if ann is None else "approximate",
         "ann": asdict(ann) if ann is not None else None,
     }
-    result = EvalRun(
-        system=config.system or _default_system(config, info),
-        student=config.student,
-        teacher=config.teacher,
-        split_name=f"{collection.name}/{collection.split}",
-        split_fingerprint=collection.fingerprint,
-        tasks=results,
-        config={"eval": asdict(config), "distill": info.get("config", {}), "collection": described},
-        timings={
-            "wall_seconds": wall,
-            "forward_seconds": clock.forward_seconds,
-            "forward_fraction": clock.forward_seconds / wall,
-        },
-        versions=versions(),
-    )
-    with atomic_directory(Path(config.out_dir)) as building:
-        result.save(building)
-    return result
+    split = (f"{collection.name}/{collection.split}", collection.fingerprint)
+    return _save_run(config, info, clock, started, results, split, collection=described)
 
 
 def _describe(collection: Collection) -> str:
