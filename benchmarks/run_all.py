@@ -18,6 +18,7 @@ SCRIPTS = (
     ("bench_encode.py", True),
     ("bench_train.py", False),
     ("bench_eval.py", True),
+    ("bench_distill_peer.py", False),
 )
 
 

@@ -59,7 +59,18 @@ DEFAULT_DOMAINS: dict[str, list[str]] = {"mixed": ["xnli_devtest", "ntrex128", "
 
 #: Axes a grid (the top level or a cell) may set.
 AXES = ("languages", "methods", "seeds", "budgets", "noises", "backbones", "domains", "query_noises")
-TOP_LEVEL_KEYS = (*AXES, "study", "teacher", "resource_groups", "n_resamples", "base", "cells", "data_dir", "store")
+TOP_LEVEL_KEYS = (
+    *AXES,
+    "study",
+    "teacher",
+    "resource_groups",
+    "n_resamples",
+    "base",
+    "cells",
+    "data_dir",
+    "store",
+    "keep_weights",
+)
 #: DistillConfig fields the grid or the study sets; ``base.distill`` may not.
 GRID_DISTILL_FIELDS = (
     "lang",
@@ -135,6 +146,23 @@ class StudyConfig:
     source: str = "config"
     data_dir: str | None = None
     store: str | None = None
+    #: Keep every run's student weights after its evaluations (default: delete them, keep run.json's digests).
+    keep_weights: bool = False
+    #: Indexes into ``cells`` of the cells whose runs keep their weights (``keep_weights: true`` in the cell).
+    kept_cells: tuple[int, ...] = ()
+
+    def keeps_weights(self, run: Any) -> bool:
+        """Whether a run's student weights stay after its evaluations: the study keeps them all, or a
+        cell that keeps them holds the run (its language, method, seed, budget, noise, backbone, domain)."""
+        if self.keep_weights:
+            return True
+        for index in self.kept_cells:
+            cell = self.cells[index]
+            values = (run.lang, run.method, run.seed, run.budget, run.noise, run.backbone, run.domain)
+            axes = (cell.languages, cell.methods, cell.seeds, cell.budgets, cell.noises, cell.backbones, cell.domains)
+            if all(value in axis for value, axis in zip(values, axes)):
+                return True
+        return False
 
     @property
     def grids(self) -> list[GridAxes]:
@@ -172,12 +200,15 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
     cells_raw = raw.get("cells") or []
     if not isinstance(cells_raw, list):
         raise OpticalError(f"{source}: cells must be a list of partial grids (mappings of axis -> values)")
-    cells = []
+    cells, kept_cells = [], []
     for i, cell in enumerate(cells_raw):
         if not isinstance(cell, dict):
             raise OpticalError(f"{source}: cells[{i}] must be a mapping of axis -> values")
-        _check_keys(cell, AXES, f"{source}: cells[{i}]")
-        cells.append(_parse_axes(cell, f"{source}: cells[{i}]", backbones, domains, defaults=axes))
+        _check_keys(cell, (*AXES, "keep_weights"), f"{source}: cells[{i}]")
+        if _flag(cell, "keep_weights", f"{source}: cells[{i}]"):
+            kept_cells.append(i)
+        axes_only = {k: v for k, v in cell.items() if k != "keep_weights"}
+        cells.append(_parse_axes(axes_only, f"{source}: cells[{i}]", backbones, domains, defaults=axes))
     base = raw.get("base") or {}
     if not isinstance(base, dict):
         raise OpticalError(f"{source}: base must be a mapping with 'distill' and/or 'eval'")
@@ -212,9 +243,18 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
         source=source,
         data_dir=raw.get("data_dir"),
         store=raw.get("store"),
+        keep_weights=_flag(raw, "keep_weights", source),
+        kept_cells=tuple(kept_cells),
     )
     _check_base_values(config)
     return config
+
+
+def _flag(mapping: dict, key: str, where: str) -> bool:
+    value = mapping.get(key, False)
+    if not isinstance(value, bool):
+        raise OpticalError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
 
 
 def _check_keys(mapping: dict, known: tuple[str, ...], where: str) -> None:

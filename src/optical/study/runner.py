@@ -156,6 +156,15 @@ def run_status(run: StudyRun, run_dir: Path) -> RunStatus:
     return RunStatus(run, run_dir, distilled, evaluated)
 
 
+def drop_student_weights(run_dir: Path) -> list[Path]:
+    """Delete the student's weight files of a run whose evaluations are all done (``keep_weights`` off):
+    run.json keeps their sizes and sha256, and evaluating that student again is refused in one line."""
+    dropped = sorted((run_dir / DISTILL_DIR / "student").glob("*.safetensors"))
+    for path in dropped:
+        path.unlink()
+    return dropped
+
+
 def prepare_models(config: StudyConfig, store: Path, build: bool) -> dict[str, str]:
     """Model label -> what DistillConfig/EvalConfig take (a default name, a dir, a built tiny model)."""
     from optical.models.tiny import make_tiny_model  # torch-heavy; only when models are needed
@@ -402,6 +411,8 @@ def run_study(
         except OpticalError as exc:
             failures[run.run_id] = str(exc)
         statuses[index] = run_status(run, run_dir)
+        if statuses[index].done and not run.is_zero_shot and not config.keeps_weights(run):
+            drop_student_weights(run_dir)
         bar.update(1)
         atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, "running", failures))
     bar.close()
