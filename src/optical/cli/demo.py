@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+HELP = "end to end: distil mse and ot students, evaluate them and zero-shot, write the report"
+DESCRIPTION = (
+    "Distil with mse and ot on one language, evaluate against zero-shot, print the table with CIs. "
+    "Rerunning continues a killed demo and reuses finished steps."
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "demo",
-        help="end to end: distil mse and ot students, evaluate them and zero-shot, write the report",
-        description="Distil with mse and ot on one language, evaluate against zero-shot, print the table with CIs. "
-        "Rerunning continues a killed demo and reuses finished steps.",
-    )
+    p = subparsers.add_parser("demo", help=HELP, description=DESCRIPTION)
     p.add_argument("--lang", help="language (default el)")
     p.add_argument("--budget", type=int, help="training pairs per method (default 2000)")
     p.add_argument("--seed", type=int, help="seed (default 0)")

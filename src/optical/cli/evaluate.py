@@ -56,7 +56,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_collection(args: argparse.Namespace) -> int:
     from optical.eval.collection import EXACT_BELOW, CollectionConfig, evaluate_collection
-    from optical.eval.metrics import aggregate_name
 
     if not args.query_lang:
         raise OpticalError("--collection needs --query-lang XX, the language of its queries (e.g. el, sw, zh-Hant)")
@@ -76,11 +75,7 @@ def run_collection(args: argparse.Namespace) -> int:
         passage_max_length=args.passage_max_length,
         device=args.device,
     )
-    result = evaluate_collection(config, progress=not args.quiet, overwrite=args.overwrite)
-    print(f"{result.system}: {len(result.tasks)} task results in {args.out}")
-    for key, task in result.tasks.items():
-        print(f"  {key:28s} {aggregate_name('RR@10'):8s} {task.aggregates['RR@10']:.4f}  (n={task.n_queries})")
-    return 0
+    return _print_results(evaluate_collection(config, progress=not args.quiet, overwrite=args.overwrite), args.out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
     if args.query_lang or args.strict:
         raise OpticalError("--query-lang and --strict go with --collection DIR")
     from optical.eval.evaluate import EvalConfig, evaluate
-    from optical.eval.metrics import aggregate_name
     from optical.eval.tasks import TASKS
 
     config = EvalConfig(
@@ -107,9 +101,17 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         data_dir=args.data_dir,
     )
-    result = evaluate(config, progress=not args.quiet, overwrite=args.overwrite)
-    print(f"{result.system}: {len(result.tasks)} task results in {args.out}")
+    return _print_results(evaluate(config, progress=not args.quiet, overwrite=args.overwrite), args.out)
+
+
+def _print_results(result, out: str) -> int:
+    """One line per task result: its main measure (from the task registry) and the number of queries."""
+    from optical.eval.metrics import aggregate_name
+    from optical.eval.results import task_of
+    from optical.eval.tasks import main_measure
+
+    print(f"{result.system}: {len(result.tasks)} task results in {out}")
     for key, task in result.tasks.items():
-        main = "AP" if key.startswith("pool") else ("R@1" if key.startswith("align") else "RR@10")
+        main = main_measure(task_of(key)) or "RR@10"
         print(f"  {key:28s} {aggregate_name(main):8s} {task.aggregates[main]:.4f}  (n={task.n_queries})")
     return 0

