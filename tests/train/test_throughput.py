@@ -159,3 +159,15 @@ def test_the_steady_state_cuda_step_never_syncs(tiny_config):
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert all(float(entry["loss"]) > 0 for entry in logs)
+
+
+def test_a_prepared_4d_mask_gives_the_same_student_outputs(tiny_teacher):
+    from optical.models.encoder import Encoder
+    from optical.train.trainer import _Student
+
+    encoder = Encoder.load(tiny_teacher, max_length=32)
+    batch = encoder.tokenize(["a b", "a much longer sentence with words", "hello there"], kind="query")
+    plain, prepared = _Student(encoder)(batch), _Student(encoder, prepared_mask=True)(batch)
+    assert torch.allclose(plain.embeddings, prepared.embeddings, atol=1e-6)
+    assert torch.allclose(plain.pooled, prepared.pooled, atol=1e-6)
+    assert torch.equal(plain.content_mask, prepared.content_mask)

@@ -15,11 +15,14 @@ the sentence-transformers trainer's hooks (a subclass may override any of them):
 3. :meth:`~DistillTrainer.prepare_data` -- the bitext;
 4. :meth:`~DistillTrainer.load_models` -- teacher, teacher cache, dev selector, then the student;
 5. :meth:`~DistillTrainer.build_loss` -- the loss of the :class:`~optical.losses.MethodSpec`;
+   :meth:`~DistillTrainer.prepare_batches` -- the student sides tokenized once and the teacher cache,
+   on the training device (a step only indexes them; :mod:`optical.train.batches`);
 6. :meth:`~DistillTrainer.build_optimizer` and :meth:`~DistillTrainer.resume` -- AdamW, the
    linear schedule, the latest checkpoint and the metrics log;
 7. :meth:`~DistillTrainer.train` -- epochs of :meth:`~DistillTrainer.training_step`, with
    :meth:`~DistillTrainer.evaluate_dev` and :meth:`~DistillTrainer.save_checkpoint` between steps;
-8. :meth:`~DistillTrainer.finalize` -- the student and ``run.json`` (a :class:`RunRecord`).
+8. :meth:`~DistillTrainer.finalize` -- the student (``best/`` renamed, never copied) and ``run.json``
+   (a :class:`RunRecord` with the run's throughput); the checkpoint is dropped unless ``keep_checkpoint``.
 
 Guarantees:
 
@@ -27,7 +30,11 @@ Guarantees:
 * resume after a kill: the latest checkpoint (written atomically) is loaded,
   the already-seen batches of the epoch are skipped, and the run ends with the
   same weights as an uninterrupted one;
-* a corrupt checkpoint is an error, never a silent restart from scratch.
+* a corrupt checkpoint is an error, never a silent restart from scratch;
+* the training step reads nothing back from the device: loss logs stay there and are read every
+  :attr:`DistillTrainer.log_every` steps (and before a dev evaluation or a checkpoint). On CUDA two
+  reads remain outside this module: the OT loss's Sinkhorn (``optical.ot``) checks the cost for NaN/inf
+  with one read per call and checks underflow at its last iteration.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ from optical.losses import build_loss as build_method_loss
 from optical.models import resolve_model
 from optical.models.check import check_model_dir, file_digests
 from optical.models.encoder import Encoder
+from optical.models.outputs import TokenEmbeddings
 from optical.storage import atomic_write_json, atomic_write_text, check_output_dir, directory_kind
 from optical.train.batches import DataCounters, PhaseClock, TokenizedSide, epoch_batches
 from optical.train.config import DistillConfig
@@ -120,14 +128,26 @@ class _TrainerState:
 
 
 class _Student(torch.nn.Module):
-    """The trainable student as one module, so DDP wraps every parameter."""
+    """The trainable student as one module, so DDP wraps every parameter.
 
-    def __init__(self, encoder: Encoder) -> None:
+    With ``prepared_mask`` (set on CUDA for SDPA attention) the model gets the attention mask as a
+    ``[B, 1, 1, L]`` boolean mask, which transformers passes on as it is: from a 2-D mask it would first
+    test whether the batch has padding at all, a read of a device value that stalls every step.
+    """
+
+    def __init__(self, encoder: Encoder, prepared_mask: bool = False) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.prepared_mask = encoder, prepared_mask
 
-    def forward(self, batch: dict[str, torch.Tensor]):
-        return self.encoder(batch)
+    def forward(self, batch: dict[str, torch.Tensor]) -> TokenEmbeddings:
+        encoder = self.encoder
+        if not self.prepared_mask:
+            return encoder(batch)
+        mask = batch["attention_mask"]
+        hidden = encoder.model(input_ids=batch["input_ids"], attention_mask=mask.bool()[:, None, None, :]).last_hidden_state
+        if encoder.projection is not None:
+            hidden = encoder.projection(hidden)
+        return TokenEmbeddings(hidden, mask.bool(), batch["content_mask"].bool(), encoder._pool(hidden, mask))
 
 
 def _read_marker(marker: Path) -> str | None:
@@ -429,7 +449,8 @@ class DistillTrainer:
     def build_optimizer(self) -> None:
         """AdamW and the linear warm-up schedule over every step of every epoch, prepared for Accelerate."""
         config, accelerator = self.config, self.accelerator
-        module = _Student(self.student)
+        prepared = accelerator.device.type == "cuda" and self.student.model.config._attn_implementation == "sdpa"
+        module = _Student(self.student, prepared_mask=prepared)
         optimizer = torch.optim.AdamW(
             [p for p in module.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
         )
