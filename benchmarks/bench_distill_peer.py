@@ -22,6 +22,8 @@ Usage (next to nothing else running)::
     .venv/bin/python benchmarks/bench_distill_peer.py                 # all three, e5-small, 2000 pairs
     .venv/bin/python benchmarks/bench_distill_peer.py --only host
     .venv/bin/python benchmarks/bench_distill_peer.py --model /tmp/tiny --pairs 64 --dry-run   # a check: records nothing
+    .venv/bin/python benchmarks/bench_distill_peer.py --only cuda --model DIR   # on a GPU box; DIR: e5-small's
+                                                                                # config.json + tokenizer files
 
 The peer needs the ``datasets`` package (``SentenceTransformerTrainer`` trains on a ``datasets.Dataset``).
 """
@@ -222,15 +224,69 @@ def bench_host(args, work: Path) -> dict[str, float | str]:
     return results
 
 
+# ------------------------------------------------------------------ CUDA
+def e5_shaped(source: Path, target: Path, seed: int = 0) -> Path:
+    """A model with ``source``'s config and tokenizer and random weights (what a GPU box can get: the
+    real weights exceed its transfer limit). ``source`` needs config.json and the tokenizer files only."""
+    import shutil
+
+    from transformers import AutoConfig, AutoModel
+
+    weights = shutil.ignore_patterns("*.safetensors", "*.bin", "*.onnx", "onnx", "openvino", "*.pt")
+    shutil.copytree(source, target, ignore=weights, dirs_exist_ok=True)
+    torch.manual_seed(seed)
+    AutoModel.from_config(AutoConfig.from_pretrained(source)).save_pretrained(target)
+    return target
+
+
+def bench_cuda(args, work: Path) -> dict[str, float | str]:
+    if not torch.cuda.is_available():
+        raise SystemExit("--only cuda needs a CUDA device")
+    model = e5_shaped(Path(str(resolve_model(args.model))), work / "e5-shaped")
+    budget = 256 * args.cuda_batches
+    speeds = {}
+    for method in ("mse", "ot"):
+        config = DistillConfig(
+            lang=LANG,
+            method=method,
+            out_dir=str(work / f"cuda-{method}"),
+            teacher=str(model),
+            budget=budget,
+            batch_size=256,
+            max_length=64,
+            select_on="none",
+            checkpoint_every=10**6,
+            device="cuda",
+            mixed_precision="bf16",
+            loss_options={"ot": {"tol": 0.0}} if method == "ot" else {},
+        )
+        speeds[method] = RunRecord.load(distill(config, progress=False).out_dir).throughput
+    return {
+        "distill_mse_pairs_per_second_cuda": round(speeds["mse"].pairs_per_second, 1),
+        "distill_ot_pairs_per_second_cuda": round(speeds["ot"].pairs_per_second, 1),
+        "distill_ot_step_over_mse_step_cuda": round(speeds["mse"].pairs_per_second / speeds["ot"].pairs_per_second, 3),
+        "distill_phase_seconds_ot_cuda": json.dumps(speeds["ot"].phase_seconds),
+        "distill_setup_cuda": (
+            f"optical distill el, {budget} pairs, batch 256, max length 64, bf16, select_on none, no mid-run "
+            "checkpoint, ot with ot.tol=0 (fixed iterations) and mse; a model with multilingual-e5-small's config "
+            "and tokenizer and random weights (the real weights exceed the GPU box's transfer limit; speed only); "
+            "pairs/s of the training loop (run.json throughput, teacher cache excluded)"
+        ),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("peer", "fast", "host"), action="append", help="run only these parts")
+    parser.add_argument(
+        "--only", choices=("peer", "fast", "host", "cuda"), action="append", help="run only these parts (cuda: never by default)"
+    )
     parser.add_argument("--model", default="multilingual-e5-small", help="teacher = student initialisation")
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--host-batches", type=int, default=40, help="batches of 256 in the host-bound run")
+    parser.add_argument("--cuda-batches", type=int, default=32, help="batches of 256 in each CUDA run")
     parser.add_argument("--dry-run", action="store_true", help="print the figures, record nothing")
     args = parser.parse_args(argv)
     if args.threads:
@@ -240,12 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-distill-") as tmp:
         work = Path(tmp)
         os.environ.setdefault("OPTICAL_CACHE_DIR", str(work / "cache"))
-        for part, bench in (("peer", bench_peer), ("fast", bench_fast_over_plain), ("host", bench_host)):
+        benches = (("peer", bench_peer), ("fast", bench_fast_over_plain), ("host", bench_host), ("cuda", bench_cuda))
+        for part, bench in benches:
             if part in parts:
                 results.update(bench(args, work))
                 print(json.dumps({k: v for k, v in results.items() if not k.endswith("_setup")}, indent=1), flush=True)
     if not args.dry_run:
-        record(results, SCRIPT)
+        record(results, SCRIPT, device="cuda" if parts == ["cuda"] else "cpu")
     return 0
 
 
