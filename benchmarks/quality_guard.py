@@ -1,0 +1,135 @@
+"""Quality guard of issue 9: the fast path must learn what the plain path learns, within noise.
+
+The demo configuration (el, 2000 pairs, batch 32, max length 64, centred OT costs, dev selection on
+XQuAD-R dev), ``mse`` and ``ot``, seeds 0, 1 and 2, trained twice:
+
+* ``plain``: fp32, ``--no-length-grouping``;
+* ``fast``: length grouping and ``--mixed-precision bf16`` (where the CPU has AVX512-BF16/AMX; otherwise
+  fp32, and the table says so).
+
+Each run is evaluated on the demo tasks (test split); the project's own paired statistics
+(:func:`optical.report.compare.compare_runs`, seeds of a system pooled) compare ``<method>-fast`` with
+``<method>-plain`` on CLIR X->en (RR@10) and pool (AP). The dev metric of each run (its selected step)
+gives the seed-to-seed spread that bf16 must stay within.
+
+Writes ``results/quality-guard/`` (the comparison report and ``table.md``); the runs themselves go to
+``--work`` (default ``runs/quality-guard``), and a finished run is reused when the script is rerun.
+
+Usage (about 12 distillations and 12 evaluations of e5-small: hours on a 2-core CPU)::
+
+    .venv/bin/python benchmarks/quality_guard.py
+    .venv/bin/python benchmarks/quality_guard.py --model /tmp/tiny --budget 64 --seeds 0 1 --out /tmp/qg   # a check
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+from optical.eval.evaluate import EvalConfig, evaluate
+from optical.eval.stats import StatsSettings
+from optical.report.compare import compare_runs, difference_text
+from optical.train import DistillConfig, distill
+from optical.train.precision import cpu_bf16_support
+from optical.train.record import RunRecord
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TASKS = ["clir_sentence", "pool"]
+COLUMNS = (("clir_sentence", "RR@10"), ("pool", "AP"))
+
+
+def run_one(args, path: str, method: str, seed: int) -> tuple[Path, float | None]:
+    """Distil and evaluate one run of ``path`` (plain|fast); its eval dir and dev metric."""
+    work = Path(args.work) / f"{method}-{path}-s{seed}"
+    fast = path == "fast"
+    config = DistillConfig(
+        lang=args.lang,
+        method=method,
+        out_dir=str(work / "distill"),
+        teacher=args.model,
+        budget=args.budget,
+        seed=seed,
+        batch_size=32,
+        max_length=64,
+        center_costs=True,
+        select_on=args.select_on,
+        device="cpu",
+        length_grouping=fast,
+        mixed_precision="bf16" if fast and cpu_bf16_support() is not None else "no",
+    )
+    distill(config, progress=False)
+    evaluate(
+        EvalConfig(
+            student=str(work / "distill"),
+            out_dir=str(work / "eval"),
+            langs=[args.lang],
+            teacher=args.model,
+            tasks=TASKS,
+            system=f"{method}-{path}",
+            device="cpu",
+        ),
+        progress=False,
+    )
+    return work / "eval", RunRecord.load(work / "distill").result.best_metric
+
+
+def spread(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "n/a"
+    sd = statistics.stdev(known) if len(known) > 1 else 0.0
+    return f"{statistics.mean(known):.4f} ± {sd:.4f} ({', '.join(f'{v:.4f}' for v in known)})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="multilingual-e5-small")
+    parser.add_argument("--lang", default="el")
+    parser.add_argument("--budget", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=["mse", "ot"])
+    parser.add_argument("--select-on", default="xquad_dev")
+    parser.add_argument("--n-resamples", type=int, default=5000)
+    parser.add_argument("--work", default=str(PROJECT_ROOT / "runs" / "quality-guard"))
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "results" / "quality-guard"))
+    args = parser.parse_args(argv)
+
+    eval_dirs, dev = [], {}
+    for method in args.methods:
+        for path in ("plain", "fast"):
+            for seed in args.seeds:
+                eval_dir, metric = run_one(args, path, method, seed)
+                eval_dirs.append(eval_dir)
+                dev.setdefault((method, path), []).append(metric)
+    baselines = [f"{m}-plain" for m in args.methods]
+    report = compare_runs(eval_dirs, baselines=baselines, settings=StatsSettings(n_resamples=args.n_resamples))
+    out = Path(args.out)
+    report.save(out / "report")
+    precision = "bf16" if cpu_bf16_support() is not None else "fp32 (this CPU has no AVX512-BF16/AMX)"
+    lines = [
+        "# Quality guard: fast path vs plain path",
+        "",
+        f"{args.model}, {args.lang}, {args.budget} pairs, seeds {', '.join(map(str, args.seeds))}; plain = fp32, no length "
+        f"grouping; fast = length grouping, {precision}. Test split; fast − plain, paired over queries with seeds pooled "
+        "(optical compare's randomisation test and bootstrap CI; † = significant after Holm).",
+        "",
+        "| method | " + " | ".join(f"{task}.{args.lang if task != 'retention' else 'en'} {m}" for task, m in COLUMNS) + " | dev "
+        "metric plain (mean ± sd) | dev metric fast |",
+        "|---|" + "---|" * (len(COLUMNS) + 2),
+    ]
+    for method in args.methods:
+        cells = []
+        for task, measure in COLUMNS:
+            c = report.comparison(f"{method}-fast", f"{method}-plain", task, args.lang, measure)
+            cells.append("n/a" if c is None else difference_text(c))
+        cells += [spread(dev[(method, "plain")]), spread(dev[(method, "fast")])]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
