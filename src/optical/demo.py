@@ -31,6 +31,10 @@ DEMO_TASKS = ["clir_sentence", "pool", "retention", "align"]
 DEMO_COLUMNS = (("clir_sentence", "RR@10"), ("pool", "AP"), ("align_x2en", "R@1"), ("retention", "RR@10"))
 
 
+#: The demo settings that go into each distillation as they are.
+_DISTILL_SETTINGS = ("lang", "budget", "seed", "batch_size", "max_length", "center_costs", "data_dir", "device")
+
+
 @dataclass
 class DemoConfig:
     lang: str = "el"
@@ -109,18 +113,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoResult:
     for method in config.methods:
         run_dir = root / "distill" / method
         distill(
-            DistillConfig(
-                lang=config.lang,
-                method=method,
-                out_dir=str(run_dir),
-                budget=config.budget,
-                seed=config.seed,
-                batch_size=config.batch_size,
-                max_length=config.max_length,
-                center_costs=config.center_costs,
-                data_dir=config.data_dir,
-                device=config.device,
-            ),
+            DistillConfig(method=method, out_dir=str(run_dir), **{name: getattr(config, name) for name in _DISTILL_SETTINGS}),
             progress=progress,
         )
         eval_dir = root / "eval" / method

@@ -54,6 +54,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _shared_settings(args: argparse.Namespace) -> dict:
+    """The options the XQuAD evaluation and a collection's evaluation take alike."""
+    return dict(
+        student=args.student,
+        out_dir=args.out,
+        teacher=args.teacher,
+        split=args.split,
+        scoring=_csv(args.scoring),
+        system=args.system,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+
+
 def run_collection(args: argparse.Namespace) -> int:
     from optical.eval.collection import EXACT_BELOW, CollectionConfig, evaluate_collection
 
@@ -62,18 +76,11 @@ def run_collection(args: argparse.Namespace) -> int:
     config = CollectionConfig(
         collection=args.collection,
         query_lang=args.query_lang,
-        student=args.student,
-        out_dir=args.out,
-        teacher=args.teacher,
-        split=args.split,
-        scoring=_csv(args.scoring),
         strict=args.strict,
         task_name=args.task_name,
-        system=args.system,
         exact_below=args.exact_below or EXACT_BELOW,
-        batch_size=args.batch_size,
         passage_max_length=args.passage_max_length,
-        device=args.device,
+        **_shared_settings(args),
     )
     return _print_results(evaluate_collection(config, progress=not args.quiet, overwrite=args.overwrite), args.out)
 
@@ -87,19 +94,12 @@ def run(args: argparse.Namespace) -> int:
     from optical.eval.tasks import TASKS
 
     config = EvalConfig(
-        student=args.student,
-        out_dir=args.out,
         langs=_csv(args.langs),
-        teacher=args.teacher,
         tasks=_csv(args.tasks) or [str(task) for task in TASKS],
-        scoring=_csv(args.scoring),
-        split=args.split,
         query_noise=args.query_noise,
         noise_seed=args.noise_seed,
-        system=args.system,
-        batch_size=args.batch_size,
-        device=args.device,
         data_dir=args.data_dir,
+        **_shared_settings(args),
     )
     return _print_results(evaluate(config, progress=not args.quiet, overwrite=args.overwrite), args.out)
 

@@ -151,18 +151,8 @@ class OTLoss(DistillLoss):
         cost = self.cost_matrix(student.embeddings, teacher.embeddings)
         a = _masses(student.embeddings, student.content_mask, self.marginals, batch.student_token_ids, self.student_idf)
         b = _masses(teacher.embeddings, teacher.content_mask, self.marginals, batch.teacher_token_ids, self.teacher_idf)
-        result = sinkhorn(
-            cost,
-            a,
-            b,
-            mask_a=student.content_mask,
-            mask_b=teacher.content_mask,
-            eps=self.eps,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            tau=self.tau,
-            grad=self.grad,
-        )
+        solver = {name: getattr(self, name) for name in ("eps", "max_iter", "tol", "tau", "grad")}
+        result = sinkhorn(cost, a, b, mask_a=student.content_mask, mask_b=teacher.content_mask, **solver)
         loss = result.value.mean()
         plan = result.plan.detach()
         # Plan sharpness: mass on each student token's best teacher token, relative to its row mass.

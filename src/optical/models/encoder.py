@@ -165,26 +165,8 @@ class Encoder(torch.nn.Module):
         characters, and a prefix token's characters all lie inside the prefix (its end offset
         is at most the prefix length), whatever the tokenizer makes of the prefix.
         """
-        prefix = self.prefix(kind)
-        encoded = self.tokenizer(
-            [prefix + text for text in texts],
-            padding=True,
-            truncation=True,
-            max_length=self.max_length if max_length is None else max_length,
-            return_tensors="pt",
-            return_offsets_mapping=True,
-            return_special_tokens_mask=True,
-            return_token_type_ids=False,
-        )
-        attention_mask = encoded["attention_mask"].bool()
-        offsets = encoded["offset_mapping"]
-        content_mask = attention_mask & ~encoded["special_tokens_mask"].bool() & (offsets[..., 1] > len(prefix))
         device = self.device
-        return {
-            "input_ids": encoded["input_ids"].to(device, non_blocking=True),
-            "attention_mask": encoded["attention_mask"].to(device, non_blocking=True),
-            "content_mask": content_mask.to(device, non_blocking=True),
-        }
+        return {key: value.to(device, non_blocking=True) for key, value in self._tokenize_cpu(texts, kind, max_length).items()}
 
     def tokenize_all(
         self, texts: Sequence[str], kind: TextKind = "plain", max_length: int | None = None, chunk: int = 4096

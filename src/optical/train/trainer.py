@@ -78,42 +78,29 @@ CHECKPOINT = "checkpoint"
 BEST = "best"
 
 
-@dataclass
+@dataclass(frozen=True)
 class DistillResult:
-    """What a finished run produced (also written to ``run.json``)."""
+    """What a finished run produced: its :class:`RunRecord` (``run.json``), with the output dirs and the
+    fields of :class:`~optical.train.record.RunResult` (``steps``, ``best_step``, ``history``, ...) at hand."""
 
-    out_dir: Path
-    student_dir: Path
-    steps: int
-    selection_metric: str | None
-    best_step: int | None
-    best_metric: float | None
-    seconds: float
-    pairs_per_second: float
-    resumed_from_step: int | None
-    data_fingerprint: str
-    history: list[dict[str, Any]] = field(default_factory=list)
+    record: RunRecord
 
-    @classmethod
-    def from_record(cls, record: RunRecord) -> DistillResult:
-        r = record.result
-        return cls(
-            out_dir=record.student_dir.parent,
-            student_dir=record.student_dir,
-            steps=r.steps,
-            selection_metric=r.selection_metric,
-            best_step=r.best_step,
-            best_metric=r.best_metric,
-            seconds=r.seconds,
-            pairs_per_second=r.pairs_per_second,
-            resumed_from_step=r.resumed_from_step,
-            data_fingerprint=record.data_fingerprint,
-            history=r.history,
-        )
+    @property
+    def out_dir(self) -> Path:
+        return self.student_dir.parent
 
-    @classmethod
-    def from_run_json(cls, out_dir: Path) -> DistillResult:
-        return cls.from_record(RunRecord.load(out_dir))
+    @property
+    def student_dir(self) -> Path:
+        return self.record.student_dir
+
+    @property
+    def data_fingerprint(self) -> str:
+        return self.record.data_fingerprint
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "record":  # copy/pickle probes, and before __init__ has run
+            raise AttributeError(name)
+        return getattr(self.record.result, name)
 
 
 @dataclass
@@ -316,7 +303,7 @@ class DistillTrainer:
         record.verify_student()
         if not self.config.keep_checkpoint:
             _drop_checkpoint(out)  # a run killed between run.json and the checkpoint's removal
-        return DistillResult.from_record(record)
+        return DistillResult(record)
 
     def check_inputs(self) -> None:
         """Everything that can be refused before the output dir is written: the dir itself, the data
@@ -674,7 +661,7 @@ class DistillTrainer:
             if not config.keep_checkpoint:
                 _drop_checkpoint(out)
         accelerator.wait_for_everyone()
-        return DistillResult.from_record(record)
+        return DistillResult(record)
 
     def _place_student(self) -> None:
         """``best/`` renamed to ``student/`` when selecting (a finalize killed after that rename left
