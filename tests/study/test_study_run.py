@@ -207,3 +207,23 @@ def test_bad_config_on_the_command_line_is_one_line(smoke_raw, tmp_path, capsys)
 def test_report_of_a_dir_that_is_no_study_is_an_error(tmp_path, capsys):
     assert main(["study", "report", str(tmp_path)]) == 2
     assert "study.json is missing" in capsys.readouterr().err
+
+
+def test_runs_held_by_a_committed_export_are_not_recomputed_with_an_empty_store(smoke_study, tmp_path, capsys):
+    from optical.study.export import export_study
+
+    export = export_study(smoke_study.study_dir, tmp_path / "export").out_dir
+    store, study_dir = tmp_path / "new-machine-store", tmp_path / "study"
+    started = time.perf_counter()
+    result = run_study(load_study_config(SMOKE_CONFIG), study_dir, store=store, progress=False, from_export=export)
+    assert time.perf_counter() - started < 30  # nothing trained or evaluated
+    assert not result.failures and all(s.done for s in result.statuses)
+    assert not list(store.glob("*/distill/student"))  # no weights: only the records were adopted
+    assert len(list(store.glob("*/distill/run.json"))) == 4 and len(list(store.glob("*/eval-*/eval.json"))) == 10
+    write_study_report(study_dir, n_resamples=200)
+    write_study_report(smoke_study.study_dir, n_resamples=200)
+    assert (study_dir / "report" / "report.md").read_text() == (smoke_study.study_dir / "report" / "report.md").read_text()
+    assert (
+        main(["study", "run", "--config", str(SMOKE_CONFIG), "--out", str(tmp_path / "s2"), "--from-export", str(tmp_path)]) == 2
+    )
+    assert "no study.json there" in capsys.readouterr().err

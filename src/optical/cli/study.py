@@ -11,6 +11,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="study dir (default: runs/study-<config name>)")
     parser.add_argument("--store", help="shared run store (default: the config's 'store', else <cache>/study_runs)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs, their status and the estimated time; run nothing")
+    parser.add_argument(
+        "--from-export",
+        help="a committed `optical study export` of this study: the runs it holds count as done (default: the config's 'export')",
+    )
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_command)
@@ -55,7 +59,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run(config, study_dir, store=args.store).render())
         return 0
-    result = run_study(config, study_dir, store=args.store, progress=not args.quiet)
+    result = run_study(config, study_dir, store=args.store, progress=not args.quiet, from_export=args.from_export)
     done = sum(s.done for s in result.statuses)
     print(
         f"study {config.name}: {done}/{len(result.statuses)} runs complete in {result.seconds / 60:.1f} min; "

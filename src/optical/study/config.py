@@ -70,6 +70,7 @@ TOP_LEVEL_KEYS = (
     "data_dir",
     "store",
     "keep_weights",
+    "export",
 )
 #: DistillConfig fields the grid or the study sets; ``base.distill`` may not.
 GRID_DISTILL_FIELDS = (
@@ -146,6 +147,8 @@ class StudyConfig:
     source: str = "config"
     data_dir: str | None = None
     store: str | None = None
+    #: A committed ``optical study export`` of this study (e.g. ``results/study-v2``): runs it holds count as done.
+    export: str | None = None
     #: Keep every run's student weights after its evaluations (default: delete them, keep run.json's digests).
     keep_weights: bool = False
     #: Indexes into ``cells`` of the cells whose runs keep their weights (``keep_weights: true`` in the cell).
@@ -221,7 +224,7 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
     for members in groups.values():
         for lang in members:
             _language(lang, f"{source}: resource_groups")
-    for key in ("data_dir", "store", "study"):
+    for key in ("data_dir", "store", "study", "export"):
         if key in raw and not isinstance(raw[key], str):
             raise OpticalError(f"{source}: {key} must be a string, got {raw[key]!r}")
     n_resamples = raw.get("n_resamples", 10_000)
@@ -243,6 +246,7 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
         source=source,
         data_dir=raw.get("data_dir"),
         store=raw.get("store"),
+        export=raw.get("export"),
         keep_weights=_flag(raw, "keep_weights", source),
         kept_cells=tuple(kept_cells),
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from optical.errors import OpticalError
 from optical.eval.results import EVAL_JSON
 from optical.formatting import cell_text
 from optical.losses.combined import MethodSpec
-from optical.storage import atomic_write_json, cache_root, check_output_dir
+from optical.storage import atomic_directory, atomic_write_bytes, atomic_write_json, cache_root, check_output_dir
 from optical.study.config import ModelSpec, StudyConfig
 from optical.study.grid import StudyPlan, StudyRun, expand
 from optical.study.layout import DISTILL_DIR, MANIFEST, RUN_JSON, RUNS_DIR, eval_dir_name
@@ -154,6 +155,39 @@ def run_status(run: StudyRun, run_dir: Path) -> RunStatus:
         distilled = bool(record and record.completed)
     evaluated = [q for q in run.query_noises if (run_dir / eval_dir_name(q) / EVAL_JSON).is_file()]
     return RunStatus(run, run_dir, distilled, evaluated)
+
+
+def _export_dir(config: StudyConfig, from_export: str | Path | None) -> Path | None:
+    if from_export is not None:
+        path = Path(from_export)
+        if not (path / MANIFEST).is_file():
+            raise OpticalError(f"--from-export {path}: no {MANIFEST} there; pass the dir written by `optical study export`")
+        return path
+    if config.export and (Path(config.export) / MANIFEST).is_file():
+        return Path(config.export)
+    return None  # the config names an export not written yet: nothing to adopt
+
+
+def adopt_exported(run: StudyRun, run_dir: Path, export_dir: Path) -> bool:
+    """Copy ``run``'s finished distillation record and evaluations from an export into its store entry.
+
+    Only a run the export holds complete is adopted (its run.json says completed, every typo rate of the
+    run is evaluated), and only into an entry that is not complete already. The weights are not in an
+    export: evaluating a new typo rate of an adopted run is refused in one line (rerun it with the weights).
+    """
+    source = export_dir / RUNS_DIR / run.run_id
+    exported = run_status(run, source) if source.is_dir() else None
+    if exported is None or not exported.done or run_status(run, run_dir).done:
+        return False
+    parts = ([] if run.is_zero_shot else [Path(DISTILL_DIR) / RUN_JSON]) + [Path(eval_dir_name(q)) for q in run.query_noises]
+    for part in parts:
+        target = run_dir / part
+        if (source / part).is_dir():
+            with atomic_directory(target) as building:
+                shutil.copytree(source / part, building, dirs_exist_ok=True)
+        else:
+            atomic_write_bytes(target, (source / part).read_bytes())
+    return True
 
 
 def drop_student_weights(run_dir: Path) -> list[Path]:
@@ -371,10 +405,14 @@ def run_study(
     study_dir: str | Path,
     store: str | Path | None = None,
     progress: bool = True,
+    from_export: str | Path | None = None,
 ) -> StudyResult:
     """Run every unfinished run of the study and write ``study.json`` as it goes.
 
-    The report is written by :func:`optical.report.write_study_report` (the CLI calls it after this).
+    Runs held by a committed export (``from_export``, else the config's ``export`` where that dir exists) count as
+    done: their run.json and evaluations are copied into the store (:func:`adopt_exported`), so a slice finished in
+    one session is never recomputed in the next, on a new machine too. The report is written by
+    :func:`optical.report.write_study_report` (the CLI calls it after this).
     """
     from optical.eval.evaluate import evaluate  # heavy imports: only when something runs
     from optical.train.trainer import distill
@@ -386,7 +424,12 @@ def run_study(
     plan = expand(config)
     study_dir.mkdir(parents=True, exist_ok=True)
     models = prepare_models(config, store_path, build=True)
-    statuses = [run_status(run, _link(study_dir, store_path, run.run_id)) for run in plan.runs]
+    export_dir = _export_dir(config, from_export)
+    links = [_link(study_dir, store_path, run.run_id) for run in plan.runs]
+    if export_dir is not None:
+        for run, link in zip(plan.runs, links):
+            adopt_exported(run, link, export_dir)
+    statuses = [run_status(run, link) for run, link in zip(plan.runs, links)]
     failures: dict[str, str] = {}
     atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, "running", failures))
 
