@@ -8,6 +8,7 @@ same layout and was verified file by file by that fetch, stands in for it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,19 @@ def mirror_dir() -> Path:
         return resolve_data_dir(None)
     except OpticalError as exc:
         pytest.fail(f"data mirror {MIRROR} is missing and so is the installed data ({exc})")
+
+
+@pytest.fixture(scope="session")
+def private_cache_env(tmp_path_factory: pytest.TempPathFactory, mirror_dir: Path):
+    """OPTICAL_DATA_DIR = the mirror and OPTICAL_CACHE_DIR = a cache of this session (teacher and document
+    caches, logs, default store); both restored at the end. Yields the cache dir."""
+    cache = tmp_path_factory.mktemp("cache")
+    saved = {k: os.environ.get(k) for k in ("OPTICAL_DATA_DIR", "OPTICAL_CACHE_DIR")}
+    os.environ["OPTICAL_DATA_DIR"] = str(mirror_dir)
+    os.environ["OPTICAL_CACHE_DIR"] = str(cache)
+    yield cache
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

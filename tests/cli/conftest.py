@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
@@ -11,18 +10,9 @@ from optical.models.tiny import make_tiny_model
 
 
 @pytest.fixture(scope="session")
-def cli_env(tmp_path_factory, mirror_dir):
-    """A private cache for the session (teacher and document caches, logs) and the mirror as data dir."""
-    cache = tmp_path_factory.mktemp("cli-cache")
-    saved = {k: os.environ.get(k) for k in ("OPTICAL_DATA_DIR", "OPTICAL_CACHE_DIR")}
-    os.environ["OPTICAL_DATA_DIR"] = str(mirror_dir)
-    os.environ["OPTICAL_CACHE_DIR"] = str(cache)
-    yield cache
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+def cli_env(private_cache_env):
+    """The session's private cache (teacher and document caches, logs) with the mirror as data dir."""
+    return private_cache_env
 
 
 @pytest.fixture(scope="session")

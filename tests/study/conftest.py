@@ -13,18 +13,9 @@ SMOKE_CONFIG = PROJECT_ROOT / "configs" / "study-smoke.yaml"
 
 
 @pytest.fixture(scope="session")
-def study_env(mirror_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """OPTICAL_DATA_DIR = the mirror and a cache of this session (teacher and document caches, default store)."""
-    cache = tmp_path_factory.mktemp("study-cache")
-    saved = {k: os.environ.get(k) for k in ("OPTICAL_DATA_DIR", "OPTICAL_CACHE_DIR")}
-    os.environ["OPTICAL_DATA_DIR"] = str(mirror_dir)
-    os.environ["OPTICAL_CACHE_DIR"] = str(cache)
-    yield {**os.environ}
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+def study_env(private_cache_env) -> dict[str, str]:
+    """The environment with the mirror as data dir and the session's private cache (for subprocesses)."""
+    return {**os.environ}
 
 
 @pytest.fixture(scope="session")

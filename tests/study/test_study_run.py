@@ -90,20 +90,12 @@ def test_dry_run_lists_runs_with_status_and_measured_rates(smoke_study, tmp_path
     assert "assumed 16 pairs/s" in fresh.render()
 
 
+def _dry_run_options(smoke_study) -> list[str]:
+    return ["--config", str(SMOKE_CONFIG), "--out", str(smoke_study.study_dir), "--store", str(smoke_study.store), "--dry-run"]
+
+
 def test_dry_run_from_the_command_line(smoke_study, capsys):
-    code = main(
-        [
-            "study",
-            "run",
-            "--config",
-            str(SMOKE_CONFIG),
-            "--out",
-            str(smoke_study.study_dir),
-            "--store",
-            str(smoke_study.store),
-            "--dry-run",
-        ]
-    )
+    code = main(["study", "run", *_dry_run_options(smoke_study)])
     out = capsys.readouterr().out
     assert code == 0
     assert "id" in out.splitlines()[0] and "status" in out.splitlines()[0]
@@ -111,18 +103,7 @@ def test_dry_run_from_the_command_line(smoke_study, capsys):
 
 
 def test_short_form_runs_the_run_subcommand_and_no_config_is_one_line(smoke_study, capsys):
-    code = main(
-        [
-            "study",
-            "--config",
-            str(SMOKE_CONFIG),
-            "--out",
-            str(smoke_study.study_dir),
-            "--store",
-            str(smoke_study.store),
-            "--dry-run",
-        ]
-    )
+    code = main(["study", *_dry_run_options(smoke_study)])
     assert code == 0 and "status" in capsys.readouterr().out.splitlines()[0]
     assert main(["study"]) == 2
     err = capsys.readouterr().err.strip()

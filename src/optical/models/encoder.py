@@ -298,6 +298,7 @@ class Encoder(torch.nn.Module):
         self,
         texts: Sequence[str],
         kind: TextKind = "plain",
+        *,
         batch_size: int = 64,
         normalize: bool = True,
         max_length: int | None = None,
