@@ -365,7 +365,12 @@ class Sample:
     def __post_init__(self) -> None:
         # Seeds in a canonical order (by mean, then values): the bootstrap draws seeds by position and float sums
         # depend on order, and no number may depend on the order in which a report happened to list the runs.
-        canonical = sorted(self.per_seed, key=lambda run: (float(np.mean(list(run.values()))), sorted(run.items())))
+        # Sorting every seed's items is only needed to break a tie of means, so it is done only then.
+        means = [float(np.mean(list(run.values()))) for run in self.per_seed]
+        if len(set(means)) == len(means):
+            canonical = [run for _, run in sorted(zip(means, self.per_seed), key=lambda pair: pair[0])]
+        else:
+            canonical = [run for _, run in sorted(zip(means, self.per_seed), key=lambda pair: (pair[0], sorted(pair[1].items())))]
         object.__setattr__(self, "per_seed", tuple(canonical))
 
     @property
