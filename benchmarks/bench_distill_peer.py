@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record  # noqa: E402
+from common import cold_cache, record  # noqa: E402
 from optical.data import BitextConfig, build_bitext, resolve_data_dir  # noqa: E402
 from optical.models import resolve_model  # noqa: E402
 from optical.models.encoder import Encoder  # noqa: E402
@@ -158,13 +158,31 @@ def timed_run_and_eval(args, out: Path, method: str, cache_dir: Path, fast: bool
     return time.perf_counter() - tick
 
 
+def warm_document_cache(args, work: Path) -> Path:
+    """One untimed zero-shot evaluation fills the teacher's document cache that both paths then share:
+    across a study's runs that cache is warm (it predates this issue's speed-ups), so neither path pays
+    the one-time pass over the candidate pool in its timing."""
+    from optical.eval.evaluate import ZERO_SHOT, EvalConfig, evaluate
+
+    documents = work / "doc-cache"
+    os.environ["OPTICAL_CACHE_DIR"] = str(cold_cache(work / "warm-cache", {"doc_cache": documents}))
+    evaluate(
+        EvalConfig(student=ZERO_SHOT, out_dir=str(work / "zero-shot"), langs=[LANG], teacher=args.model, device="cpu"),
+        progress=False,
+    )
+    return documents
+
+
 def bench_fast_over_plain(args, work: Path) -> dict[str, float | str]:
     saved = os.environ.get("OPTICAL_CACHE_DIR")
     try:
+        documents = {"doc_cache": warm_document_cache(args, work)}
         plain = sum(
-            timed_run_and_eval(args, work / f"plain-{m}", m, work / f"plain-cache-{m}", fast=False) for m in ("ot", "mse")
+            timed_run_and_eval(args, work / f"plain-{m}", m, cold_cache(work / f"plain-cache-{m}", documents), fast=False)
+            for m in ("ot", "mse")
         )
-        fast = sum(timed_run_and_eval(args, work / f"fast-{m}", m, work / "fast-cache", fast=True) for m in ("ot", "mse"))
+        fast_cache = cold_cache(work / "fast-cache", documents)
+        fast = sum(timed_run_and_eval(args, work / f"fast-{m}", m, fast_cache, fast=True) for m in ("ot", "mse"))
     finally:
         if saved is None:
             os.environ.pop("OPTICAL_CACHE_DIR", None)
@@ -177,9 +195,10 @@ def bench_fast_over_plain(args, work: Path) -> dict[str, float | str]:
         "distill_fast_setup": (
             f"{Path(str(args.model)).name}, el, {args.pairs} pairs, batch {args.batch_size}, max length {args.max_length}, "
             "one ot and one mse run each followed by `optical evaluate` (el, default tasks, test split), wall seconds; "
-            "plain: fp32, --no-length-grouping, an empty teacher and document cache per run; fast: bf16 where the CPU "
-            f"has AVX512-BF16/AMX ({cpu_bf16_support() or 'not here: fp32'}), length grouping, one cache for both runs; "
-            "the evaluation's query memo is on in both"
+            "plain: fp32, --no-length-grouping, an empty teacher cache per run; fast: bf16 where the CPU "
+            f"has AVX512-BF16/AMX ({cpu_bf16_support() or 'not here: fp32'}), length grouping, one teacher cache for "
+            "both runs; both: the teacher's document cache warm (filled by an untimed zero-shot evaluation, as across a "
+            "study's runs) and the evaluation's query memo on"
         ),
     }
 
@@ -295,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, float | str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-distill-") as tmp:
         work = Path(tmp)
-        os.environ.setdefault("OPTICAL_CACHE_DIR", str(work / "cache"))
+        os.environ.setdefault("OPTICAL_CACHE_DIR", str(cold_cache(work / "cache")))
         benches = (("peer", bench_peer), ("fast", bench_fast_over_plain), ("host", bench_host), ("cuda", bench_cuda))
         for part, bench in benches:
             if part in parts:

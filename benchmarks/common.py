@@ -63,6 +63,28 @@ def machine_description(device: str = "cpu") -> str:
     )
 
 
+#: Cache sub-directories that hold inputs (data, built models, wheels), shared by a cold cache; everything
+#: else under the cache (teacher cache, document cache, run store, logs) is what a cold run recomputes.
+_CACHE_INPUTS = ("data", "models", "wheels")
+
+
+def cold_cache(target: Path, shared: dict[str, Path] | None = None) -> Path:
+    """A cache directory for ``$OPTICAL_CACHE_DIR`` whose inputs link to the user cache's and whose
+    computed caches start empty, except the sub-directories named in ``shared`` (name -> directory to
+    link, e.g. one document cache used by several runs)."""
+    from optical.storage import cache_root
+
+    source = cache_root()
+    target.mkdir(parents=True, exist_ok=True)
+    links = {name: source / name for name in _CACHE_INPUTS if (source / name).exists()} | dict(shared or {})
+    for name, where in links.items():
+        Path(where).mkdir(parents=True, exist_ok=True)
+        link = target / name
+        if not link.exists():
+            link.symlink_to(Path(where).resolve(), target_is_directory=True)
+    return target
+
+
 def record(results: dict[str, float | int | str], source: str, device: str = "cpu") -> None:
     """Merge ``results`` into results.json (other keys are kept) and rewrite BENCHMARKS.md."""
     existing: dict[str, object] = json.loads(RESULTS_PATH.read_text()) if RESULTS_PATH.exists() else {}
