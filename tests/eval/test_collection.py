@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
+import multiprocessing
+import os
 import random
+import signal
 
 import numpy as np
 import pytest
@@ -11,9 +15,22 @@ import pytest
 from optical.cli import main
 from optical.data.beir import read_collection
 from optical.errors import OpticalError
-from optical.eval.collection import CollectionConfig, ann_recall, evaluate_collection, hnsw_search
+from optical.eval.collection import (
+    EXACT_BELOW,
+    CollectionConfig,
+    DiskVectors,
+    IndexKind,
+    IndexPlan,
+    build_index,
+    encode_to_disk,
+    evaluate_collection,
+    exact_top_k,
+    search,
+    tune_breadth,
+)
 from optical.eval.results import EvalRun
 from optical.eval.scoring import dense_search
+from optical.models.encoder import Encoder
 from optical.models.tiny import make_tiny_model
 
 
@@ -92,19 +109,68 @@ def test_beir_and_trec_layouts_agree_and_compare_works(teacher, tmp_path, mirror
 
 def test_approximate_index_recall_is_measured_and_maxsim_reranks(teacher, tmp_path, mirror_dir, capsys):
     beir, _ = small_beir(tmp_path / "beir", mirror_dir, n_docs=400, n_queries=40)
-    out = tmp_path / "out"
-    argv = ["evaluate", "--collection", str(beir), "--query-lang", "el", "--student", "zero-shot", "--teacher", str(teacher)]
-    argv += ["--out", str(out), "--exact-below", "100", "--scoring", "dense,maxsim", "--device", "cpu", "--quiet"]
-    assert main(argv) == 0
+    base = ["evaluate", "--collection", str(beir), "--query-lang", "el", "--student", "zero-shot", "--teacher", str(teacher)]
+    base += ["--device", "cpu", "--quiet"]
+    # 400 documents >= --exact-below 100: the size-based choice takes IVF, 400 // 40 = 10 lists.
+    assert main([*base, "--out", str(tmp_path / "ivf"), "--exact-below", "100", "--scoring", "dense,maxsim"]) == 0
     printed = capsys.readouterr().out
-    assert "approximate search: HNSW" in printed and "recall@10 against exact search" in printed
-    run = EvalRun.load(out)
-    ann = run.config["collection"]["ann"]
-    assert ann["documents"] == 400 and ann["sample"] == 40 and 0.5 <= ann["recall_at_10"] <= 1.0
-    print(f"HNSW recall@10 on the 400-document test collection: {ann['recall_at_10']:.4f}")
+    assert "approximate search: IVF (nlist=10, nprobe=" in printed and "recall@10 against exact search" in printed
+    run = EvalRun.load(tmp_path / "ivf")
+    described = run.config["collection"]
+    assert described["search"] == "approximate" and described["index"]["kind"] == "ivf" and described["index"]["lists"] == 10
+    ann = described["ann"]
+    assert ann["documents"] == 400 and ann["sample"] == 40 and ann["breadth_name"] == "nprobe"
+    assert ann["recall_at_10"] >= ann["recall_target"] == 0.95 or ann["breadth"] == 10  # met, or exhaustive
+    assert ann["tried"][-1] == [ann["breadth"], ann["recall_at_10"]]
+    assert all(recall < 0.95 for _, recall in ann["tried"][:-1])  # the narrowest breadth reaching the target
+    print(f"IVF recall@10 on the 400-document test collection: {ann['recall_at_10']:.4f} at nprobe {ann['breadth']}")
     assert set(run.tasks) == {"collection.el", "collection_maxsim.el"}
     dense, late = run.tasks["collection.el"].run, run.tasks["collection_maxsim.el"].run
     assert all(set(late[q]) <= set(dense[q]) for q in dense)  # a rerank of the dense candidates only
+    # A forced kind overrides the size; the corpus vectors come from the cache the first run wrote.
+    assert main([*base, "--out", str(tmp_path / "hnsw"), "--index", "hnsw", "--recall-target", "0.9"]) == 0
+    assert "approximate search: HNSW (M=32, efSearch=" in capsys.readouterr().out
+    hnsw = EvalRun.load(tmp_path / "hnsw").config["collection"]["ann"]
+    assert hnsw["breadth_name"] == "efSearch" and hnsw["recall_target"] == 0.9 and 0.9 <= hnsw["recall_at_10"] <= 1.0
+    assert main([*base, "--out", str(tmp_path / "exact"), "--index", "exact", "--exact-below", "100"]) == 0
+    exact = EvalRun.load(tmp_path / "exact")
+    assert exact.config["collection"]["search"] == "exact" and exact.config["collection"]["ann"] is None
+    assert "approximate search" not in capsys.readouterr().out
+
+
+def test_index_is_chosen_by_collection_size():
+    assert IndexPlan.choose(EXACT_BELOW - 1).kind is IndexKind.EXACT
+    for documents in (EXACT_BELOW, 1_000_000, 30_000_000):
+        plan = IndexPlan.choose(documents)
+        assert plan.kind is IndexKind.IVF and plan.approximate
+        assert 4 * math.sqrt(documents) <= plan.lists + 0.5 <= 16 * math.sqrt(documents)
+        assert plan.train_size == 40 * plan.lists < documents
+        assert plan.breadths(100)[0] == 1 and plan.breadths(100)[-1] == plan.lists  # up to exhaustive
+    assert IndexPlan.choose(2_000_000, IndexKind.EXACT).kind is IndexKind.EXACT  # forced
+    assert IndexPlan.choose(50, IndexKind.HNSW).kind is IndexKind.HNSW
+    assert IndexPlan.choose(500, exact_below=100).kind is IndexKind.IVF
+    small = IndexPlan.choose(1000, IndexKind.IVF)  # 4 * sqrt(1000) = 126 lists would get 8 training points each
+    assert small.lists == 25 and small.train_size == 1000
+    assert IndexPlan.choose(10, IndexKind.IVF).lists == 1
+    assert IndexPlan.choose(10**6, IndexKind.HNSW).breadths(100) == [100, 200, 400, 800, 1600, 3200, 4096]
+    assert IndexPlan.choose(10**6).factory == "IVF4000,Flat" and IndexPlan.choose(9).factory == "Flat"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--index", "annoy"], "unknown index 'annoy'; choose from auto, exact, ivf, hnsw"),
+        (["--recall-target", "1.5"], "recall target must be in (0, 1], got 1.5"),
+        (["--exact-below", "0"], "exact_below must be >= 1, got 0"),
+    ],
+)
+def test_bad_index_options_are_one_line(teacher, tmp_path, mirror_dir, capsys, flags, message):
+    beir, _ = small_beir(tmp_path / "beir", mirror_dir)
+    argv = ["evaluate", "--collection", str(beir), "--query-lang", "el", "--student", "zero-shot", "--teacher", str(teacher)]
+    assert main([*argv, "--out", str(tmp_path / "never"), *flags]) == 2
+    assert message in one_error_line(capsys) and not (tmp_path / "never").exists()
+    assert main(["evaluate", "--student", "zero-shot", "--out", str(tmp_path / "x"), *flags]) == 2
+    assert "go with --collection DIR" in one_error_line(capsys)
 
 
 def test_bad_collections_are_one_line_each(teacher, tmp_path, mirror_dir, capsys):
@@ -152,16 +218,86 @@ def test_bad_collections_are_one_line_each(teacher, tmp_path, mirror_dir, capsys
     )
 
 
-def test_ann_recall_is_the_overlap_with_exact_search():
-    rng = np.random.default_rng(0)
-    docs = rng.standard_normal((4000, 16)).astype("float32")
-    queries = rng.standard_normal((300, 16)).astype("float32")
-    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+def unit_vectors(rows: int, dim: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((rows, dim)).astype("float32")
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def hashed_encode(texts) -> np.ndarray:
+    """A deterministic stand-in encoder: each text's vector depends on the text alone."""
+    return np.stack([unit_vectors(1, 8, int.from_bytes(text.encode()[-4:], "little"))[0] for text in texts])
+
+
+def test_ann_recall_is_the_overlap_with_exact_search(tmp_path):
+    docs, queries = unit_vectors(4000, 16, 0), unit_vectors(300, 16, 1)
+    np.save(tmp_path / "docs.npy", docs)
+    vectors = DiskVectors.open(tmp_path / "docs.npy", block_rows=700)  # several blocks, the last one short
     qids, dids = [f"q{i}" for i in range(300)], [f"d{i}" for i in range(4000)]
-    approximate, index = hnsw_search(queries, docs, qids, dids, k=10, ef_search=10)
-    recall, sample = ann_recall(index, queries, docs, 100)
     exact = dense_search(queries, docs, qids, dids, k=10)
-    rows = random.Random(0).sample(range(300), 100)
+    # The exact top 10 computed block by block from the file is the in-memory exact search's.
+    assert [[dids[j] for j in row] for row in exact_top_k(queries, vectors, 10)] == [list(exact[q]) for q in qids]
+    plan = IndexPlan.choose(4000, IndexKind.IVF)
+    index = build_index(plan, vectors)
+    check = tune_breadth(index, plan, queries, vectors, target=0.9, k=10, sample=100)
+    approximate = search(index, queries, qids, dids, k=10)  # searched at the tuned nprobe
+    rows = sorted(random.Random(0).sample(range(300), 100))
     expected = np.mean([len(set(exact[qids[r]]) & set(approximate[qids[r]])) / 10 for r in rows])
-    assert sample == 100 and recall == pytest.approx(expected) and 0.5 < recall <= 1.0
+    assert check.sample == 100 and check.recall_at_10 == pytest.approx(expected) and check.met
+    assert [breadth for breadth, _ in check.tried] == plan.breadths(10)[: len(check.tried)] and check.breadth < plan.lists
+    assert index.nprobe == check.breadth and check.index == f"IVF (nlist={plan.lists}, nprobe={check.breadth})"
+
+
+def test_streamed_encoding_equals_in_memory_encoding(teacher, tmp_path):
+    encoder = Encoder.load(teacher)
+    texts = [f"document {i} about " + "words " * (i % 23) for i in range(300)]
+    streamed = encode_to_disk(
+        lambda block: encoder.encode(block, kind="passage"), texts, encoder.hidden_size, tmp_path / "v.npy", block_rows=64
+    )
+    on_disk = np.load(tmp_path / "v.npy")
+    assert (streamed.rows, streamed.dim) == on_disk.shape == (300, encoder.hidden_size)
+    # Equal up to float rounding: blocks pad their batches to other lengths than one pass over everything.
+    np.testing.assert_allclose(on_disk, encoder.encode(texts, kind="passage"), rtol=0, atol=1e-6)
+    assert np.array_equal(np.concatenate(list(streamed.blocks())), on_disk)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.npy", "v.npy.lock"]  # no partial file or ledger left
+
+
+def _encode_then_die(texts, path, dies_at: int) -> None:
+    """Encode block by block and SIGKILL this process while encoding block ``dies_at`` (no cleanup runs)."""
+    blocks = iter(range(10**6))
+
+    def encode(block):
+        if next(blocks) == dies_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return hashed_encode(block)
+
+    encode_to_disk(encode, texts, 8, path, block_rows=50)
+
+
+def test_killed_encoding_resumes_without_encoding_done_blocks_again(tmp_path):
+    texts = [f"text {i}" for i in range(230)]
+    path = tmp_path / "v.npy"
+    child = multiprocessing.get_context("fork").Process(target=_encode_then_die, args=(texts, path, 3))
+    child.start()
+    child.join(30)
+    assert child.exitcode == -signal.SIGKILL
+    assert not path.exists() and json.loads((tmp_path / "v.npy.progress").read_text())["rows"] == 150
+    encoded = []
+
+    def counting_encode(block):
+        encoded.extend(block)
+        return hashed_encode(block)
+
+    vectors = encode_to_disk(counting_encode, texts, 8, path, block_rows=50)
+    assert encoded == texts[150:]  # the three blocks on disk were not encoded again
+    assert np.array_equal(np.load(path), hashed_encode(texts)) and vectors.rows == 230
+    assert not (tmp_path / "v.npy.partial").exists() and not (tmp_path / "v.npy.progress").exists()
+    assert encode_to_disk(counting_encode, texts, 8, path, block_rows=50) == vectors and len(encoded) == 80  # taken as it is
+    # A partial file of another shape (e.g. the corpus changed between runs) is not resumed.
+    other = tmp_path / "w.npy"
+    child = multiprocessing.get_context("fork").Process(target=_encode_then_die, args=(texts, other, 1))
+    child.start()
+    child.join(30)
+    encoded.clear()
+    shorter = encode_to_disk(counting_encode, texts[:120], 8, other, block_rows=50)
+    assert np.array_equal(np.load(shorter.path), hashed_encode(texts[:120]))
+    assert encoded == texts[:120]

@@ -41,7 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--passage-max-length", type=int, default=512, help="with --collection: document max tokens (default 512)")
     p.add_argument(
-        "--exact-below", type=int, help="with --collection: exact search below this many documents, HNSW above (default 200000)"
+        "--index", help="with --collection: auto (default: exact below --exact-below documents, IVF above), exact, ivf or hnsw"
+    )
+    p.add_argument(
+        "--exact-below", type=int, help="with --collection: exact search below this many documents, IVF above (default 100000)"
+    )
+    p.add_argument(
+        "--recall-target",
+        type=float,
+        help="with --collection: recall@10 against exact search an approximate index is tuned to reach (default 0.95)",
     )
     p.add_argument("--query-noise", type=float, default=0.0, help="character typo rate applied to queries")
     p.add_argument("--noise-seed", type=int, default=0)
@@ -69,17 +77,18 @@ def _shared_settings(args: argparse.Namespace) -> dict:
 
 
 def run_collection(args: argparse.Namespace) -> int:
-    from optical.eval.collection import EXACT_BELOW, CollectionConfig, evaluate_collection
+    from optical.eval.collection import CollectionConfig, evaluate_collection
 
     if not args.query_lang:
         raise OpticalError("--collection needs --query-lang XX, the language of its queries (e.g. el, sw, zh-Hant)")
+    search = {"index": args.index, "exact_below": args.exact_below, "recall_target": args.recall_target}
     config = CollectionConfig(
         collection=args.collection,
         query_lang=args.query_lang,
         strict=args.strict,
         task_name=args.task_name,
-        exact_below=args.exact_below or EXACT_BELOW,
         passage_max_length=args.passage_max_length,
+        **{name: value for name, value in search.items() if value is not None},  # unset: the config's defaults
         **_shared_settings(args),
     )
     return _print_results(evaluate_collection(config, progress=not args.quiet, overwrite=args.overwrite), args.out)
@@ -88,8 +97,8 @@ def run_collection(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.collection:
         return run_collection(args)
-    if args.query_lang or args.strict:
-        raise OpticalError("--query-lang and --strict go with --collection DIR")
+    if args.query_lang or args.strict or any(v is not None for v in (args.index, args.exact_below, args.recall_target)):
+        raise OpticalError("--query-lang, --strict, --index, --exact-below and --recall-target go with --collection DIR")
     from optical.eval.evaluate import EvalConfig, evaluate
     from optical.eval.tasks import TASKS
 
