@@ -106,6 +106,8 @@ GOALS: dict[str, tuple[str, float]] = {
     "distill_ot_pairs_per_second_cuda": (">=", 10_000),
     "distill_ot_step_over_mse_step_cuda": ("<=", 1.10),
     "demo_minutes": ("<", 5.0),
+    "ann_recall_at_10_vs_exact": (">=", 0.95),
+    "ann_over_exact_query_speed": (">=", 10.0),
 }
 _COMPARE = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}
 
