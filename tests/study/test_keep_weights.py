@@ -7,7 +7,7 @@ import pytest
 from optical.errors import OpticalError
 from optical.study.config import parse_study_config
 from optical.study.grid import expand
-from optical.study.runner import drop_student_weights
+from optical.study.status import drop_student_weights
 from optical.train.record import RunRecord
 
 

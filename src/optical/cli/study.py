@@ -17,6 +17,21 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: one run after another here (default); ray: each pending run a Ray task (pip install 'optical[ray]')",
+    )
+    parser.add_argument(
+        "--address", help="with --executor ray: the cluster to join (e.g. auto, or HOST:6379); default a local one"
+    )
+    parser.add_argument("--cpus-per-run", type=float, default=1.0, help="with --executor ray: CPUs each run asks for (default 1)")
+    parser.add_argument(
+        "--gpus-per-run",
+        type=float,
+        help="with --executor ray: GPUs each run asks for (default 1 where the cluster has GPUs, else 0)",
+    )
     parser.set_defaults(func=run_command)
 
 
@@ -51,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_command(args: argparse.Namespace) -> int:
     from optical.errors import OpticalError
     from optical.study import dry_run, load_study_config, run_study
+    from optical.study.executor import ExecutorKind, RayResources, make_executor
 
     if not args.config:
         raise OpticalError("optical study needs --config FILE (to run a study) or a subcommand: run, report, export")
@@ -59,7 +75,15 @@ def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run(config, study_dir, store=args.store).render())
         return 0
-    result = run_study(config, study_dir, store=args.store, progress=not args.quiet, from_export=args.from_export)
+    executor = make_executor(
+        ExecutorKind(args.executor),
+        progress=not args.quiet,
+        address=args.address,
+        resources=RayResources(cpus=args.cpus_per_run, gpus=args.gpus_per_run),
+    )
+    result = run_study(
+        config, study_dir, store=args.store, progress=not args.quiet, from_export=args.from_export, executor=executor
+    )
     done = sum(s.done for s in result.statuses)
     print(
         f"study {config.name}: {done}/{len(result.statuses)} runs complete in {result.seconds / 60:.1f} min; "

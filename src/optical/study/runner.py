@@ -36,8 +36,10 @@ from optical.formatting import cell_text
 from optical.losses.combined import MethodSpec
 from optical.storage import atomic_directory, atomic_write_bytes, atomic_write_json, cache_root, check_output_dir
 from optical.study.config import ModelSpec, StudyConfig
+from optical.study.executor import LocalExecutor, RayExecutor, RunTask
 from optical.study.grid import StudyPlan, StudyRun, expand
 from optical.study.layout import DISTILL_DIR, MANIFEST, RUN_JSON, RUNS_DIR, eval_dir_name
+from optical.study.status import RunStatus, run_status
 from optical.train.record import RunRecord
 
 MODELS_DIR = "models"
@@ -54,24 +56,6 @@ DEFAULT_EVAL_SECONDS = 90.0
 
 def default_store() -> Path:
     return cache_root() / "study_runs"
-
-
-@dataclass
-class RunStatus:
-    run: StudyRun
-    path: Path
-    distilled: bool
-    evaluated: list[float]
-
-    @property
-    def done(self) -> bool:
-        return (self.run.is_zero_shot or self.distilled) and len(self.evaluated) == len(self.run.query_noises)
-
-    @property
-    def label(self) -> str:
-        if self.done:
-            return "done"
-        return "partial" if self.distilled or self.evaluated else "pending"
 
 
 @dataclass
@@ -148,15 +132,6 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def run_status(run: StudyRun, run_dir: Path) -> RunStatus:
-    distilled = False
-    if not run.is_zero_shot:
-        record = RunRecord.find(run_dir / DISTILL_DIR)
-        distilled = bool(record and record.completed)
-    evaluated = [q for q in run.query_noises if (run_dir / eval_dir_name(q) / EVAL_JSON).is_file()]
-    return RunStatus(run, run_dir, distilled, evaluated)
-
-
 def _export_dir(config: StudyConfig, from_export: str | Path | None) -> Path | None:
     if from_export is not None:
         path = Path(from_export)
@@ -188,15 +163,6 @@ def adopt_exported(run: StudyRun, run_dir: Path, export_dir: Path) -> bool:
         else:
             atomic_write_bytes(target, (source / part).read_bytes())
     return True
-
-
-def drop_student_weights(run_dir: Path) -> list[Path]:
-    """Delete the student's weight files of a run whose evaluations are all done (``keep_weights`` off):
-    run.json keeps their sizes and sha256, and evaluating that student again is refused in one line."""
-    dropped = sorted((run_dir / DISTILL_DIR / "student").glob("*.safetensors"))
-    for path in dropped:
-        path.unlink()
-    return dropped
 
 
 def prepare_models(config: StudyConfig, store: Path, build: bool) -> dict[str, str]:
@@ -406,17 +372,16 @@ def run_study(
     store: str | Path | None = None,
     progress: bool = True,
     from_export: str | Path | None = None,
+    executor: LocalExecutor | RayExecutor | None = None,
 ) -> StudyResult:
     """Run every unfinished run of the study and write ``study.json`` as it goes.
 
     Runs held by a committed export (``from_export``, else the config's ``export`` where that dir exists) count as
     done: their run.json and evaluations are copied into the store (:func:`adopt_exported`), so a slice finished in
-    one session is never recomputed in the next, on a new machine too. The report is written by
-    :func:`optical.report.write_study_report` (the CLI calls it after this).
+    one session is never recomputed in the next, on a new machine too. ``executor`` computes the pending runs
+    (default: :class:`LocalExecutor`, one after another here; :class:`RayExecutor` fans them out). The report is
+    written by :func:`optical.report.write_study_report` (the CLI calls it after this).
     """
-    from optical.eval.evaluate import evaluate  # heavy imports: only when something runs
-    from optical.train.trainer import distill
-
     started = time.perf_counter()
     study_dir = Path(study_dir)
     store_path = _resolve_store(config, store)
@@ -433,29 +398,23 @@ def run_study(
     failures: dict[str, str] = {}
     atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, "running", failures))
 
+    executor = executor or LocalExecutor(progress=progress)
+    tasks = [RunTask(s.run, s.path, models, config.data_dir, config.keeps_weights(s.run)) for s in statuses if not s.done]
+    position = {s.run.run_id: index for index, s in enumerate(statuses)}
     bar = tqdm(
         total=len(statuses),
-        initial=sum(s.done for s in statuses),
-        desc=f"study {config.name}",
+        initial=len(statuses) - len(tasks),
+        desc=f"study {config.name} [{executor.describe()}]",
         unit="run",
         disable=not progress,
         position=0,
     )
-    for index, status in enumerate(statuses):
-        if status.done:
-            continue
-        run, run_dir = status.run, status.path
-        bar.set_postfix_str(f"{run.method} {run.lang} seed {run.seed}")
-        try:
-            if not run.is_zero_shot and not status.distilled:
-                distill(run.distill_config(run_dir, models, config.data_dir), progress=progress)
-            for query_noise in run.query_noises:
-                evaluate(run.eval_config(run_dir, query_noise, models, config.data_dir), progress=progress)
-        except OpticalError as exc:
-            failures[run.run_id] = str(exc)
-        statuses[index] = run_status(run, run_dir)
-        if statuses[index].done and not run.is_zero_shot and not config.keeps_weights(run):
-            drop_student_weights(run_dir)
+    for outcome in executor.run(tasks):
+        index = position[outcome.run_id]
+        if outcome.error is not None:
+            failures[outcome.run_id] = outcome.error
+        statuses[index] = run_status(statuses[index].run, statuses[index].path)
+        bar.set_postfix_str(f"{statuses[index].run.method} {statuses[index].run.lang} seed {statuses[index].run.seed}")
         bar.update(1)
         atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, "running", failures))
     bar.close()
