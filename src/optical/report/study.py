@@ -575,11 +575,15 @@ def _bias_retention_section(doc: Document, ctx: _Context) -> None:
 def _training_section(doc: Document, study_dir: Path, manifest: dict) -> None:
     """One row per distillation run, from its ``run.json``: what model selection kept and what training cost."""
     rows = []
+    kept_initial: dict[tuple[str, str], list[bool]] = defaultdict(list)
     for entry in manifest["runs"]:
         record = RunRecord.find(study_dir / entry["distill_dir"]) if entry.get("distill_dir") else None
         if record is None:
             continue
         result, start = record.result, record.result.dev_before
+        if result.best_step is not None:
+            condition = ", ".join(f"{axis} {cell_text(entry.get(axis))}" for axis in ("budget", "noise", "backbone", "domain"))
+            kept_initial[(entry["method"], condition)].append(result.best_step == 0)
         rows.append(
             [
                 entry["lang"],
@@ -618,5 +622,16 @@ def _training_section(doc: Document, study_dir: Path, manifest: dict) -> None:
                     "pairs/s",
                 ],
                 rows,
+            ),
+        )
+    if kept_initial:
+        doc.add(
+            Paragraph(
+                "Runs whose model selection kept step 0 (the initial student scored best on the dev split: the run learned "
+                "nothing that selection could see), per method and condition:"
+            ),
+            Table(
+                ["method", "condition", "kept step 0"],
+                [[method, where, f"{sum(flags)} of {len(flags)}"] for (method, where), flags in sorted(kept_initial.items())],
             ),
         )
