@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     from optical.train import distill
 
     result = distill(config_from_args(args), overwrite=args.overwrite, progress=not args.quiet)
+    if not result.main_process:  # a multi-process run (torchrun, accelerate launch): the main process reports it
+        return 0
     best = (
         f", best {result.selection_metric} {result.best_metric:.4f} at step {result.best_step}"
         if result.best_metric is not None

@@ -31,6 +31,10 @@ Guarantees:
   the already-seen batches of the epoch are skipped, and the run ends with the
   same weights as an uninterrupted one;
 * a corrupt checkpoint is an error, never a silent restart from scratch;
+* several processes (``torchrun``, ``accelerate launch``; docs/multi-process.md): each takes every
+  num_processes-th batch, so N processes give the weights of one process with N times the gradient
+  accumulation; only the main process writes the run (each other process writes only its RNG state into
+  the checkpoint being built), and a checkpoint resumes only under the number of processes that wrote it;
 * the training step reads nothing back from the device: loss logs stay there and are read every
   :attr:`DistillTrainer.log_every` steps (and before a dev evaluation or a checkpoint). On CUDA two
   reads remain outside this module: the OT loss's Sinkhorn (``optical.ot``) checks the cost for NaN/inf
@@ -42,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -52,7 +57,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import set_seed
+from accelerate.utils import get_cpu_distributed_information, parse_flag_from_env, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -81,9 +86,13 @@ BEST = "best"
 @dataclass(frozen=True)
 class DistillResult:
     """What a finished run produced: its :class:`RunRecord` (``run.json``), with the output dirs and the
-    fields of :class:`~optical.train.record.RunResult` (``steps``, ``best_step``, ``history``, ...) at hand."""
+    fields of :class:`~optical.train.record.RunResult` (``steps``, ``best_step``, ``history``, ...) at hand.
+
+    ``main_process`` is False in the other processes of a multi-process run: only the main process wrote
+    the run (their ``record`` lacks ``student_files``), so only it should report it."""
 
     record: RunRecord
+    main_process: bool = True
 
     @property
     def out_dir(self) -> Path:
@@ -112,6 +121,9 @@ class _TrainerState:
     best_step: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
+    # The processes that wrote it: a step's global batch counts them, and the fingerprint does not.
+    # None in checkpoints written before it was recorded.
+    num_processes: int | None = None
 
 
 class _Student(torch.nn.Module):
@@ -198,6 +210,9 @@ def _save_checkpoint(accelerator: Accelerator, out: Path, state: _TrainerState) 
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=True)
+    # save_state has no barrier: every process writes its own RNG state file into tmp, which must be
+    # complete before the main process renames it (accelerate's load_state skips a missing one silently).
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_json(tmp / "trainer_state.json", state.__dict__)
         if final.exists():
@@ -215,12 +230,19 @@ def _load_checkpoint(accelerator: Accelerator, out: Path) -> _TrainerState | Non
             continue
         try:
             state = _TrainerState(**json.loads((candidate / "trainer_state.json").read_text()))
-            accelerator.load_state(str(candidate))
+            same_processes = state.num_processes in (None, accelerator.num_processes)
+            if same_processes:
+                accelerator.load_state(str(candidate))
         except Exception as exc:  # any failure to read it means the files are damaged
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise OpticalError(
                 f"checkpoint {candidate} is corrupt ({first}); delete it to restart this run from scratch, or pass --overwrite"
             ) from None
+        if not same_processes:
+            raise OpticalError(
+                f"checkpoint {candidate} was written by {state.num_processes} process(es), this run has "
+                f"{accelerator.num_processes}: resume it with {state.num_processes}, or pass --overwrite"
+            )
         return state
     return None
 
@@ -301,9 +323,10 @@ class DistillTrainer:
             return None
         record = RunRecord.load(out)
         record.verify_student()
-        if not self.config.keep_checkpoint:
+        main = _launch_rank() == 0  # no Accelerator (nor process group) exists on this path
+        if main and not self.config.keep_checkpoint:
             _drop_checkpoint(out)  # a run killed between run.json and the checkpoint's removal
-        return DistillResult(record)
+        return DistillResult(record, main_process=main)
 
     def check_inputs(self) -> None:
         """Everything that can be refused before the output dir is written: the dir itself, the data
@@ -334,6 +357,9 @@ class DistillTrainer:
             log_with="tensorboard" if config.tensorboard else None,
             project_dir=str(self.out),
         )
+        _check_launch(self.accelerator, config.device)
+        # Every process has checked the output dir (check_inputs) before the main one writes its marker.
+        self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             _prepare_out_dir(config, self.overwrite)
         self.accelerator.wait_for_everyone()
@@ -356,8 +382,9 @@ class DistillTrainer:
         )
         self.english = [pair.en for pair in self.bitext.pairs]
         self.foreign = [pair.foreign for pair in self.bitext.pairs]
-        for line in skip_lines(self.bitext.stats):
-            print(line, file=sys.stderr)
+        if _launch_rank() == 0:  # every process reads the same bitext: one report is enough
+            for line in skip_lines(self.bitext.stats):
+                print(line, file=sys.stderr)
 
     def load_models(self) -> None:
         """The teacher (only for its cache and the dev selector, then dropped), then the student."""
@@ -456,6 +483,7 @@ class DistillTrainer:
         """The latest checkpoint's state (or a fresh one), the metrics log cut back to it, trackers."""
         config, accelerator = self.config, self.accelerator
         self.state = _load_checkpoint(accelerator, self.out) or _TrainerState()
+        self.state.num_processes = accelerator.num_processes
         self.resumed_from = self.state.step or None
         self.log_path = self.out / "metrics.jsonl"
         if accelerator.is_main_process:
@@ -661,7 +689,7 @@ class DistillTrainer:
             if not config.keep_checkpoint:
                 _drop_checkpoint(out)
         accelerator.wait_for_everyone()
-        return DistillResult(record)
+        return DistillResult(record, main_process=accelerator.is_main_process)
 
     def _place_student(self) -> None:
         """``best/`` renamed to ``student/`` when selecting (a finalize killed after that rename left
@@ -683,6 +711,37 @@ class DistillTrainer:
             phase_seconds={k: round(v, 4) for k, v in self.clock.seconds.items()},
             tokenize_seconds=round(self.timings.get("tokenize_seconds", 0.0), 4),
             length_grouping=self.config.length_grouping,
+        )
+
+
+def _launch_rank() -> int:
+    """This process's global rank as its launcher exported it (0 when started alone), read as accelerate
+    reads it (:func:`accelerate.utils.get_cpu_distributed_information`: torchrun's ``RANK``, or MPI's);
+    known before any Accelerator exists."""
+    return get_cpu_distributed_information().rank
+
+
+def _check_launch(accelerator: Accelerator, device: str) -> None:
+    """Refuse processes that would each train alone, and warn about a CPU launch that started one.
+
+    * ``torchrun --nproc_per_node N`` (or ``accelerate launch --multi_gpu``) with ``--device auto`` on a
+      machine without CUDA: accelerate 1.x finds no backend and sets up N independent single-process
+      runs (``PartialState._prepare_backend``), all writing the same output dir.
+    * ``accelerate launch --cpu --num_processes N`` without an MPI hostfile: accelerate's simple launcher
+      starts one process and only exports ``MASTER_ADDR`` for N > 1 (``prepare_simple_launcher_cmd_env``),
+      so the run is a correct single-process run, not the N processes asked for.
+    """
+    launched = get_cpu_distributed_information().world_size
+    if launched > accelerator.num_processes:
+        raise OpticalError(
+            f"the launcher started {launched} processes but accelerate runs each alone (no CUDA device for "
+            f"--device {device}); pass --device cpu to train them together on the CPU (gloo)"
+        )
+    if accelerator.num_processes == 1 and parse_flag_from_env("ACCELERATE_USE_CPU") and "MASTER_ADDR" in os.environ:
+        print(
+            "optical: warning: `accelerate launch --cpu --num_processes N` runs one process (without --mpirun_hostfile); "
+            "for N CPU processes use `torchrun --nproc_per_node N -m optical.cli distill ... --device cpu`",
+            file=sys.stderr,
         )
 
 
