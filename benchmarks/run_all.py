@@ -19,6 +19,9 @@ SCRIPTS = (
     ("bench_train.py", False),
     ("bench_eval.py", True),
     ("bench_distill_peer.py", False),
+    ("bench_ann.py", False),
+    ("bench_study_ray.py", False),
+    ("bench_demo.py", False),
 )
 
 
