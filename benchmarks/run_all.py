@@ -21,6 +21,7 @@ SCRIPTS = (
     ("bench_distill_peer.py", False),
     ("bench_ann.py", False),
     ("bench_study_ray.py", False),
+    ("bench_ddp.py", False),
     ("bench_demo.py", False),
 )
 
