@@ -65,6 +65,12 @@ def test_model_selection_keeps_the_best_dev_step(tiny_config):
     assert result.best_metric == pytest.approx(best["xquad_dev_mrr@10"])
 
 
+def test_evals_per_epoch_spreads_dev_evaluations_over_the_epoch(tiny_config):
+    result = distill(tiny_config("mse", select_on="xquad_dev", evals_per_epoch=3, epochs=2), progress=False)
+    assert result.steps == 16  # 128 pairs, batch 16: 8 steps an epoch
+    assert [h["step"] for h in result.history] == [0, 3, 6, 8, 11, 14, 16]
+
+
 def test_projection_bridges_hidden_sizes(tiny_config, tiny_teacher, tmp_path):
     student = make_tiny_model(tmp_path / "student48", hidden=48, seed=1)
     with pytest.raises(OpticalError, match="--projection"):

@@ -72,6 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-length", type=int)
     p.add_argument("--select-on", help="xquad_dev (default) | flores_dev | none")
     p.add_argument("--eval-every", type=int, help="steps between dev evaluations (default: each epoch end)")
+    p.add_argument(
+        "--evals-per-epoch", type=int, help="dev evaluations spread over each epoch (default 1: at its end; 4: every quarter)"
+    )
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--device", help="auto (default) | cpu | cuda")
     p.add_argument("--mixed-precision", help="no (default) | bf16 (CUDA, or a CPU with AVX512-BF16/AMX) | fp16 (CUDA)")
@@ -121,6 +124,7 @@ def config_from_args(args: argparse.Namespace):
         "max_length": args.max_length,
         "select_on": args.select_on,
         "eval_every": args.eval_every,
+        "evals_per_epoch": args.evals_per_epoch,
         "checkpoint_every": args.checkpoint_every,
         "device": args.device,
         "mixed_precision": args.mixed_precision,

@@ -31,7 +31,7 @@ CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
 NOT_IN_FINGERPRINT = frozenset({"out_dir", "tensorboard", "data_dir", "device", "keep_checkpoint"})
 #: Fields added after runs were recorded, with the value that gives what those runs did: ``to_dict`` leaves
 #: them out at that value, and a ``run.json`` without them reads back with it (see RunRecord.from_dict).
-LEGACY_VALUES: dict[str, Any] = {"length_grouping": False, "keep_checkpoint": False}
+LEGACY_VALUES: dict[str, Any] = {"length_grouping": False, "keep_checkpoint": False, "evals_per_epoch": 1}
 
 
 @dataclass
@@ -66,6 +66,9 @@ class DistillConfig:
     max_length: int = 64
     select_on: SelectOn = "xquad_dev"
     eval_every: int = 0  # steps between dev evaluations; 0: only at the end of each epoch
+    # Dev evaluations spread evenly over each epoch (4: every quarter epoch), so that selection sees the
+    # run between its start and its end; 1: at the end of the epoch only.
+    evals_per_epoch: int = 1
     checkpoint_every: int = 50
     device: Device = "auto"
     mixed_precision: MixedPrecision = "no"
@@ -81,7 +84,7 @@ class DistillConfig:
                 raise OpticalError(f"{flag} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
         check_field_types(self, "config")
         check_loss_options(self.method_spec, self.loss_options)
-        for name in ("batch_size", "grad_accum", "epochs", "max_length", "checkpoint_every"):
+        for name in ("batch_size", "grad_accum", "epochs", "max_length", "checkpoint_every", "evals_per_epoch"):
             if getattr(self, name) < 1:
                 raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.budget is not None and self.budget < 1:

@@ -471,6 +471,9 @@ class DistillTrainer:
         batches_per_epoch = len(self.epoch_batches(0))
         self.steps_per_epoch = max(1, batches_per_epoch // (config.grad_accum * accelerator.num_processes))
         self.total_steps = self.steps_per_epoch * config.epochs
+        # The steps within an epoch after which the dev split is evaluated (the epoch's last step always).
+        parts = config.evals_per_epoch
+        self.eval_points = {math.ceil(k * self.steps_per_epoch / parts) for k in range(1, parts + 1)}
         # A prepared scheduler advances once per process at every step, so its horizon counts process-steps.
         scheduler = get_linear_schedule_with_warmup(
             optimizer,
@@ -592,8 +595,8 @@ class DistillTrainer:
         self.pending.append((entry, out_loss.logs))
         self.bar.update(1)
         self.step_tick, self.pairs_in_step = time.perf_counter(), 0
-        at_epoch_end = state.step % self.steps_per_epoch == 0
-        due_eval = at_epoch_end or (config.eval_every and state.step % config.eval_every == 0)
+        in_epoch = state.step - epoch * self.steps_per_epoch
+        due_eval = in_epoch in self.eval_points or (config.eval_every and state.step % config.eval_every == 0)
         due_checkpoint = state.step % config.checkpoint_every == 0 or state.step == self.total_steps
         if len(self.pending) >= self.log_every or due_eval or due_checkpoint:
             self.flush_logs()
