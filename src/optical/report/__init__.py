@@ -21,5 +21,6 @@ __getattr__, __dir__, __all__ = attach(
             "compare_runs",
         ),
         "optical.report.study": ("StudyReport", "write_study_report"),
+        "optical.report.tuning": ("TuningReport", "tuning_report"),
     },
 )

@@ -18,7 +18,7 @@ declares the axes of the grid::
       tiny: {tiny: {hidden: 32, layers: 2, seed: 1}}
     domains:                         # bitext domains, name -> sources (only those covering a language are used)
       mixed: [xnli_devtest, ntrex128]
-    query_noises: [0.0, 0.1]         # test-time typo rates (evaluation-only axis)
+    query_noises: [0.0, 0.1]         # test-time typo rates (evaluation-only axis); [] evaluates nothing
     resource_groups: {low: [el, hi, th, tr], high: [de, es, ru, zh]}
     n_resamples: 10000               # bootstrap / randomisation resamples in the report
     base:
@@ -27,6 +27,7 @@ declares the axes of the grid::
     cells:                           # optional: partial grids; each overrides the axes it names
       - {languages: [el, de]}
       - {languages: [el], noises: [0.5]}
+      - {methods: [ot], trial: lr-1e-4, distill: {lr: 1.0e-4}}   # a tuning trial: DistillConfig values over base
 
 The first value of each axis is the study's *reference condition*: curves
 vary one axis while the others stay at their reference values.
@@ -59,6 +60,8 @@ DEFAULT_DOMAINS: dict[str, list[str]] = {"mixed": ["xnli_devtest", "ntrex128", "
 
 #: Axes a grid (the top level or a cell) may set.
 AXES = ("languages", "methods", "seeds", "budgets", "noises", "backbones", "domains", "query_noises")
+#: Keys a cell may set: axes, whether its runs keep their weights, and a tuning trial (name + distill values).
+CELL_KEYS = (*AXES, "keep_weights", "trial", "distill")
 TOP_LEVEL_KEYS = (
     *AXES,
     "study",
@@ -127,6 +130,9 @@ class GridAxes:
     backbones: list[str]
     domains: list[str]
     query_noises: list[float]
+    #: A tuning trial's name (a cell with ``trial:``) and its DistillConfig values over ``base.distill``.
+    trial: str | None = None
+    distill: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -180,7 +186,7 @@ class StudyConfig:
             "noise": self.axes.noises[0],
             "backbone": self.axes.backbones[0],
             "domain": self.axes.domains[0],
-            "query_noise": self.axes.query_noises[0],
+            "query_noise": self.axes.query_noises[0] if self.axes.query_noises else None,  # None: nothing evaluated
         }
 
 
@@ -207,11 +213,14 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
     for i, cell in enumerate(cells_raw):
         if not isinstance(cell, dict):
             raise OpticalError(f"{source}: cells[{i}] must be a mapping of axis -> values")
-        _check_keys(cell, (*AXES, "keep_weights"), f"{source}: cells[{i}]")
-        if _flag(cell, "keep_weights", f"{source}: cells[{i}]"):
+        where = f"{source}: cells[{i}]"
+        _check_keys(cell, CELL_KEYS, where)
+        if _flag(cell, "keep_weights", where):
             kept_cells.append(i)
-        axes_only = {k: v for k, v in cell.items() if k != "keep_weights"}
-        cells.append(_parse_axes(axes_only, f"{source}: cells[{i}]", backbones, domains, defaults=axes))
+        axes_only = {k: v for k, v in cell.items() if k in AXES}
+        parsed = _parse_axes(axes_only, where, backbones, domains, defaults=axes)
+        trial, overrides = _parse_trial(cell, where)
+        cells.append(dataclasses.replace(parsed, trial=trial, distill=overrides))
     base = raw.get("base") or {}
     if not isinstance(base, dict):
         raise OpticalError(f"{source}: base must be a mapping with 'distill' and/or 'eval'")
@@ -252,6 +261,43 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
     )
     _check_base_values(config)
     return config
+
+
+def _parse_trial(cell: dict, where: str) -> tuple[str | None, dict[str, Any]]:
+    """A cell's tuning trial: its name and its DistillConfig values (a trial needs both)."""
+    trial = cell.get("trial")
+    overrides = _parse_base(cell.get("distill") or {}, DistillConfig, GRID_DISTILL_FIELDS, f"{where}.distill")
+    if trial is None and overrides:
+        raise OpticalError(f"{where}: a cell that sets distill values is a tuning trial; name it with trial: NAME")
+    if trial is not None and (not isinstance(trial, str) or not trial.strip()):
+        raise OpticalError(f"{where}: trial must be a non-empty name, got {trial!r}")
+    return trial, overrides
+
+
+def merge_distill(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base.distill`` with a trial's values over it; ``loss_options`` merge per loss (a trial that sets
+    ``ot.eps`` keeps the base's other ``ot`` options).
+
+    >>> merge_distill({"lr": 2e-5, "loss_options": {"ot": {"eps": 0.05, "tol": 0.0}}}, {"loss_options": {"ot": {"eps": 0.1}}})
+    {'lr': 2e-05, 'loss_options': {'ot': {'eps': 0.1, 'tol': 0.0}}}
+    """
+    merged = {**base, **{k: v for k, v in overrides.items() if k != "loss_options"}}
+    if "loss_options" in overrides:
+        options = {loss: dict(values) for loss, values in (base.get("loss_options") or {}).items()}
+        for loss, values in (overrides["loss_options"] or {}).items():
+            options[loss] = {**options.get(loss, {}), **(values or {})}
+        merged["loss_options"] = options
+    return merged
+
+
+def run_distill_values(method: str, base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The DistillConfig values of one run: :func:`merge_distill`, with ``loss_options`` cut to the losses
+    ``method`` uses (a study's ``ot`` options do not reach its ``mse`` runs)."""
+    values = merge_distill(base, overrides)
+    if "loss_options" in values:
+        spec = MethodSpec.parse(method)
+        values["loss_options"] = {loss: opts for loss, opts in values["loss_options"].items() if spec.uses(loss)}
+    return values
 
 
 def _flag(mapping: dict, key: str, where: str) -> bool:
@@ -303,6 +349,8 @@ def _parse_axes(raw: dict, where: str, backbones: dict, domains: dict, defaults:
         if name not in raw:
             return list(getattr(defaults, name)) if defaults is not None else fallback
         given = list(raw[name]) if isinstance(raw[name], dict) else raw[name]  # top-level definitions: their names
+        if name == "query_noises" and given == []:
+            return []  # no test-split evaluation: a tuning study reads only each run's dev selection
         values = [parse(v, f"{where}: {name}") for v in _as_list(given, f"{where}: {name}")]
         return list(dict.fromkeys(values))  # a value listed twice is one grid point
 
@@ -394,10 +442,26 @@ def _parse_base(values: Any, cls: type, reserved: tuple[str, ...], where: str) -
 def _check_base_values(config: StudyConfig) -> None:
     """Build one DistillConfig and EvalConfig from the base sections so their own checks run now."""
     lang = config.axes.languages[0]
-    try:
-        DistillConfig(lang=lang, method="mse", out_dir="", **config.base_distill).validate()
-    except (OpticalError, TypeError) as exc:
-        raise OpticalError(f"{config.source}: base.distill: {exc}") from None
+    grids = [(f"{config.source}: base.distill", config.axes)] + [
+        (f"{config.source}: cells[{i}].distill (trial {cell.trial})" if cell.distill else f"{config.source}: base.distill", cell)
+        for i, cell in enumerate(config.cells)
+    ]
+    methods = {m for _, grid in grids for m in grid.methods if m != ZERO_SHOT}
+    named = set(config.base_distill.get("loss_options") or {})
+    unused = sorted(loss for loss in named if not any(MethodSpec.parse(m).uses(loss) for m in methods))
+    if unused:
+        raise OpticalError(
+            f"{config.source}: base.distill.loss_options names {', '.join(unused)}, which no method of the study uses"
+        )
+    for where, grid in grids:
+        for method in grid.methods:
+            if method == ZERO_SHOT:
+                continue
+            values = run_distill_values(method, config.base_distill, grid.distill)
+            try:
+                DistillConfig(lang=lang, method=method, out_dir="", **values).validate()
+            except (OpticalError, TypeError) as exc:
+                raise OpticalError(f"{where}: {exc}") from None
     try:
         EvalConfig(student=ZERO_SHOT, out_dir="", langs=[lang], **config.base_eval).validate()
     except (OpticalError, TypeError) as exc:

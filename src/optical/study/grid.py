@@ -22,7 +22,7 @@ from typing import Any
 from optical.data.sources import get_source
 from optical.eval.evaluate import EvalConfig
 from optical.losses.combined import MethodSpec
-from optical.study.config import ZERO_SHOT, StudyConfig
+from optical.study.config import ZERO_SHOT, StudyConfig, run_distill_values
 from optical.study.layout import DISTILL_DIR, eval_dir_name
 from optical.train.config import DistillConfig
 
@@ -48,6 +48,8 @@ class StudyRun:
     noise: float | None = None
     domain: str | None = None
     distill: DistillConfig | None = None
+    #: The tuning trial (a cell's ``trial``) whose DistillConfig values the run takes; None outside tuning.
+    trial: str | None = None
 
     @property
     def is_zero_shot(self) -> bool:
@@ -75,7 +77,7 @@ class StudyRun:
             student=ZERO_SHOT if self.is_zero_shot else str(run_dir / DISTILL_DIR),
             out_dir=str(run_dir / eval_dir_name(query_noise)),
             query_noise=query_noise,
-            system=self.method,
+            system=self.method if self.trial is None else f"{self.method} [{self.trial}]",
             data_dir=data_dir,
             **values,
         )
@@ -92,7 +94,7 @@ class StudyRun:
             "backbone": self.backbone,
             "domain": self.domain,
             "query_noises": list(self.query_noises),
-        }
+        } | ({"trial": self.trial} if self.trial is not None else {})  # absent outside tuning: older manifests stay as they were
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ def expand(config: StudyConfig) -> StudyPlan:
                         teacher=teacher_label,
                         student=student.label,
                         projection=student.projection,
-                        **config.base_distill,
+                        **run_distill_values(method, config.base_distill, grid.distill),
                     )
                     eval_values = {**eval_base, "langs": [lang]}
                     run_id = _hash({"distill": distill.training_fingerprint(), "eval": eval_values})
@@ -175,6 +177,7 @@ def expand(config: StudyConfig) -> StudyPlan:
                         noise=noise,
                         domain=domain,
                         distill=distill,
+                        trial=grid.trial,
                     )
                     _add(runs, query_noises, grid.query_noises, run)
     ordered = sorted(runs.values(), key=lambda r: (not r.is_zero_shot, _position(config, r)))

@@ -1,0 +1,245 @@
+"""The report of a tuning study: every trial's dev score, and the trial chosen for each method.
+
+A tuning study is a study whose cells name trials (``trial: NAME`` with ``distill:`` values over
+``base.distill``) and whose ``query_noises`` is empty, so that no run is evaluated on the test split. Each
+run's ``run.json`` holds what model selection measured on the dev split: the dev metric of the initial
+student and of the kept step. A trial's score is the mean over its seeds of the kept step's dev metric;
+the chosen trial of a method (per language and condition) is the one with the highest score, the first
+listed on a tie. ``tuning.json`` holds each chosen trial's full distillation settings, to be frozen into the
+study config. The protocol gives every method the same number of trials (issue 12); this module reports
+what was run and says when the counts differ.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optical.formatting import cell_text, number
+from optical.report.document import Bullets, Document, Heading, Paragraph, Table
+from optical.storage import atomic_write_json, atomic_write_text
+from optical.study.layout import REPORT_DIR
+from optical.train.record import RunRecord
+
+TUNING_JSON = "tuning.json"
+#: Config fields that identify a run rather than a setting being tuned.
+_NOT_SETTINGS = frozenset({"out_dir", "seed", "lang", "method", "data_dir", "teacher", "student", "sources", "device"})
+
+
+def is_tuning(manifest: dict) -> bool:
+    """Whether a study manifest holds tuning trials."""
+    return any("trial" in entry for entry in manifest["runs"])
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One trial of one method on one language and condition, over its seeds."""
+
+    lang: str
+    method: str
+    trial: str
+    condition: str
+    seeds: tuple[int, ...]
+    dev_before: tuple[float | None, ...]
+    dev_kept: tuple[float | None, ...]
+    kept_steps: tuple[int | None, ...]
+    steps: int
+    config: dict[str, Any]
+
+    @property
+    def score(self) -> float | None:
+        """Mean dev metric at the kept step over the seeds that selected (None without dev selection)."""
+        known = [v for v in self.dev_kept if v is not None]
+        return statistics.mean(known) if known else None
+
+    @property
+    def learned_nothing(self) -> int:
+        """Seeds whose selection kept step 0: the initial student scored best on dev."""
+        return sum(1 for step in self.kept_steps if step == 0)
+
+
+@dataclass
+class TuningReport:
+    """Every trial's result and the chosen trial per (language, method, condition)."""
+
+    study: str
+    trials: list[TrialResult]
+    varying: list[str]
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def chosen(self) -> dict[tuple[str, str, str], TrialResult]:
+        best: dict[tuple[str, str, str], TrialResult] = {}
+        for trial in self.trials:
+            key = (trial.lang, trial.method, trial.condition)
+            held = best.get(key)
+            if trial.score is not None and (held is None or held.score is None or trial.score > held.score):
+                best[key] = trial
+        return best
+
+    def to_document(self) -> Document:
+        doc = Document(f"Tuning study {self.study}: dev-split scores of every trial")
+        counts = defaultdict(set)
+        for trial in self.trials:
+            counts[(trial.lang, trial.condition, trial.method)].add(trial.trial)
+        doc.add(
+            Paragraph(
+                "Each trial trains with its own settings (the columns below are the settings that differ between "
+                "trials); its score is the mean over seeds of the dev metric at the step model selection kept. "
+                "Only the dev split is read. The chosen trial of each method has the highest score (†)."
+            )
+        )
+        per_method = sorted({(lang, cond, method, len(names)) for (lang, cond, method), names in counts.items()})
+        if len({n for *_, n in per_method}) > 1:
+            doc.add(
+                Paragraph(
+                    "The methods did not get the same number of trials: "
+                    + "; ".join(f"{method} {n} ({lang}, {cond})" for lang, cond, method, n in per_method)
+                    + "."
+                )
+            )
+        chosen = {id(t) for t in self.chosen.values()}
+        rows = []
+        for t in self.trials:
+            settings = [cell_text(_setting(t.config, key)) for key in self.varying]
+            rows.append(
+                [
+                    t.lang,
+                    t.condition,
+                    t.method,
+                    t.trial + (" †" if id(t) in chosen else ""),
+                    *settings,
+                    str(len(t.seeds)),
+                    _mean_text(t.dev_before),
+                    "-" if t.score is None else number(t.score),
+                    f"{t.learned_nothing} of {len(t.seeds)}",
+                ]
+            )
+        doc.add(
+            Heading(2, "Trials"),
+            Table(["lang", "condition", "method", "trial", *self.varying, "seeds", "dev before", "dev kept", "kept 0"], rows),
+        )
+        doc.add(
+            Heading(2, "Chosen"),
+            Bullets(
+                [
+                    f"{lang} ({condition}) {method}: trial {t.trial}, dev {number(t.score)}"
+                    for (lang, method, condition), t in sorted(self.chosen.items())
+                ]
+            ),
+        )
+        if self.missing:
+            doc.add(Heading(2, "Runs not finished"), Bullets([f"`{m}`" for m in self.missing]))
+        return doc
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "chosen": [
+                {"lang": lang, "method": method, "condition": condition, "trial": t.trial, "dev": t.score, "distill": t.config}
+                for (lang, method, condition), t in sorted(self.chosen.items())
+            ],
+            "trials": [
+                {
+                    "lang": t.lang,
+                    "method": t.method,
+                    "trial": t.trial,
+                    "condition": t.condition,
+                    "seeds": list(t.seeds),
+                    "dev_before": list(t.dev_before),
+                    "dev_kept": list(t.dev_kept),
+                    "kept_steps": list(t.kept_steps),
+                    "score": t.score,
+                }
+                for t in self.trials
+            ],
+        }
+
+    def save(self, study_dir: Path) -> list[Path]:
+        report_dir = Path(study_dir) / REPORT_DIR
+        doc = self.to_document()
+        atomic_write_text(report_dir / "report.md", doc.markdown())
+        atomic_write_text(report_dir / "report.html", doc.html(report_dir))
+        atomic_write_json(report_dir / TUNING_JSON, self.to_json())
+        return [report_dir / "report.md", report_dir / "report.html", report_dir / TUNING_JSON]
+
+
+def tuning_report(study_dir: str | Path, manifest: dict) -> TuningReport:
+    """Read every trial run's ``run.json`` of a tuning study (computes; writes nothing)."""
+    study_dir = Path(study_dir)
+    grouped: dict[tuple[str, str, str, str], list[tuple[dict, RunRecord]]] = defaultdict(list)
+    missing = []
+    for entry in manifest["runs"]:
+        if "trial" not in entry:
+            continue
+        record = RunRecord.find(study_dir / entry["distill_dir"]) if entry.get("distill_dir") else None
+        if record is None or not record.completed:
+            missing.append(entry["id"])
+            continue
+        condition = ", ".join(f"{axis} {cell_text(entry.get(axis))}" for axis in ("budget", "noise", "backbone", "domain"))
+        grouped[(entry["lang"], condition, entry["method"], entry["trial"])].append((entry, record))
+    trials = []
+    for (lang, condition, method, trial), runs in grouped.items():
+        runs.sort(key=lambda pair: pair[0]["seed"])
+        results = [record.result for _, record in runs]
+        trials.append(
+            TrialResult(
+                lang=lang,
+                method=method,
+                trial=trial,
+                condition=condition,
+                seeds=tuple(entry["seed"] for entry, _ in runs),
+                dev_before=tuple(r.dev_before for r in results),
+                dev_kept=tuple(r.best_metric for r in results),
+                kept_steps=tuple(r.best_step for r in results),
+                steps=results[0].steps,
+                config={k: v for k, v in runs[0][1].config.to_dict().items() if k not in _NOT_SETTINGS},
+            )
+        )
+    return TuningReport(str(manifest.get("study", study_dir.name)), trials, _varying_settings(trials), missing)
+
+
+def _setting(config: dict[str, Any], key: str) -> Any:
+    """A setting by dotted key (``loss_options.ot.eps``); None where the trial does not set it."""
+    value: Any = config
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys (``loss_options.ot.eps``); an empty mapping sets nothing."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _varying_settings(trials: list[TrialResult]) -> list[str]:
+    """The settings that differ between the trials of a method: the columns of the trial table."""
+    values: dict[tuple[str, str], set[str]] = defaultdict(set)
+    keys: list[str] = []
+    for trial in trials:
+        flat = _flatten(trial.config)
+        for key in flat:
+            if key not in keys:
+                keys.append(key)
+    for trial in trials:
+        flat = _flatten(trial.config)
+        for key in keys:
+            values[(trial.method, key)].add(json.dumps(flat.get(key), sort_keys=True))
+    return [key for key in keys if any(len(values[(t.method, key)]) > 1 for t in trials)]
+
+
+def _mean_text(values: tuple[float | None, ...]) -> str:
+    known = [v for v in values if v is not None]
+    return number(statistics.mean(known)) if known else "-"

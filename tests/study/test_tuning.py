@@ -1,0 +1,76 @@
+"""Tuning studies: cells as named trials with their own distill values, dev-split selection only, and the
+trial table with the chosen trial per method."""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+
+import pytest
+
+from optical.errors import OpticalError
+from optical.report import write_study_report
+from optical.study import expand, parse_study_config, run_study
+
+TRIALS = [
+    {"methods": ["mse"], "trial": "lr-1e-4", "distill": {"lr": 1.0e-4}},
+    {"methods": ["mse"], "trial": "lr-1e-3", "distill": {"lr": 1.0e-3}},
+    {"methods": ["ot"], "trial": "lr-1e-4", "distill": {"lr": 1.0e-4}},
+    {"methods": ["ot"], "trial": "eps-0.1", "distill": {"lr": 1.0e-4, "loss_options": {"ot": {"eps": 0.1}}}},
+]
+
+
+@pytest.fixture
+def tuning_raw(smoke_raw) -> dict:
+    raw = copy.deepcopy(smoke_raw)
+    raw.update(methods=["mse", "ot"], seeds=[0, 1], query_noises=[], cells=copy.deepcopy(TRIALS))
+    raw["base"]["distill"].update(select_on="xquad_dev", evals_per_epoch=2, loss_options={"ot": {"eps": 0.05, "tol": 0.0}})
+    return raw
+
+
+def test_trials_expand_to_their_own_runs_with_merged_settings(tuning_raw):
+    runs = expand(parse_study_config(tuning_raw)).runs
+    assert len(runs) == 8 and len({r.run_id for r in runs}) == 8
+    by_trial = {(r.method, r.trial, r.seed): r for r in runs}
+    assert by_trial[("mse", "lr-1e-3", 1)].distill.lr == 1.0e-3
+    eps_trial = by_trial[("ot", "eps-0.1", 0)].distill
+    assert eps_trial.loss_options == {"ot": {"eps": 0.1, "tol": 0.0}}  # the base's other ot option kept
+    assert by_trial[("ot", "lr-1e-4", 0)].describe()["trial"] == "lr-1e-4"
+    assert all(r.query_noises == () for r in runs)
+
+
+def test_a_tuning_study_reads_only_dev_and_chooses_the_best_trial(tuning_raw, study_env, tmp_path):
+    result = run_study(parse_study_config(tuning_raw), tmp_path / "study", store=tmp_path / "store", progress=False)
+    assert not result.failures and all(s.done for s in result.statuses)
+    assert not list((tmp_path / "store").glob("*/eval-*"))  # nothing evaluated on the test split
+    report = write_study_report(result.study_dir)
+    chosen = json.loads((result.study_dir / "report" / "tuning.json").read_text())["chosen"]
+
+    manifest = json.loads((result.study_dir / "study.json").read_text())
+    scores: dict[tuple[str, str], list[float]] = {}
+    for entry in manifest["runs"]:
+        run = json.loads((result.study_dir / entry["distill_dir"] / "run.json").read_text())
+        scores.setdefault((entry["method"], entry["trial"]), []).append(run["result"]["best_metric"])
+    for method in ("mse", "ot"):
+        trials = {trial: statistics.mean(v) for (m, trial), v in scores.items() if m == method}
+        expected = max(trials, key=trials.get)
+        picked = next(c for c in chosen if c["method"] == method)
+        assert picked["trial"] == expected and picked["dev"] == pytest.approx(trials[expected])
+    markdown = report.files[0].read_text()
+    assert "| trial | lr | loss_options.ot.eps | seeds |" in markdown  # the settings that differ within a method
+
+
+def test_a_cell_with_distill_values_needs_a_trial_name_and_valid_values(tuning_raw):
+    raw = copy.deepcopy(tuning_raw)
+    del raw["cells"][0]["trial"]
+    with pytest.raises(OpticalError, match=r"cells\[0\]: a cell that sets distill values is a tuning trial"):
+        parse_study_config(raw, source="tune.yaml")
+    raw = copy.deepcopy(tuning_raw)
+    raw["cells"][1]["distill"]["lr"] = -1.0
+    with pytest.raises(OpticalError, match=r"tune.yaml: cells\[1\].distill \(trial lr-1e-3\): --lr must be > 0"):
+        parse_study_config(raw, source="tune.yaml")
+    raw = copy.deepcopy(tuning_raw)
+    raw["cells"][2]["distill"]["seed"] = 3
+    with pytest.raises(OpticalError, match=r"cells\[2\].distill: unknown key\(s\) seed"):
+        parse_study_config(raw, source="tune.yaml")
