@@ -75,7 +75,9 @@ class DryRun:
     rate_notes: list[str] = field(default_factory=list)
 
     def render(self) -> str:
-        header = ("id", "lang", "method", "seed", "budget", "noise", "backbone", "domain", "query_noise", "status", "est")
+        trials = any(s.run.trial is not None for s in self.statuses)
+        header = ("id", "lang", "method", *(("trial",) if trials else ()), "seed", "budget", "noise", "backbone", "domain")
+        header += ("query_noise", "status", "est")
         rows = [header]
         for status in self.statuses:
             run = status.run
@@ -86,6 +88,7 @@ class DryRun:
                     run.run_id,
                     run.lang,
                     run.method,
+                    *((run.trial or "-",) if trials else ()),
                     cell_text(d["seed"]),
                     cell_text(d["budget"]),
                     cell_text(run.noise),
