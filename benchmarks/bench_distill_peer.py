@@ -9,7 +9,8 @@ Figures (each measured in one run of this script, side by side):
   frozen word embeddings, learning rate, warm-up and torch thread count. Both sides get the teacher's
   embeddings beforehand (optical's teacher cache; the peer's ``label`` column), so both time their training
   loop only: optical's ``run.json`` throughput, the peer's ``train_samples_per_second``. The peer runs at its
-  defaults for that job; ``..._peer_bf16`` is the same ratio with the peer given ``bf16=True``.
+  defaults for that job; ``..._peer_bf16`` is the same ratio with the peer given ``bf16=True``, and
+  ``..._both_bf16`` that of optical with ``--mixed-precision bf16`` over the peer with ``bf16=True``.
 * ``distill_fast_over_plain`` (goal >= 2.5): wall time of one ``ot`` and one ``mse`` run at ``--pairs``
   pairs, evaluation included, with every speed-up off (fp32, ``--no-length-grouping``, a fresh teacher cache
   for each run as the per-subset cache gave) over the same with every speed-up on (bf16 where the CPU has
@@ -131,12 +132,18 @@ def bench_peer(args, work: Path) -> dict[str, float | str]:
         peer_bf16 = peer_pairs_per_second(args, english, foreign, bf16=True, work=work)
         results["distill_mse_pairs_per_second_peer_bf16"] = round(peer_bf16, 2)
         results["distill_mse_over_sentence_transformers_peer_bf16"] = round(optical / peer_bf16, 3)
+        # Like for like: both in bf16 (optical's default stays fp32 until the quality guard allows bf16).
+        run = distill(optical_config(args, work / "optical-mse-bf16", "mse", mixed_precision="bf16"), progress=False)
+        optical_bf16 = RunRecord.load(run.out_dir).throughput.pairs_per_second
+        results["distill_mse_pairs_per_second_optical_bf16"] = round(optical_bf16, 2)
+        results["distill_mse_over_sentence_transformers_both_bf16"] = round(optical_bf16 / peer_bf16, 3)
     results["distill_peer_setup"] = (
         f"{Path(str(args.model)).name}, {args.pairs} en-{LANG} pairs (seed 0), batch {args.batch_size}, max length "
         f"{args.max_length}, 1 epoch, frozen word embeddings, lr 2e-5, warm-up 0.1, {torch.get_num_threads()} torch "
         "thread(s), cpu; optical: distill --method mse --select-on none, pairs/s of its training loop (run.json "
         "throughput); peer: sentence-transformers SentenceTransformerTrainer + losses.MSELoss on (english, "
-        "non_english, teacher label), train_samples_per_second, defaults otherwise (fp32; _peer_bf16: bf16=True)"
+        "non_english, teacher label), train_samples_per_second, defaults otherwise (fp32; _peer_bf16: bf16=True; "
+        "_both_bf16: optical --mixed-precision bf16 over the peer with bf16=True)"
     )
     return results
 
