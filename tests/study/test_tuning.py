@@ -74,3 +74,13 @@ def test_a_cell_with_distill_values_needs_a_trial_name_and_valid_values(tuning_r
     raw["cells"][2]["distill"]["seed"] = 3
     with pytest.raises(OpticalError, match=r"cells\[2\].distill: unknown key\(s\) seed"):
         parse_study_config(raw, source="tune.yaml")
+
+
+def test_loss_options_reach_only_the_methods_that_use_them(tuning_raw):
+    config = parse_study_config(tuning_raw)
+    options = {r.method: r.distill.loss_options for r in expand(config).runs}
+    assert options["mse"] == {} and options["ot"]["ot"]["tol"] == 0.0
+    raw = copy.deepcopy(tuning_raw)
+    raw["base"]["distill"]["loss_options"] = {"contrastive": {"temperature": 0.1}}
+    with pytest.raises(OpticalError, match="base.distill.loss_options names contrastive, which no method of the study uses"):
+        parse_study_config(raw, source="tune.yaml")
