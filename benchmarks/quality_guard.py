@@ -31,6 +31,7 @@ from pathlib import Path
 from optical.eval.evaluate import EvalConfig, evaluate
 from optical.eval.stats import StatsSettings
 from optical.report.compare import compare_runs, difference_text
+from optical.storage import atomic_write_text
 from optical.train import DistillConfig, distill
 from optical.train.precision import cpu_bf16_support
 from optical.train.record import RunRecord
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             cells.append("n/a" if c is None else difference_text(c))
         cells += [spread(dev[(method, "plain")]), spread(dev[(method, "fast")])]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(out / "table.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
