@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record  # noqa: E402
+from common import publish  # noqa: E402
 
 SCRIPT = "benchmarks/bench_ann.py"
 DIM = 384
@@ -202,10 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "ru_maxrss of a fresh process per size (imports, encode to disk, index build; the encode_ figure before "
         f"the build). {sizes_measured}"
     )
-    for key, value in results.items():
-        print(f"{key}: {value}")
-    if not args.dry_run:
-        record(results, SCRIPT)
+    publish(results, SCRIPT, args.dry_run)
     return 0
 
 

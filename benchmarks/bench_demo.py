@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PROJECT_ROOT, cold_cache, record  # noqa: E402
+from common import PROJECT_ROOT, cold_cache, publish  # noqa: E402
 
 SCRIPT = "benchmarks/bench_demo.py"
 
@@ -49,9 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             "models linked from the user cache; default torch threads"
         ),
     }
-    print("\n".join(f"{key}: {value}" for key, value in results.items()))
-    if not args.dry_run:
-        record(results, SCRIPT)
+    publish(results, SCRIPT, args.dry_run)
     return 0
 
 

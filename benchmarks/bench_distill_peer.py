@@ -210,6 +210,25 @@ def bench_fast_over_plain(args, work: Path) -> dict[str, float | str]:
     }
 
 
+def loop_config(out: Path, method: str, teacher: Path, budget: int, device: str, precision: str = "no") -> DistillConfig:
+    """A batch-256, max-length-64 run timed for its loop only: no selection, no mid-run checkpoint, and ot
+    at a fixed number of Sinkhorn iterations (``ot.tol=0``: no convergence check)."""
+    return DistillConfig(
+        lang=LANG,
+        method=method,
+        out_dir=str(out),
+        teacher=str(teacher),
+        budget=budget,
+        batch_size=256,
+        max_length=64,
+        select_on="none",
+        checkpoint_every=10**6,
+        device=device,
+        mixed_precision=precision,
+        loss_options={"ot": {"tol": 0.0}} if method == "ot" else {},
+    )
+
+
 # ------------------------------------------------------------------ host bound
 def bench_host(args, work: Path) -> dict[str, float | str]:
     from optical.models.tiny import make_tiny_model
@@ -218,19 +237,7 @@ def bench_host(args, work: Path) -> dict[str, float | str]:
     results: dict[str, float | str] = {}
     budget = args.host_batches * 256
     for method in ("ot", "mse"):
-        config = DistillConfig(
-            lang=LANG,
-            method=method,
-            out_dir=str(work / f"host-{method}"),
-            teacher=str(tiny),
-            budget=budget,
-            batch_size=256,
-            max_length=64,
-            select_on="none",
-            checkpoint_every=10**6,
-            device="cpu",
-            loss_options={"ot": {"tol": 0.0}} if method == "ot" else {},
-        )
+        config = loop_config(work / f"host-{method}", method, tiny, budget, "cpu")
         run = distill(config, progress=False)
         speed = RunRecord.load(run.out_dir).throughput
         results[f"host_pairs_per_second_{method}"] = round(speed.pairs_per_second, 1)
@@ -272,20 +279,7 @@ def bench_cuda(args, work: Path) -> dict[str, float | str]:
     budget = 256 * args.cuda_batches
     speeds = {}
     for method in ("mse", "ot"):
-        config = DistillConfig(
-            lang=LANG,
-            method=method,
-            out_dir=str(work / f"cuda-{method}"),
-            teacher=str(model),
-            budget=budget,
-            batch_size=256,
-            max_length=64,
-            select_on="none",
-            checkpoint_every=10**6,
-            device="cuda",
-            mixed_precision="bf16",
-            loss_options={"ot": {"tol": 0.0}} if method == "ot" else {},
-        )
+        config = loop_config(work / f"cuda-{method}", method, model, budget, "cuda", precision="bf16")
         speeds[method] = RunRecord.load(distill(config, progress=False).out_dir).throughput
     return {
         "distill_mse_pairs_per_second_cuda": round(speeds["mse"].pairs_per_second, 1),

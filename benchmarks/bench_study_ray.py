@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PROJECT_ROOT, record  # noqa: E402
+from common import PROJECT_ROOT, publish  # noqa: E402
 from optical.study import load_study_config, run_study  # noqa: E402
 from optical.study.executor import LocalExecutor, RayExecutor, RayResources  # noqa: E402
 
@@ -54,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             "(so 2 runs at a time), cluster start-up and worker start-up included; ratio of wall seconds (< 1: Ray faster)"
         ),
     }
-    print("\n".join(f"{key}: {value}" for key, value in results.items()))
-    if not args.dry_run:
-        record(results, SCRIPT)
+    publish(results, SCRIPT, args.dry_run)
     return 0
 
 

@@ -96,6 +96,13 @@ def record(results: dict[str, float | int | str], source: str, device: str = "cp
     atomic_write_text(REPORT_PATH, render_report(existing))
 
 
+def publish(results: dict[str, float | int | str], source: str, dry_run: bool, device: str = "cpu") -> None:
+    """Print the figures, one per line, then :func:`record` them unless this is a dry run."""
+    print("\n".join(f"{key}: {value}" for key, value in results.items()), flush=True)
+    if not dry_run:
+        record(results, source, device=device)
+
+
 #: The goals of the figures (issue 9 and earlier), as (comparison, value); BENCHMARKS.md shows each
 #: figure against its goal, and a goal not measured yet as a row without a figure.
 GOALS: dict[str, tuple[str, float]] = {

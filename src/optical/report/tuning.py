@@ -226,18 +226,14 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _varying_settings(trials: list[TrialResult]) -> list[str]:
     """The settings that differ between the trials of a method: the columns of the trial table."""
+    flat = [_flatten(trial.config) for trial in trials]
+    keys = list(dict.fromkeys(key for settings in flat for key in settings))
     values: dict[tuple[str, str], set[str]] = defaultdict(set)
-    keys: list[str] = []
-    for trial in trials:
-        flat = _flatten(trial.config)
-        for key in flat:
-            if key not in keys:
-                keys.append(key)
-    for trial in trials:
-        flat = _flatten(trial.config)
+    for trial, settings in zip(trials, flat):
         for key in keys:
-            values[(trial.method, key)].add(json.dumps(flat.get(key), sort_keys=True))
-    return [key for key in keys if any(len(values[(t.method, key)]) > 1 for t in trials)]
+            values[(trial.method, key)].add(json.dumps(settings.get(key), sort_keys=True))
+    methods = {trial.method for trial in trials}
+    return [key for key in keys if any(len(values[(method, key)]) > 1 for method in methods)]
 
 
 def _mean_text(values: tuple[float | None, ...]) -> str:

@@ -150,7 +150,8 @@ class RayExecutor:
 
     def describe(self) -> str:
         where = self.address or "a local cluster"
-        return f"ray ({where}; {self.resources.cpus:g} CPU and {self.gpus_per_run:g} GPU per run)"
+        gpus = "1 GPU where the cluster has GPUs" if self.resources.gpus is None else f"{self.resources.gpus:g} GPU"
+        return f"ray ({where}; {self.resources.cpus:g} CPU and {gpus} per run)"
 
     def _connect(self):
         try:
