@@ -95,13 +95,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-resamples", type=int, default=5000)
     parser.add_argument("--work", default=str(PROJECT_ROOT / "runs" / "quality-guard"))
     parser.add_argument("--out", default=str(PROJECT_ROOT / "results" / "quality-guard"))
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the report and table from the runs already in --work (e.g. after a change of the statistics policy)",
+    )
     args = parser.parse_args(argv)
 
     eval_dirs, dev = [], {}
     for method in args.methods:
         for path in ("plain", "fast"):
             for seed in args.seeds:
-                eval_dir, metric = run_one(args, path, method, seed)
+                if args.report_only:
+                    work = Path(args.work) / f"{method}-{path}-s{seed}"
+                    eval_dir, metric = work / "eval", RunRecord.load(work / "distill").result.best_metric
+                else:
+                    eval_dir, metric = run_one(args, path, method, seed)
                 eval_dirs.append(eval_dir)
                 dev.setdefault((method, path), []).append(metric)
     baselines = [f"{m}-plain" for m in args.methods]
@@ -114,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"{args.model}, {args.lang}, {args.budget} pairs, seeds {', '.join(map(str, args.seeds))}; plain = fp32, no length "
         f"grouping; fast = length grouping, {precision}. Test split; fast − plain, paired over queries with seeds pooled "
-        "(optical compare's randomisation test and bootstrap CI; † = significant after Holm).",
+        "(optical compare's policy: CI and p-value from one two-level bootstrap over queries and seeds; † = significant "
+        "after Holm).",
         "",
         "| method | " + " | ".join(f"{task}.{args.lang if task != 'retention' else 'en'} {m}" for task, m in COLUMNS) + " | dev "
         "metric plain (mean ± sd) | dev metric fast |",

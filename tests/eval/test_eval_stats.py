@@ -15,13 +15,14 @@ from optical.eval.stats import (
     average_over_seeds,
     bootstrap_ci,
     bootstrap_difference_ci,
+    bootstrap_p_value,
     cohens_dz,
     compare,
     holm,
     holm_family,
     randomisation_test,
     resource_gap,
-    seed_and_query_bootstrap_ci,
+    seed_and_query_bootstrap,
     summarize,
 )
 
@@ -135,7 +136,7 @@ def test_seed_and_query_ci_equals_the_query_bootstrap_with_one_seed():
     rng = np.random.default_rng(3)
     a = {f"q{i}": float(v) for i, v in enumerate(rng.random(200))}
     b = {f"q{i}": float(v) for i, v in enumerate(rng.random(200))}
-    two_level = seed_and_query_bootstrap_ci([a], [b], n_resamples=2000, seed=5)
+    two_level = seed_and_query_bootstrap([a], [b], n_resamples=2000, seed=5).ci
     _, va, vb = aligned_values(a, b)
     query_only = bootstrap_ci(va - vb, n_resamples=2000, seed=5)
     assert two_level.low == pytest.approx(query_only.low, abs=1e-6)
@@ -152,6 +153,42 @@ def test_seed_variance_widens_the_difference_ci():
     assert comparison.diff == pytest.approx(0.0, abs=1e-12)
     # Query-only bootstrap of the seed averages would give a zero-width interval; seeds make it +-0.05.
     assert comparison.ci_low == pytest.approx(-0.05, abs=1e-6) and comparison.ci_high == pytest.approx(0.05, abs=1e-6)
+
+
+def test_seed_spread_counts_against_significance_and_the_p_value_agrees_with_the_ci():
+    rng = np.random.default_rng(8)
+    base = rng.random(500)
+    b = Sample("b", ({f"q{i}": float(v) for i, v in enumerate(base)},))
+    # A's seeds beat B by +0.12 and -0.08 on every query: the seed-averaged differences are all +0.02, which a
+    # query-level test calls certain; a quarter of the two-level resamples draw the worse seed twice.
+    seeds_a = tuple({f"q{i}": float(v + shift) for i, v in enumerate(base)} for shift in (0.12, -0.08))
+    comparison = compare(Sample("a", seeds_a), b, "AP", StatsSettings(4000))
+    assert comparison.diff == pytest.approx(0.02)
+    assert randomisation_test([0.02] * 500, n_resamples=4000) < 0.001
+    assert comparison.p_value == pytest.approx(0.5, abs=0.05)
+    assert not comparison.significant and comparison.ci_low < 0 < comparison.ci_high
+    # Seeds that agree: the same +0.02 is now significant, and its CI leaves out 0.
+    steady = tuple(
+        {f"q{i}": float(v + 0.02 + noise) for i, (v, noise) in enumerate(zip(base, rng.normal(0, 0.01, 500)))} for _ in range(3)
+    )
+    agreed = compare(Sample("a", steady), b, "AP", StatsSettings(4000))
+    assert agreed.significant and agreed.ci_low > 0
+
+
+def test_one_query_one_seed_apart_is_not_significant():
+    # Alignment R@1 near the ceiling: B's third seed misses one of 1012 sentences, everything else ties. Resamples that
+    # leave out that sentence or that seed differ by exactly 0, so the test must not call A "always ahead".
+    a = tuple({f"s{i}": 1.0 for i in range(1012)} for _ in range(3))
+    b = ({f"s{i}": 1.0 for i in range(1012)},) * 2 + ({f"s{i}": float(i != 7) for i in range(1012)},)
+    comparison = compare(Sample("a", a), Sample("b", b), "R@1", StatsSettings(2000))
+    assert comparison.p_value > 0.5 and not comparison.significant
+    assert comparison.ci_low == 0.0
+
+
+def test_bootstrap_p_value_is_never_zero_and_is_symmetric():
+    assert bootstrap_p_value(np.full(999, 0.3)) == pytest.approx(2 / 1000)
+    assert bootstrap_p_value(np.array([0.1, -0.2, 0.3, -0.4])) == bootstrap_p_value(np.array([-0.1, 0.2, -0.3, 0.4]))
+    assert bootstrap_p_value(np.zeros(10)) == 1.0
 
 
 def test_seed_variance_widens_a_cell_ci_and_the_seed_order_does_not_matter():

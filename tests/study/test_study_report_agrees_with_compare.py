@@ -4,11 +4,13 @@ print the same means, CIs and p-values for every pair they share."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import pytest
 
 from optical.cli import main
-from optical.eval.stats import StatsSettings
+from optical.eval.stats import StatsSettings, resamples_for_family
 from optical.report import compare_runs, write_study_report
 
 RESAMPLES = 300
@@ -57,3 +59,16 @@ def test_the_cli_report_carries_the_same_numbers_and_names_its_families(both):
 def test_the_study_report_names_its_holm_families(smoke_study):
     text = (smoke_study.study_dir / "report" / "report.md").read_text()
     assert "Holm family: OT vs each KD baseline" in text and "Holm family: each method vs zero-shot" in text
+
+
+def test_a_family_too_large_for_its_resamples_is_flagged(smoke_study, tmp_path):
+    # With 20 resamples no bootstrap p-value is below 2/21, so Holm over any family of 2 or more can never pass.
+    copy = tmp_path / "study"
+    shutil.copytree(smoke_study.study_dir, copy, ignore=shutil.ignore_patterns("report"))
+    write_study_report(copy, n_resamples=20)
+    flagged = (copy / "report" / "report.md").read_text()
+    warning = re.search(r'Warning: the family "OT vs each KD baseline[^"]*" has (\d+) comparisons.*?--resamples (\d+)', flagged)
+    assert warning is not None
+    assert int(warning.group(2)) == resamples_for_family(int(warning.group(1)))
+    write_study_report(copy, n_resamples=RESAMPLES)
+    assert "Warning: the family" not in (copy / "report" / "report.md").read_text()

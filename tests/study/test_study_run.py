@@ -44,7 +44,15 @@ def test_smoke_study_runs_every_run_and_writes_the_report(smoke_study):
     report_md = (study_dir / "report" / "report.md").read_text()
     # The answer comes first and is generated from the comparisons, whichever way they fall.
     assert report_md.index("## Answer to the research question") < report_md.index("## Degradation vs query typo rate")
-    assert "ot vs mse: of 6 comparisons" in report_md and "ot vs zero-shot: of 6 comparisons" in report_md
+    # One subsection per arm: the reference, and the typo-rate arm (el, 3 tasks each), each with its own families.
+    reference, typos = report_md.index("### Arm: reference"), report_md.index("### Arm: typo rate (typo rate 0.2)")
+    assert reference < typos
+    for start, end, arm in ((reference, typos, "reference"), (typos, len(report_md), "typo rate")):
+        section = report_md[start:end]
+        assert "ot vs mse: of 3 comparisons" in section and "ot vs zero-shot: of 3 comparisons" in section
+        assert f"Holm family: OT vs each KD baseline, arm {arm}, 3 comparisons" in section
+    assert "Robustness, ot vs mse" in report_md[typos:] and "Robustness" not in report_md[reference:typos]
+    assert (study_dir / "report" / "plots" / "query_noise.difference.png").is_file()
     assert "Holm-corrected" in report_md
     pngs = sorted((study_dir / "report" / "plots").glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

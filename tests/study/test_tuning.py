@@ -84,3 +84,36 @@ def test_loss_options_reach_only_the_methods_that_use_them(tuning_raw):
     raw["base"]["distill"]["loss_options"] = {"contrastive": {"temperature": 0.1}}
     with pytest.raises(OpticalError, match="base.distill.loss_options names contrastive, which no method of the study uses"):
         parse_study_config(raw, source="tune.yaml")
+
+
+def test_frozen_per_method_settings_reach_only_their_method_and_change_its_run_ids(smoke_raw):
+    raw = copy.deepcopy(smoke_raw)
+    plain = {(r.method, r.lang, r.seed): r for r in expand(parse_study_config(raw)).runs}
+    raw["base"]["per_method"] = {"ot": {"lr": 1.0e-4, "epochs": 2, "loss_options": {"ot": {"eps": 0.1}}}}
+    frozen = {(r.method, r.lang, r.seed): r for r in expand(parse_study_config(raw)).runs}
+    assert frozen.keys() == plain.keys()
+    for key, run in frozen.items():
+        if run.method == "ot":
+            assert (run.distill.lr, run.distill.epochs, run.distill.loss_options["ot"]["eps"]) == (1.0e-4, 2, 0.1)
+            assert run.run_id != plain[key].run_id  # other settings, another run
+        elif run.method != "zero-shot":
+            assert run.distill == plain[key].distill and run.run_id == plain[key].run_id
+
+
+def test_per_method_settings_are_checked_when_the_config_is_read(smoke_raw, tuning_raw):
+    cases = [
+        ({"contrastive": {"lr": 1.0e-4}}, r"s.yaml: base.per_method: method 'contrastive' does not run in this study"),
+        ({"mse": {"seed": 1}}, r"s.yaml: base.per_method.mse: unknown key\(s\) seed"),
+        ({"mse": {"loss_options": {"ot": {"eps": 0.1}}}}, r"base.per_method.mse.loss_options names ot, which mse does not use"),
+        ({"ot": {"lr": -1.0}}, r"s.yaml: base.per_method.ot: --lr must be > 0"),
+    ]
+    for per_method, message in cases:
+        raw = copy.deepcopy(smoke_raw)
+        raw["base"]["per_method"] = per_method
+        with pytest.raises(OpticalError, match=message):
+            parse_study_config(raw, source="s.yaml")
+    # A trial's values win over the frozen ones of its method.
+    raw = copy.deepcopy(tuning_raw)
+    raw["base"]["per_method"] = {"mse": {"lr": 5.0e-5, "epochs": 2}}
+    runs = {(r.trial, r.seed): r.distill for r in expand(parse_study_config(raw)).runs if r.method == "mse"}
+    assert (runs[("lr-1e-3", 0)].lr, runs[("lr-1e-3", 0)].epochs) == (1.0e-3, 2)

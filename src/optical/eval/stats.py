@@ -18,6 +18,15 @@ everything here works on the per-query differences ``d_q = a_q - b_q``.
   Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13): resample the
   queries with replacement, take the mean each time, report the 2.5 and 97.5
   percentiles.
+* **Two-level bootstrap test** when training seeds are involved: queries and
+  seeds are resampled together (Davison & Hinkley 1997, sec. 3.8) and the
+  two-sided p-value is the one that inverts the percentile interval,
+  ``p = 2 * min(P*(diff* <= 0), P*(diff* >= 0))`` with the ``+1`` correction
+  of Phipson & Smyth: the smallest level at which the equal-tailed interval
+  leaves out 0 (Efron & Tibshirani 1993, sec. 16.4 and 15.4). Example: if
+  A's two seeds beat B by +0.12 and -0.08 on every query, the seed-averaged
+  differences are all +0.02 and a query-level test calls that certain, while
+  a quarter of the two-level resamples draw A's worse seed twice: ``p ~ 0.5``.
 * **Effect size** Cohen's ``d_z = mean(d) / sd(d)`` (sd with ``n - 1``), plus
   win / tie / loss counts of system A over system B.
 * **Holm–Bonferroni** (Holm, *Scand. J. Statist.* 1979) over a family of
@@ -38,10 +47,15 @@ answer wherever it is printed:
 * its mean is the mean over queries of the seed-averaged values; its 95% CI is
   the query bootstrap with one seed and the two-level (queries x seeds)
   bootstrap with several;
-* a paired difference gets the randomisation p-value on the seed-averaged
-  per-query values (the query is the unit of the test) and the two-level
-  bootstrap CI when either system has several seeds (else the paired query
-  bootstrap);
+* a paired difference between single-seed systems gets the randomisation
+  p-value and the paired query bootstrap CI; when either system has several
+  seeds, both its CI and its p-value come from one two-level (queries x
+  seeds) bootstrap, so the seed-to-seed spread counts against significance
+  and "significant" holds exactly when the 95% CI leaves out 0. (A
+  randomisation test on seed-averaged values sees only the query spread: a
+  difference can pass it while its two-level CI spans 0.) With few seeds the
+  seed resampling understates the seed variance by the factor (S-1)/S, the
+  usual small-sample bias of the bootstrap; more seeds are the cure;
 * p-values are Holm-corrected within a family whose name travels with each
   comparison (:attr:`PairedComparison.family`) and is printed beside it.
 """
@@ -50,6 +64,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -81,7 +96,8 @@ class PairedComparison:
     """System A against system B on one measure over the same queries.
 
     ``diff = mean_a - mean_b``; ``[ci_low, ci_high]`` its paired bootstrap CI;
-    ``p_value`` the randomisation test's two-sided p; ``p_holm`` the p adjusted
+    ``p_value`` the two-sided p (randomisation test with one seed per system,
+    two-level bootstrap test with several); ``p_holm`` the p adjusted
     over its family (equal to ``p_value`` for a family of one);
     ``effect_size`` Cohen's d_z (None when undefined: fewer than 2 queries, or
     all differences equal and non-zero); ``wins/ties/losses`` count queries
@@ -305,24 +321,58 @@ def average_over_seeds(per_query_by_seed: Sequence[PerQuery], label: str = "syst
 def _two_level_means(
     per_query_by_seed: Sequence[PerQuery], qids: list[str], counts: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
-    """``[R]`` resampled means of one system: queries drawn by ``counts`` (shared across paired systems), seeds by ``rng``."""
-    values = np.array([[run[q] for q in qids] for run in per_query_by_seed], dtype=np.float64)
-    centre = float(values.mean())
-    # [R, S]: each resample's query-weighted mean of every seed, in float32 on deviations (as above).
-    seed_means = centre + (counts @ (values - centre).astype(np.float32).T).astype(np.float64) / len(qids)
-    n_seeds = values.shape[0]
+    """``[R]`` resampled means of one system: queries drawn by ``counts`` (shared across paired systems), seeds by ``rng``.
+
+    In float64, block by block: these means feed :func:`bootstrap_p_value`,
+    which asks whether a resampled difference is exactly 0 (e.g. a resample
+    that left out the only queries where two systems differ). The float32
+    shortcut of :func:`_bootstrap_means` leaves ~1e-10 of rounding there,
+    enough to turn "no difference" into "always ahead".
+    """
+    values = np.array([[run[q] for q in qids] for run in per_query_by_seed], dtype=np.float64).T  # [n, S]
+    # [R, S]: each resample's query-weighted mean of every seed.
+    seed_means = np.empty((counts.shape[0], values.shape[1]))
+    for start in range(0, counts.shape[0], _BATCH):
+        seed_means[start : start + _BATCH] = counts[start : start + _BATCH].astype(np.float64) @ values / len(qids)
+    n_seeds = values.shape[1]
     seed_weights = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=counts.shape[0]) / n_seeds
     return (seed_weights * seed_means).sum(axis=1)
 
 
-def seed_and_query_bootstrap_ci(
+@dataclass(frozen=True)
+class BootstrapTest:
+    """A two-level bootstrap's verdict on ``mean(a) - mean(b)``: its percentile CI and the p-value that inverts it."""
+
+    ci: ConfidenceInterval
+    p_value: float
+
+
+def bootstrap_p_value(resampled_differences: np.ndarray) -> float:
+    """Two-sided p-value of ``difference == 0`` that inverts the percentile bootstrap interval.
+
+    ``p = min(1, 2 * (min(#{d* <= 0}, #{d* >= 0}) + 1) / (R + 1))``: the
+    smallest level at which the equal-tailed percentile interval of the ``R``
+    resampled differences leaves out 0 (Efron & Tibshirani 1993, sec. 15.4),
+    with the ``+1`` of Phipson & Smyth (2010) so that it is never 0.
+
+    >>> bootstrap_p_value(np.array([0.1, 0.2, 0.3, -0.1]))
+    0.8
+    """
+    # Differences within float rounding of 0 (sums of the same values in another order) count as 0, on both sides.
+    zero_band = _TOLERANCE * max(1.0, float(np.abs(resampled_differences).max(initial=0.0)))
+    at_or_below = int(np.count_nonzero(resampled_differences <= zero_band))
+    at_or_above = int(np.count_nonzero(resampled_differences >= -zero_band))
+    return min(1.0, 2 * (min(at_or_below, at_or_above) + 1) / (resampled_differences.size + 1))
+
+
+def seed_and_query_bootstrap(
     per_query_by_seed_a: Sequence[PerQuery],
     per_query_by_seed_b: Sequence[PerQuery],
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
     confidence: float = 0.95,
-) -> ConfidenceInterval:
-    """Two-level percentile bootstrap CI of the mean difference, over queries *and* training seeds.
+) -> BootstrapTest:
+    """Two-level percentile bootstrap of the mean difference, over queries *and* training seeds: CI and p-value.
 
     Each resample draws the queries with replacement (one draw for both
     systems: the comparison stays paired) and, independently for each system,
@@ -331,9 +381,11 @@ def seed_and_query_bootstrap_ci(
     variance therefore widens the interval, which a query-only bootstrap of
     seed-averaged values does not show (two-stage bootstrap of hierarchical
     data: Davison & Hinkley, *Bootstrap Methods and their Application*, 1997,
-    sec. 3.8). With one seed per system it is the paired query bootstrap.
-    Example: two seeds of A that differ by 0.1 everywhere give an interval at
-    least about as wide as that seed gap, however many queries there are.
+    sec. 3.8). The p-value comes from the same resamples
+    (:func:`bootstrap_p_value`). With one seed per system it is the paired
+    query bootstrap. Example: two seeds of A that differ by 0.1 everywhere give
+    an interval at least about as wide as that seed gap, however many queries
+    there are.
     """
     averaged_a = average_over_seeds(per_query_by_seed_a, "system a")
     averaged_b = average_over_seeds(per_query_by_seed_b, "system b")
@@ -342,9 +394,10 @@ def seed_and_query_bootstrap_ci(
         raise OpticalError(f"n_resamples must be at least 1, got {n_resamples}")
     counts = _resample_counts(len(qids), n_resamples, seed)
     rng = np.random.default_rng([seed, 1])  # seed draws independent of the query draws
-    means_a = _two_level_means(per_query_by_seed_a, qids, counts, rng)
-    means_b = _two_level_means(per_query_by_seed_b, qids, counts, rng)
-    return _percentile_interval(means_a - means_b, confidence)
+    differences = _two_level_means(per_query_by_seed_a, qids, counts, rng) - _two_level_means(
+        per_query_by_seed_b, qids, counts, rng
+    )
+    return BootstrapTest(_percentile_interval(differences, confidence), bootstrap_p_value(differences))
 
 
 @dataclass(frozen=True)
@@ -440,11 +493,12 @@ def compare(a: Sample, b: Sample, measure: str, settings: StatsSettings = StatsS
     """System A against system B on one measure, by the policy of this module (a family of one until :func:`holm_family`)."""
     _, values_a, values_b = aligned_values(a.averaged(), b.averaged(), a.system, b.system)
     diffs = values_a - values_b
-    p_value = randomisation_test(diffs, settings.n_resamples, settings.seed)
     if max(a.n_seeds, b.n_seeds) == 1:
+        p_value = randomisation_test(diffs, settings.n_resamples, settings.seed)
         ci = bootstrap_ci(diffs, settings.n_resamples, settings.seed)
     else:
-        ci = seed_and_query_bootstrap_ci(a.per_seed, b.per_seed, settings.n_resamples, settings.seed)
+        two_level = seed_and_query_bootstrap(a.per_seed, b.per_seed, settings.n_resamples, settings.seed)
+        ci, p_value = two_level.ci, two_level.p_value
     return PairedComparison(
         system_a=a.system,
         system_b=b.system,
@@ -463,6 +517,19 @@ def compare(a: Sample, b: Sample, measure: str, settings: StatsSettings = StatsS
         losses=int(np.count_nonzero(diffs < -_TOLERANCE)),
         significant=p_value < ALPHA,
     )
+
+
+def resamples_for_family(family_size: int, alpha: float = ALPHA) -> int:
+    """Fewest resamples with which a resampled test can reach ``p_holm < alpha`` in a family of ``family_size``.
+
+    A bootstrap p-value is at least ``2 / (R + 1)`` (:func:`bootstrap_p_value`)
+    and Holm multiplies the smallest p by the family size ``m``, so nothing
+    can pass unless ``2m / (R + 1) < alpha``.
+
+    >>> resamples_for_family(20), resamples_for_family(400)
+    (800, 16000)
+    """
+    return math.floor(2 * family_size / alpha + 1e-9)  # the smallest R with 2m / (R + 1) < alpha
 
 
 def holm_family(comparisons: Sequence[PairedComparison], family: str) -> list[PairedComparison]:

@@ -123,8 +123,10 @@ def policy_text(settings: StatsSettings) -> str:
         f"A system's cell is its mean over queries of the per-query values averaged over its training seeds, with a 95% "
         f"percentile bootstrap CI ({settings.n_resamples} resamples, seed {settings.seed}) over queries, and over queries "
         "and seeds (two-level) when it has several seeds. A difference Δ = A − B has the same kind of CI (paired: one "
-        "query draw for both systems) and the two-sided p-value of a paired randomisation (sign-flip) test on the "
-        "seed-averaged per-query values (Smucker, Allan & Carterette, CIKM 2007), Holm-corrected (Holm 1979) within "
+        "query draw for both systems). Its two-sided p-value comes from a paired randomisation (sign-flip) test over "
+        "queries when both systems have one seed (Smucker, Allan & Carterette, CIKM 2007), and from the same two-level "
+        "bootstrap as its CI when either has several (the p-value that inverts the percentile interval, so seed spread "
+        "counts and † agrees with a CI that leaves out 0). p-values are Holm-corrected (Holm 1979) within "
         f"the family named beside it; {SIGNIFICANT_MARK} marks p_holm < {ALPHA}."
     )
 

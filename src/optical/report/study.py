@@ -7,11 +7,16 @@ both): a system's values on a cell are a :class:`~optical.eval.stats.Sample`
 over its seeds, :func:`~optical.eval.stats.summarize` gives its mean and CI,
 :func:`~optical.eval.stats.compare` a paired difference, and
 :func:`~optical.eval.stats.holm_family` corrects a named family. The families
-here are the whole research-question section, split in two: OT against each
-KD baseline, and every method against the zero-shot model; the robustness rows
-are a third. The text of the first section is generated from those results: it
-says where OT wins, where it loses and where nothing is significant, whichever
-way the numbers fall.
+here follow the study's *arms*: the reference condition is one arm, and the
+conditions that differ from it in one axis (bitext budget, bitext noise, typo
+rate, domain, backbone) form one arm per axis. Within each arm there are up to
+three families: OT against each KD baseline, every method against the
+zero-shot model, and the change from the reference of OT against that of each
+baseline. Families stay this small so that Holm can still pass a real
+difference (see :func:`~optical.eval.stats.resamples_for_family`). The text of
+the first section is generated from those results: it says where OT wins,
+where it loses and where nothing is significant, whichever way the numbers
+fall.
 """
 
 from __future__ import annotations
@@ -27,7 +32,19 @@ import numpy as np
 from optical.errors import OpticalError
 from optical.eval.metrics import aggregate_name
 from optical.eval.results import EVAL_JSON, ZERO_SHOT, EvalRun
-from optical.eval.stats import PairedComparison, Sample, StatsSettings, compare, holm_family, resource_gap, summarize
+from optical.eval.stats import (
+    ALPHA,
+    PairedComparison,
+    PerQuery,
+    Sample,
+    StatsSettings,
+    average_over_seeds,
+    compare,
+    holm_family,
+    resamples_for_family,
+    resource_gap,
+    summarize,
+)
 from optical.eval.tasks import main_measure
 from optical.formatting import cell_text, interval, number, p_value
 from optical.losses.combined import MethodSpec
@@ -46,9 +63,11 @@ BIAS_MEASURES = ("LangShare@10", "GoldRankGap")
 #: Conditions (axis values) of a record: everything but language, method and seed.
 AXES = ("backbone", "domain", "budget", "noise", "query_noise")
 AXIS_NAMES = {"backbone": "backbone", "domain": "domain", "budget": "budget", "noise": "bitext noise", "query_noise": "typo rate"}
-KD_FAMILY = "OT vs each KD baseline: every comparison of the research-question section"
-ZERO_SHOT_FAMILY = "each method vs zero-shot: every comparison of the research-question section"
-ROBUSTNESS_FAMILY = "robustness: every change comparison of the research-question section"
+KD_FAMILY = "OT vs each KD baseline"
+ZERO_SHOT_FAMILY = "each method vs zero-shot"
+CHANGE_FAMILY = "change from the reference, OT vs each KD baseline"
+#: Axes along which a worse value is a harder condition: their change comparisons read as robustness.
+NOISE_AXES = ("noise", "query_noise")
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,31 @@ class QuestionRow:
     task: str
     condition: tuple
     comparison: PairedComparison
+
+
+@dataclass(frozen=True)
+class Arm:
+    """Conditions of the study that differ from the reference in the same axes (none: the reference arm itself)."""
+
+    axes: tuple[str, ...]
+    conditions: tuple[tuple, ...]
+
+    @property
+    def name(self) -> str:
+        return "reference" if not self.axes else " + ".join(AXIS_NAMES[axis] for axis in self.axes)
+
+    def family(self, kind: str) -> str:
+        return f"{kind}, arm {self.name}"
+
+
+def _arms(index: _Index) -> list[Arm]:
+    """The reference arm, then one arm per axis that varies alone, then any arm of several axes varying together."""
+    reference = index.ref_condition()
+    by_axes: dict[tuple[str, ...], list[tuple]] = defaultdict(list)
+    for condition in index.conditions():
+        by_axes[tuple(a for a, x, r in zip(AXES, condition, reference) if x != r)].append(condition)
+    order = sorted(by_axes, key=lambda axes: (len(axes) > 1, [AXES.index(a) for a in axes]))
+    return [Arm(axes, tuple(by_axes[axes])) for axes in order]
 
 
 @dataclass
@@ -125,19 +169,44 @@ class _Index:
     def condition(r: Record) -> tuple:
         return (r.backbone, r.domain, r.budget, r.noise, r.query_noise)
 
-    def sample(self, lang: str, method: str, condition: tuple, task_key: str, measure: str) -> Sample | None:
-        """The method's values on the cell over its seeds (ascending), or None when none has them."""
+    def by_seed(self, lang: str, method: str, condition: tuple, task_key: str, measure: str) -> dict[int | None, PerQuery]:
+        """The method's per-query values on the cell, keyed by training seed (None for the zero-shot model)."""
         runs = (
             self.zero_shot.get((lang, condition[4]), [])
             if method == ZERO_SHOT
             else self.groups.get((lang, method, condition), [])
         )
-        found = []
-        for r in sorted(runs, key=lambda r: -1 if r.seed is None else r.seed):
+        found = {}
+        for r in runs:
             task = r.run.tasks.get(task_key)
             if task is not None and measure in task.per_query:
-                found.append(task.per_query[measure])
-        return Sample(method, tuple(found)) if found else None
+                found[r.seed] = task.per_query[measure]
+        return found
+
+    def sample(self, lang: str, method: str, condition: tuple, task_key: str, measure: str) -> Sample | None:
+        """The method's values on the cell over its seeds, or None when none has them."""
+        found = self.by_seed(lang, method, condition, task_key, measure)
+        return Sample(method, tuple(found.values())) if found else None
+
+    def change(self, lang: str, method: str, before: tuple, after: tuple, task_key: str, measure: str) -> Sample | None:
+        """Per-query change ``after - before`` of the method, one per seed that ran in both conditions.
+
+        Pairing by seed keeps each seed's own change, so the spread between
+        seeds reaches the two-level bootstrap of the comparison (a change of
+        seed-averaged values would hide it). Without a common seed, the
+        change of the seed averages stands as one sample. None when a
+        condition has no values.
+        """
+        first = self.by_seed(lang, method, before, task_key, measure)
+        second = self.by_seed(lang, method, after, task_key, measure)
+        if not first or not second:
+            return None
+        common = sorted(set(first) & set(second), key=lambda seed: -1 if seed is None else seed)
+        if common:
+            pairs = [(first[seed], second[seed]) for seed in common]
+        else:
+            pairs = [(average_over_seeds(list(first.values()), method), average_over_seeds(list(second.values()), method))]
+        return Sample(method, tuple({q: b[q] - a[q] for q in b} for a, b in pairs))
 
     def ref_condition(self, **changes: Any) -> tuple:
         values = {**self.reference, **changes}
@@ -244,9 +313,9 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     )
     report = StudyReport(study_dir, report_dir, [])
     _question_section(doc, report, ctx)
-    _curve_section(doc, ctx, "budget", "Learning curves: main measures vs bitext budget")
-    _curve_section(doc, ctx, "noise", "Degradation vs bitext noise")
-    _curve_section(doc, ctx, "query_noise", "Degradation vs query typo rate")
+    _curve_section(doc, ctx, report, "budget", "Learning curves: main measures vs bitext budget")
+    _curve_section(doc, ctx, report, "noise", "Degradation vs bitext noise")
+    _curve_section(doc, ctx, report, "query_noise", "Degradation vs query typo rate")
     _gap_section(doc, ctx)
     _bias_retention_section(doc, ctx)
     _training_section(doc, study_dir, manifest)
@@ -259,12 +328,15 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     return report
 
 
-def _comparisons(ctx: _Context, pairs: list[tuple[str, str]], family: str) -> list[QuestionRow]:
-    """``method`` vs ``baseline`` on the main measure of every question task, language and condition; one Holm family."""
+def _comparisons(ctx: _Context, pairs: list[tuple[str, str]], arm: Arm, family: str) -> list[QuestionRow]:
+    """``method`` vs ``baseline`` on the main measure of every question task, language and condition of an arm.
+
+    One Holm family: ``family``.
+    """
     rows = []
     for method, baseline in pairs:
         for lang in ctx.langs:
-            for condition in ctx.index.conditions():
+            for condition in arm.conditions:
                 for task in ctx.question_tasks:
                     key, measure = f"{task}.{lang}", main_measure(task)
                     a = ctx.index.sample(lang, method, condition, key, measure)
@@ -283,10 +355,11 @@ def _row_text(r: QuestionRow, ctx: _Context) -> str:
     )
 
 
-def _verdict(rows: list[QuestionRow], ctx: _Context, method: str, baseline: str, robustness: bool = False) -> str | None:
+def _verdict(rows: list[QuestionRow], ctx: _Context, method: str, baseline: str, change: Arm | None = None) -> str | None:
     """One generated sentence: how often ``method`` is significantly better / worse than ``baseline``, and where.
 
-    With ``robustness`` the rows compare changes from the reference condition (positive: ``method`` loses less).
+    With ``change`` the rows compare changes from the reference condition to that arm's conditions (positive:
+    ``method`` gains more or loses less); along a noise axis that reads as robustness.
     """
     mine = [r for r in rows if r.method == method and r.baseline == baseline]
     if not mine:
@@ -295,13 +368,20 @@ def _verdict(rows: list[QuestionRow], ctx: _Context, method: str, baseline: str,
     losses = [r for r in mine if r.comparison.significant and r.comparison.diff < 0]
     ties = len(mine) - len(wins) - len(losses)
     counts = f"{len(wins)}, significantly {{}} in {len(losses)}, and not significantly different in {ties}"
-    if robustness:
+    if change is not None and set(change.axes) <= set(NOISE_AXES):
         text = (
             f"Robustness, {method} vs {baseline}: the change from the reference condition to a noisier one "
-            f"({len(mine)} comparisons of bitext noise or query typo levels) is significantly smaller for {method} "
-            f"in {counts.format('larger')}."
+            f"({len(mine)} comparisons) is significantly smaller for {method} in {counts.format('larger')} "
+            f"(Holm family: {mine[0].comparison.family})."
         )
         labels = (f"{method} degrades less", f"{method} degrades more")
+    elif change is not None:
+        text = (
+            f"Change from the reference, {method} vs {baseline}: moving {change.name} away from the reference is "
+            f"significantly more favourable to {method} in {counts.format('less favourable')} "
+            f"(of {len(mine)} comparisons; Holm family: {mine[0].comparison.family})."
+        )
+        labels = (f"{method} gains more", f"{method} gains less")
     else:
         text = (
             f"{method} vs {baseline}: of {len(mine)} comparisons (language x condition x task, main measure), "
@@ -316,7 +396,7 @@ def _verdict(rows: list[QuestionRow], ctx: _Context, method: str, baseline: str,
                 f" {label}: " + "; ".join(_row_text(r, ctx) for r in shown) + ("; ..." if len(chosen) > len(shown) else "") + "."
             )
     lang_group = {lang: g for g, members in ctx.groups.items() for lang in members}
-    for group in [] if robustness else ctx.groups:
+    for group in [] if change is not None else ctx.groups:
         in_group = [r for r in mine if lang_group.get(r.lang) == group]
         if in_group:
             mean = float(np.mean([r.comparison.diff for r in in_group]))
@@ -340,28 +420,43 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
             )
         )
         return
-    kd_rows = _comparisons(ctx, [(ot, base) for ot in ot_methods for base in baselines], KD_FAMILY)
-    zero_rows = _comparisons(ctx, [(m, ZERO_SHOT) for m in ctx.trained], ZERO_SHOT_FAMILY)
-    report.question = kd_rows + zero_rows
-    report.robustness = _robustness(ctx, ot_methods, baselines)
-
-    sentences = [_verdict(kd_rows, ctx, ot, base) for ot in ot_methods for base in baselines]
-    sentences += [_verdict(zero_rows, ctx, m, ZERO_SHOT) for m in ctx.trained]
-    sentences += [_verdict(report.robustness, ctx, ot, base, robustness=True) for ot in ot_methods for base in baselines]
-    doc.add(Bullets([s for s in sentences if s]))
-    _forest(doc, ctx, [r for r in report.question if _uses_ot(r.method)])
     doc.add(
         Paragraph(
-            "Differences are method minus baseline on the main measure of each task. Holm families: "
-            f"(1) {KD_FAMILY}; (2) {ZERO_SHOT_FAMILY}; (3) {ROBUSTNESS_FAMILY}. Robustness rows compare the per-query "
-            "change (noisy minus reference condition, seed-averaged) of OT with that of the baseline: a positive "
-            "difference means OT loses less."
+            "One subsection per arm: the reference condition, then each axis varied alone from it. Differences are "
+            "method minus baseline on the main measure of each task, seed-averaged, with the 95% CI over queries and "
+            "seeds; each arm's comparisons form their own Holm families (named in each sentence). Change rows compare "
+            "the per-query change from the reference condition (seed by seed) of OT with that of the baseline: "
+            "positive means OT gains more, or loses less."
         )
     )
+    kd_pairs = [(ot, base) for ot in ot_methods for base in baselines]
+    for arm in _arms(ctx.index):
+        kd_rows = _comparisons(ctx, kd_pairs, arm, arm.family(KD_FAMILY))
+        zero_rows = _comparisons(ctx, [(m, ZERO_SHOT) for m in ctx.trained], arm, arm.family(ZERO_SHOT_FAMILY))
+        change_rows = _changes(ctx, kd_pairs, arm) if arm.axes else []
+        report.question += kd_rows + zero_rows
+        report.robustness += change_rows
+        sentences = [_verdict(kd_rows, ctx, ot, base) for ot, base in kd_pairs]
+        sentences += [_verdict(zero_rows, ctx, m, ZERO_SHOT) for m in ctx.trained]
+        sentences += [_verdict(change_rows, ctx, ot, base, change=arm) for ot, base in kd_pairs]
+        levels = "; ".join(_condition_label(c, list(arm.axes)) for c in arm.conditions) if arm.axes else ""
+        doc.add(Heading(3, f"Arm: {arm.name}" + (f" ({levels})" if levels else "")))
+        doc.add(Bullets([s for s in sentences if s]))
+        for kind, rows in ((KD_FAMILY, kd_rows), (ZERO_SHOT_FAMILY, zero_rows), (CHANGE_FAMILY, change_rows)):
+            needed = resamples_for_family(len(rows))
+            if rows and ctx.settings.n_resamples < needed:
+                doc.add(
+                    Paragraph(
+                        f'Warning: the family "{arm.family(kind)}" has {len(rows)} comparisons and the tests drew '
+                        f"{ctx.settings.n_resamples} resamples, so no p-value can pass Holm at {ALPHA}: its 'not significant' "
+                        f"verdicts say nothing. Rerun `optical study report --resamples {needed}` or more."
+                    )
+                )
+    _forest(doc, ctx, [r for r in report.question if _uses_ot(r.method)])
     doc.add(_comparison_table(report.question, ctx, ["method", "baseline", "condition", "method", "baseline"]))
     if report.robustness:
         doc.add(
-            _comparison_table(report.robustness, ctx, ["OT", "baseline", "noisier condition", "OT change", "baseline change"])
+            _comparison_table(report.robustness, ctx, ["OT", "baseline", "changed condition", "OT change", "baseline change"])
         )
 
 
@@ -414,34 +509,23 @@ def _forest(doc: Document, ctx: _Context, rows: list[QuestionRow]) -> None:
     doc.add(Image(name, "OT minus each KD baseline and minus zero-shot, per language and condition, with 95% CIs"))
 
 
-def _robustness(ctx: _Context, ot_methods: list[str], baselines: list[str]) -> list[QuestionRow]:
-    """Per-query change from the reference to each noisier level of one axis, OT against each baseline (one Holm family)."""
+def _changes(ctx: _Context, pairs: list[tuple[str, str]], arm: Arm) -> list[QuestionRow]:
+    """Per-query change from the reference to each condition of ``arm``, OT against each baseline (one Holm family)."""
     rows = []
     reference = ctx.index.ref_condition()
-    levels = {axis: {c[AXES.index(axis)] for c in ctx.index.conditions()} for axis in ("noise", "query_noise")}
-    for ot in ot_methods:
-        for base in baselines:
-            for lang in ctx.langs:
+    for ot, base in pairs:
+        for lang in ctx.langs:
+            for condition in arm.conditions:
                 for task in ctx.question_tasks:
                     key, measure = f"{task}.{lang}", main_measure(task)
-                    for axis, values in levels.items():
-                        for level in sorted(v for v in values if v is not None and v > ctx.index.reference[axis]):
-                            noisy = ctx.index.ref_condition(**{axis: level})
-                            changes = []
-                            for method in (ot, base):
-                                before = ctx.index.sample(lang, method, reference, key, measure)
-                                after = ctx.index.sample(lang, method, noisy, key, measure)
-                                if before is None or after is None:
-                                    break
-                                b, a = before.averaged(), after.averaged()
-                                changes.append(Sample(method, ({q: a[q] - b[q] for q in a},)))
-                            if len(changes) == 2:
-                                rows.append(QuestionRow(ot, base, lang, task, noisy, compare(*changes, measure, ctx.settings)))
-    corrected = holm_family([r.comparison for r in rows], ROBUSTNESS_FAMILY)
+                    changes = [ctx.index.change(lang, m, reference, condition, key, measure) for m in (ot, base)]
+                    if None not in changes:
+                        rows.append(QuestionRow(ot, base, lang, task, condition, compare(*changes, measure, ctx.settings)))
+    corrected = holm_family([r.comparison for r in rows], arm.family(CHANGE_FAMILY))
     return [QuestionRow(r.method, r.baseline, r.lang, r.task, r.condition, c) for r, c in zip(rows, corrected)]
 
 
-def _curve_section(doc: Document, ctx: _Context, axis: str, title: str) -> None:
+def _curve_section(doc: Document, ctx: _Context, report: StudyReport, axis: str, title: str) -> None:
     doc.add(Heading(2, title))
     index = ctx.index
     values = index.axis_values(axis)
@@ -485,6 +569,56 @@ def _curve_section(doc: Document, ctx: _Context, axis: str, title: str) -> None:
         doc.add(Heading(3, f"{task}: {aggregate_name(measure)} vs {axis.replace('_', ' ')} (other axes at reference)"))
         doc.add(Image(name, f"{task} {aggregate_name(measure)} vs {axis}, mean over seeds with 95% CI"))
         doc.add(Table(["lang", "method", axis, f"{aggregate_name(measure)} [95% CI] (seeds)"], rows))
+
+    _difference_curves(doc, ctx, report, axis, values)
+
+
+def _difference_curves(doc: Document, ctx: _Context, report: StudyReport, axis: str, values: list) -> None:
+    """OT minus each KD baseline along one axis (others at reference): the arm's Holm-tested differences with 95% CIs."""
+    import matplotlib.pyplot as plt  # the backend is chosen by optical.report.plots
+
+    position = AXES.index(axis)
+    reference = ctx.index.ref_condition()
+    along = [
+        r
+        for r in report.question
+        if _uses_ot(r.method)
+        and r.baseline != ZERO_SHOT
+        and all(x == ref for i, (x, ref) in enumerate(zip(r.condition, reference)) if i != position)
+    ]
+    if len({r.condition[position] for r in along}) < 2:
+        return
+    tasks = [t for t in ctx.question_tasks if any(r.task == t for r in along)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False, layout="constrained")
+    for ax, task in zip(axes[0], tasks):
+        series: dict[tuple[str, str, str], list[QuestionRow]] = defaultdict(list)
+        for r in along:
+            if r.task == task:
+                series[(r.method, r.baseline, r.lang)].append(r)
+        for (method, baseline, lang), rows in series.items():
+            rows.sort(key=lambda r: values.index(r.condition[position]))
+            xs = [values.index(r.condition[position]) for r in rows]
+            diffs = [r.comparison.diff for r in rows]
+            errors = [
+                [d - r.comparison.ci_low for d, r in zip(diffs, rows)],
+                [r.comparison.ci_high - d for d, r in zip(diffs, rows)],
+            ]
+            ax.errorbar(xs, diffs, yerr=errors, marker="o", capsize=3, label=f"{method} − {baseline}, {lang}")
+        ax.axhline(0.0, color="grey", linewidth=1)
+        ax.set_xticks(range(len(values)), [str(v) for v in values])
+        ax.set_title(f"{task} {aggregate_name(main_measure(task))}")
+        ax.set_xlabel(axis.replace("_", " "))
+        ax.set_ylabel("difference, 95% CI")
+        ax.legend(fontsize="small")
+    name = ctx.save_plot(fig, f"plots/{axis}.difference.png")
+    doc.add(Heading(3, f"OT minus each KD baseline vs {axis.replace('_', ' ')}"))
+    doc.add(
+        Image(
+            name,
+            f"OT minus each KD baseline along {axis.replace('_', ' ')} (other axes at reference), seed-averaged, 95% CI over "
+            "queries and seeds (the comparisons of the first section)",
+        )
+    )
 
 
 def _gap_section(doc: Document, ctx: _Context) -> None:

@@ -23,6 +23,8 @@ declares the axes of the grid::
     n_resamples: 10000               # bootstrap / randomisation resamples in the report
     base:
       distill: {batch_size: 32, max_length: 64, select_on: xquad_dev, loss_options: {ot: {eps: 0.05}}}
+      per_method:                    # optional: one method's DistillConfig values over base.distill
+        mse: {lr: 1.0e-4, epochs: 2} #   (where a tuning study's chosen settings are frozen)
       eval: {tasks: [clir_sentence, pool, retention, align]}
     cells:                           # optional: partial grids; each overrides the axes it names
       - {languages: [el, de]}
@@ -149,6 +151,8 @@ class StudyConfig:
     n_resamples: int
     base_distill: dict[str, Any]
     base_eval: dict[str, Any]
+    #: ``base.per_method``: method -> DistillConfig values over ``base_distill`` (frozen tuned settings).
+    per_method: dict[str, dict[str, Any]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     source: str = "config"
     data_dir: str | None = None
@@ -172,6 +176,10 @@ class StudyConfig:
             if all(value in axis for value, axis in zip(values, axes)):
                 return True
         return False
+
+    def method_distill(self, method: str) -> dict[str, Any]:
+        """``base.distill`` with the method's ``base.per_method`` values over it (before any trial's)."""
+        return merge_distill(self.base_distill, self.per_method.get(method, {}))
 
     @property
     def grids(self) -> list[GridAxes]:
@@ -224,8 +232,9 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
     base = raw.get("base") or {}
     if not isinstance(base, dict):
         raise OpticalError(f"{source}: base must be a mapping with 'distill' and/or 'eval'")
-    _check_keys(base, ("distill", "eval"), f"{source}: base")
+    _check_keys(base, ("distill", "per_method", "eval"), f"{source}: base")
     base_distill = _parse_base(base.get("distill") or {}, DistillConfig, GRID_DISTILL_FIELDS, f"{source}: base.distill")
+    per_method = _parse_per_method(base.get("per_method") or {}, axes, cells, f"{source}: base.per_method")
     base_eval = _parse_base(base.get("eval") or {}, EvalConfig, GRID_EVAL_FIELDS, f"{source}: base.eval")
     groups = raw.get("resource_groups", {name: list(members) for name, members in RESOURCE_GROUPS.items()})
     if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
@@ -251,6 +260,7 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
         n_resamples=n_resamples,
         base_distill=base_distill,
         base_eval=base_eval,
+        per_method=per_method,
         raw=raw,
         source=source,
         data_dir=raw.get("data_dir"),
@@ -261,6 +271,26 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
     )
     _check_base_values(config)
     return config
+
+
+def _parse_per_method(values: Any, axes: GridAxes, cells: list[GridAxes], where: str) -> dict[str, dict[str, Any]]:
+    """``base.per_method``: each named method must run in the study; its values are DistillConfig fields."""
+    if not isinstance(values, dict):
+        raise OpticalError(f"{where} must map a method to DistillConfig values, e.g. {{mse: {{lr: 1.0e-4}}}}")
+    running = {m for grid in [axes, *cells] for m in grid.methods}
+    parsed = {}
+    for method, options in values.items():
+        if method not in running:
+            raise OpticalError(
+                f"{where}: method {method!r} does not run in this study (its methods: {', '.join(sorted(running))})"
+            )
+        if method == ZERO_SHOT:
+            raise OpticalError(f"{where}: {ZERO_SHOT} trains nothing, so it takes no distill values")
+        parsed[str(method)] = _parse_base(options or {}, DistillConfig, GRID_DISTILL_FIELDS, f"{where}.{method}")
+        unused = sorted(loss for loss in parsed[str(method)].get("loss_options") or {} if not MethodSpec.parse(method).uses(loss))
+        if unused:
+            raise OpticalError(f"{where}.{method}.loss_options names {', '.join(unused)}, which {method} does not use")
+    return parsed
 
 
 def _parse_trial(cell: dict, where: str) -> tuple[str | None, dict[str, Any]]:
@@ -457,11 +487,13 @@ def _check_base_values(config: StudyConfig) -> None:
         for method in grid.methods:
             if method == ZERO_SHOT:
                 continue
-            values = run_distill_values(method, config.base_distill, grid.distill)
+            values = run_distill_values(method, config.method_distill(method), grid.distill)
+            frozen = not grid.distill and method in config.per_method
+            label = f"{config.source}: base.per_method.{method}" if frozen else where
             try:
                 DistillConfig(lang=lang, method=method, out_dir="", **values).validate()
             except (OpticalError, TypeError) as exc:
-                raise OpticalError(f"{where}: {exc}") from None
+                raise OpticalError(f"{label}: {exc}") from None
     try:
         EvalConfig(student=ZERO_SHOT, out_dir="", langs=[lang], **config.base_eval).validate()
     except (OpticalError, TypeError) as exc:

@@ -161,7 +161,7 @@ def expand(config: StudyConfig) -> StudyPlan:
                         teacher=teacher_label,
                         student=student.label,
                         projection=student.projection,
-                        **run_distill_values(method, config.base_distill, grid.distill),
+                        **run_distill_values(method, config.method_distill(method), grid.distill),
                     )
                     eval_values = {**eval_base, "langs": [lang]}
                     run_id = _hash({"distill": distill.training_fingerprint(), "eval": eval_values})
