@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import statistics
 
 import pytest
+import yaml
 
+from optical.cli import main
 from optical.errors import OpticalError
 from optical.report import write_study_report
 from optical.study import expand, parse_study_config, run_study
@@ -59,6 +62,20 @@ def test_a_tuning_study_reads_only_dev_and_chooses_the_best_trial(tuning_raw, st
         assert picked["trial"] == expected and picked["dev"] == pytest.approx(trials[expected])
     markdown = report.files[0].read_text()
     assert "| trial | lr | loss_options.ot.eps | seeds |" in markdown  # the settings that differ within a method
+    rows = [line for line in markdown.splitlines() if line.startswith("| el |")]
+    assert len(rows) == len(TRIALS) and all(re.search(r"\| \d of 2( \(from step \d+\))? \|$", row) for row in rows)
+    # The chosen settings as a block to paste into a study config's base, parsed back to what was chosen.
+    block = markdown.split("```yaml\n", 1)[1].split("```", 1)[0]
+    frozen = yaml.safe_load(block)["per_method"]
+    for method in ("mse", "ot"):
+        picked = next(c for c in chosen if c["method"] == method)
+        assert frozen[method]["lr"] == picked["distill"]["lr"]
+    # A tuning study exports its runs' run.json (it has no evaluation), and its report reproduces from the export.
+    out = tmp_path / "export"
+    assert main(["study", "export", str(result.study_dir), "--out", str(out)]) == 0
+    assert len(list(out.glob("runs/*/distill/run.json"))) == 8 and not list(out.glob("runs/*/eval-*"))
+    assert (out / "report" / "report.md").read_text() == markdown
+    assert main(["study", "report", str(out)]) == 0 and (out / "report" / "report.md").read_text() == markdown
 
 
 def test_a_cell_with_distill_values_needs_a_trial_name_and_valid_values(tuning_raw):

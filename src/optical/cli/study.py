@@ -120,7 +120,10 @@ def report_command(args: argparse.Namespace) -> int:
     _check_study_dir(args.study_dir, args.resamples)
     check_output_dir(Path(args.study_dir) / "report", "report dir")
     report = write_study_report(args.study_dir, n_resamples=args.resamples)
-    print(f"report: {report.files[0]} and {report.files[1]} ({len(report.files) - 2} plots)")
+    extra = report.files[2:]
+    plots = sum(1 for f in extra if f.suffix == ".png")
+    others = [f.name for f in extra if f.suffix != ".png"]
+    print(f"report: {report.files[0]} and {report.files[1]} ({plots} plots{''.join(', ' + name for name in others)})")
     return 0
 
 

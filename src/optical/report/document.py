@@ -4,7 +4,7 @@ Every report of the project (``optical compare``, the study report, the demo's
 summary) is built once as blocks and rendered from them, so ``report.md`` and
 ``report.html`` cannot disagree and every table is drawn by one function. The
 HTML embeds every PNG as a base64 data URI so it can be mailed or archived as
-a single file. Hand-written rather than a templating library: five block kinds
+a single file. Hand-written rather than a templating library: six block kinds
 and two output formats need no more.
 """
 
@@ -59,6 +59,14 @@ class Image:
 
 
 @dataclass
+class Code:
+    """Verbatim text, e.g. a YAML block to paste into a config."""
+
+    text: str
+    language: str = ""
+
+
+@dataclass
 class Document:
     title: str
     blocks: list = field(default_factory=list)
@@ -82,6 +90,8 @@ class Document:
                 lines.append("")
             elif isinstance(block, Image):
                 lines += [f"![{block.alt}]({block.path.as_posix()})", ""]
+            elif isinstance(block, Code):
+                lines += [f"```{block.language}", block.text.rstrip("\n"), "```", ""]
         return "\n".join(lines)
 
     def html(self, base_dir: Path) -> str:
@@ -97,6 +107,8 @@ class Document:
                 head = "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
                 rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in block.rows)
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            elif isinstance(block, Code):
+                body.append(f"<pre><code>{html.escape(block.text)}</code></pre>")
             elif isinstance(block, Image):
                 data = base64.b64encode((base_dir / block.path).read_bytes()).decode("ascii")
                 body.append(

@@ -54,7 +54,7 @@ from optical.report.plots import ForestRow, forest_figure, save_figure
 from optical.report.tuning import is_tuning, tuning_report
 from optical.storage import atomic_write_text
 from optical.study.layout import MANIFEST, REPORT_DIR
-from optical.train.record import RunRecord
+from optical.train.record import COLLAPSE_SPREAD_RATIO, RunRecord
 
 #: The tasks whose main measure the research-question section compares, in display order.
 QUESTION_TASKS = ("clir_sentence", "clir_paragraph", "pool", "align_x2en", "align_en2x")
@@ -713,6 +713,8 @@ def _training_section(doc: Document, study_dir: Path, manifest: dict) -> None:
     """One row per distillation run, from its ``run.json``: what model selection kept and what training cost."""
     rows = []
     kept_initial: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    collapsed: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    minutes: dict[tuple[str, str], list[float]] = defaultdict(list)
     for entry in manifest["runs"]:
         record = RunRecord.find(study_dir / entry["distill_dir"]) if entry.get("distill_dir") else None
         if record is None:
@@ -721,6 +723,9 @@ def _training_section(doc: Document, study_dir: Path, manifest: dict) -> None:
         if result.best_step is not None:
             condition = ", ".join(f"{axis} {cell_text(entry.get(axis))}" for axis in ("budget", "noise", "backbone", "domain"))
             kept_initial[(entry["method"], condition)].append(result.best_step == 0)
+            if result.spread_measured:
+                collapsed[(entry["method"], condition)].append(result.collapsed_at is not None)
+        minutes[(entry["method"], str(entry["budget"]))].append(record.timings.train_seconds / 60)
         rows.append(
             [
                 entry["lang"],
@@ -761,6 +766,17 @@ def _training_section(doc: Document, study_dir: Path, manifest: dict) -> None:
                 rows,
             ),
         )
+    if minutes:
+        doc.add(
+            Paragraph("Cost: training minutes per run (wall clock of the training loop) by method and bitext budget."),
+            Table(
+                ["method", "budget", "runs", "mean min", "min", "max"],
+                [
+                    [method, budget, str(len(v)), f"{np.mean(v):.1f}", f"{min(v):.1f}", f"{max(v):.1f}"]
+                    for (method, budget), v in sorted(minutes.items())
+                ],
+            ),
+        )
     if kept_initial:
         doc.add(
             Paragraph(
@@ -768,7 +784,20 @@ def _training_section(doc: Document, study_dir: Path, manifest: dict) -> None:
                 "nothing that selection could see), per method and condition:"
             ),
             Table(
-                ["method", "condition", "kept step 0"],
-                [[method, where, f"{sum(flags)} of {len(flags)}"] for (method, where), flags in sorted(kept_initial.items())],
+                ["method", "condition", "kept step 0", "collapsed"],
+                [
+                    [method, where, _share(flags), _share(collapsed.get((method, where)))]
+                    for (method, where), flags in sorted(kept_initial.items())
+                ],
+            ),
+            Paragraph(
+                "collapsed: runs whose pooled dev-query embeddings became nearly identical at some dev evaluation (spread, "
+                f"1 − mean pairwise cosine, below {COLLAPSE_SPREAD_RATIO:g} x the initial student's): a collapse, not just "
+                "a run that learned little; n/a where the runs did not record the spread."
             ),
         )
+
+
+def _share(flags: list[bool] | None) -> str:
+    """``k of n`` flags set, or ``n/a`` when nothing was measured."""
+    return "n/a" if not flags else f"{sum(flags)} of {len(flags)}"

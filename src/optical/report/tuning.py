@@ -19,13 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from optical.formatting import cell_text, number
-from optical.report.document import Bullets, Document, Heading, Paragraph, Table
+from optical.report.document import Bullets, Code, Document, Heading, Paragraph, Table
 from optical.storage import atomic_write_json, atomic_write_text
+from optical.study.config import GRID_DISTILL_FIELDS, merge_distill, run_distill_values
 from optical.study.layout import REPORT_DIR
-from optical.train.record import RunRecord
+from optical.train.config import DistillConfig
+from optical.train.record import COLLAPSE_SPREAD_RATIO, RunRecord
 
 TUNING_JSON = "tuning.json"
+#: A trial seed whose run did not record the query-embedding spread.
+NOT_MEASURED = "n/a"
 #: Config fields that identify a run rather than a setting being tuned.
 _NOT_SETTINGS = frozenset({"out_dir", "seed", "lang", "method", "data_dir", "teacher", "student", "sources", "device"})
 
@@ -47,6 +53,8 @@ class TrialResult:
     dev_before: tuple[float | None, ...]
     dev_kept: tuple[float | None, ...]
     kept_steps: tuple[int | None, ...]
+    #: Per seed: the first dev step at which the student collapsed, None if it did not, "n/a" if not measured.
+    collapsed_at: tuple[int | str | None, ...]
     steps: int
     config: dict[str, Any]
 
@@ -55,6 +63,15 @@ class TrialResult:
         """Mean dev metric at the kept step over the seeds that selected (None without dev selection)."""
         known = [v for v in self.dev_kept if v is not None]
         return statistics.mean(known) if known else None
+
+    @property
+    def collapse_text(self) -> str:
+        """``k of n`` seeds collapsed (with the first step), or ``n/a`` when no seed measured the spread."""
+        measured = [c for c in self.collapsed_at if c != NOT_MEASURED]
+        if not measured:
+            return NOT_MEASURED
+        steps = sorted(c for c in measured if c is not None)
+        return f"{len(steps)} of {len(measured)}" + (f" (from step {steps[0]})" if steps else "")
 
     @property
     def learned_nothing(self) -> int:
@@ -70,6 +87,8 @@ class TuningReport:
     trials: list[TrialResult]
     varying: list[str]
     missing: list[str] = field(default_factory=list)
+    #: The study config's ``base`` section (``distill`` and ``per_method``): what every trial starts from.
+    base: dict[str, Any] = field(default_factory=dict)
 
     @property
     def chosen(self) -> dict[tuple[str, str, str], TrialResult]:
@@ -117,11 +136,21 @@ class TuningReport:
                     _mean_text(t.dev_before),
                     "-" if t.score is None else number(t.score),
                     f"{t.learned_nothing} of {len(t.seeds)}",
+                    t.collapse_text,
                 ]
             )
         doc.add(
             Heading(2, "Trials"),
-            Table(["lang", "condition", "method", "trial", *self.varying, "seeds", "dev before", "dev kept", "kept 0"], rows),
+            Paragraph(
+                "kept 0: seeds whose selection kept the initial student (the run learned nothing the dev split rewards). "
+                "collapsed: seeds whose pooled query embeddings of different dev questions became nearly identical "
+                f"(spread, 1 − mean pairwise cosine, below {COLLAPSE_SPREAD_RATIO:g} x the initial student's) at some dev "
+                "evaluation; n/a: the run did not record the spread."
+            ),
+            Table(
+                ["lang", "condition", "method", "trial", *self.varying, "seeds", "dev before", "dev kept", "kept 0", "collapsed"],
+                rows,
+            ),
         )
         doc.add(
             Heading(2, "Chosen"),
@@ -132,9 +161,39 @@ class TuningReport:
                 ]
             ),
         )
+        frozen = self.frozen_settings()
+        if frozen:
+            doc.add(
+                Paragraph(
+                    "The chosen settings, to freeze into a study config's base (what each chosen trial set over the "
+                    "tuning study's base; one block per language and condition tuned):"
+                )
+            )
+            for (lang, condition), per_method in frozen.items():
+                doc.add(Code(f"# {lang}, {condition}\n" + yaml.safe_dump({"per_method": per_method}, sort_keys=False), "yaml"))
         if self.missing:
             doc.add(Heading(2, "Runs not finished"), Bullets([f"`{m}`" for m in self.missing]))
         return doc
+
+    def frozen_settings(self) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
+        """Per (language, condition): method -> the chosen trial's values that differ from what the study's base
+        gives that method (what the trial set), nested as a study config's ``base.per_method`` takes them."""
+        frozen: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+        for (lang, method, condition), t in sorted(self.chosen.items()):
+            method_base = merge_distill(self.base.get("distill") or {}, (self.base.get("per_method") or {}).get(method, {}))
+            start = DistillConfig(lang=lang, method=method, out_dir="", **run_distill_values(method, method_base, {}))
+            before = _flatten(start.to_dict())
+            values: dict[str, Any] = {}
+            for key, value in _flatten(t.config).items():
+                if key.split(".", 1)[0] in GRID_DISTILL_FIELDS or (key in before and before[key] == value):
+                    continue
+                *parents, leaf = key.split(".")
+                target = values
+                for part in parents:
+                    target = target.setdefault(part, {})
+                target[leaf] = value
+            frozen[(lang, condition)][method] = values
+        return dict(frozen)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,6 +212,7 @@ class TuningReport:
                     "dev_before": list(t.dev_before),
                     "dev_kept": list(t.dev_kept),
                     "kept_steps": list(t.kept_steps),
+                    "collapsed_at": list(t.collapsed_at),
                     "score": t.score,
                 }
                 for t in self.trials
@@ -196,11 +256,13 @@ def tuning_report(study_dir: str | Path, manifest: dict) -> TuningReport:
                 dev_before=tuple(r.dev_before for r in results),
                 dev_kept=tuple(r.best_metric for r in results),
                 kept_steps=tuple(r.best_step for r in results),
+                collapsed_at=tuple(r.collapsed_at if r.spread_measured else NOT_MEASURED for r in results),
                 steps=results[0].steps,
                 config={k: v for k, v in runs[0][1].config.to_dict().items() if k not in _NOT_SETTINGS},
             )
         )
-    return TuningReport(str(manifest.get("study", study_dir.name)), trials, _varying_settings(trials), missing)
+    base = (manifest.get("config") or {}).get("base") or {}
+    return TuningReport(str(manifest.get("study", study_dir.name)), trials, _varying_settings(trials), missing, base)
 
 
 def _setting(config: dict[str, Any], key: str) -> Any:

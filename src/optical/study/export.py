@@ -8,6 +8,7 @@ layout, so ``optical study report EXPORT_DIR`` works on it::
     EXPORT_DIR/
       study.json                          the manifest (store path dropped)
       runs/<id>/distill/run.json          config, data fingerprint, versions, timings, dev history
+                                          (all a tuning study has: it evaluates nothing on the test split)
       runs/<id>/eval-<rate>/eval.json     aggregates, config, timings
       runs/<id>/eval-<rate>/per_query/*.tsv.gz   per-query values (qid, measure, value)
       report/                             report.md, report.html, plots/ (rewritten from the copy)
@@ -76,7 +77,10 @@ def export_study(
                 if (study_dir / rel / EVAL_JSON).is_file():
                     EvalRun.load(study_dir / rel, with_trec=False).save(building / rel, compress=True)
                     evaluations += 1
-        if not evaluations:
+        if not evaluations and not distill_runs:
+            raise OpticalError(f"{study_dir} has no finished run yet; run the study first")
+        if not evaluations and any(entry["eval_dirs"] for entry in manifest["runs"]):
+            # A tuning study evaluates nothing (its runs.json carry the dev scores); any other needs evaluations.
             raise OpticalError(f"{study_dir} has no finished evaluation yet; run the study first")
         atomic_write_json(building / MANIFEST, {**manifest, "store": None, "exported_from": str(study_dir)})
         report_files = write_report(building) if write_report else []

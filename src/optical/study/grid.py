@@ -121,12 +121,18 @@ def _hash(content: Any) -> str:
 
 
 def expand(config: StudyConfig) -> StudyPlan:
-    """Every run of the study, in a stable order (zero-shot first), without duplicates."""
+    """Every run of the study, in a stable order, without duplicates.
+
+    Zero-shot runs come first, then the runs of the first cell, then those the second cell adds, and so on;
+    within a cell, the order the axes list their values in. A study's cells are its slices (the reference
+    cross, then each arm), so an interrupted study has finished whole slices first.
+    """
     teacher_label = config.teacher.label
     runs: dict[str, StudyRun] = {}
     query_noises: dict[str, list[float]] = {}
     skipped: dict[tuple[str, str, str], SkippedCell] = {}
-    for grid in config.grids:
+    first_cell: dict[str, int] = {}
+    for cell, grid in enumerate(config.grids):
         eval_base = {**config.base_eval, "langs": None, "teacher": teacher_label}
         for lang, backbone in itertools.product(grid.languages, grid.backbones):
             for method in grid.methods:
@@ -136,6 +142,7 @@ def expand(config: StudyConfig) -> StudyPlan:
                 run_id = _hash({"zero-shot": teacher_label, "eval": eval_values})
                 zero_shot = StudyRun(run_id, lang, ZERO_SHOT, backbone, query_noises=(), eval_base=eval_values)
                 _add(runs, query_noises, grid.query_noises, zero_shot)
+                first_cell.setdefault(run_id, cell)
             for domain in grid.domains:
                 sources = [s for s in config.domains[domain] if lang in get_source(s).languages]
                 if not sources:
@@ -180,7 +187,8 @@ def expand(config: StudyConfig) -> StudyPlan:
                         trial=grid.trial,
                     )
                     _add(runs, query_noises, grid.query_noises, run)
-    ordered = sorted(runs.values(), key=lambda r: (not r.is_zero_shot, _position(config, r)))
+                    first_cell.setdefault(run_id, cell)
+    ordered = sorted(runs.values(), key=lambda r: (not r.is_zero_shot, first_cell[r.run_id], _position(config, r)))
     finished = [dataclasses.replace(r, query_noises=tuple(sorted(query_noises[r.run_id]))) for r in ordered]
     return StudyPlan(finished, list(skipped.values()))
 

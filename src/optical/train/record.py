@@ -87,12 +87,22 @@ class RunTimings:
         return max(0.0, self.total_seconds - self.train_seconds)
 
 
+#: The history key of the student's query-embedding spread at each dev evaluation (1 - mean pairwise cosine;
+#: :func:`optical.train.selection.embedding_spread`).
+SPREAD_KEY = "dev_query_spread"
+#: A student has collapsed when its spread falls below this share of the initial student's: its embeddings of
+#: different sentences have become nearly identical (sentence-transformers issue #1164 reports this for MSE
+#: distillation at high learning rates), which a low dev score alone does not tell from learning little.
+COLLAPSE_SPREAD_RATIO = 0.1
+
+
 @dataclass(frozen=True)
 class RunResult:
     """What training produced.
 
-    ``history`` holds one ``{"step": s, <selection_metric>: value}`` per dev evaluation (step 0 is
-    the initial student); ``pairs_per_second`` counts the pairs of every process.
+    ``history`` holds one ``{"step": s, <selection_metric>: value, "dev_query_spread": spread}`` per dev
+    evaluation (step 0 is the initial student; runs written before the spread existed lack it);
+    ``pairs_per_second`` counts the pairs of every process.
     """
 
     steps: int
@@ -109,6 +119,21 @@ class RunResult:
         """``(step, dev metric)`` of every dev evaluation that measured the selection metric."""
         metric = self.selection_metric
         return [(h["step"], h[metric]) for h in self.history if metric is not None and metric in h]
+
+    @property
+    def spread_measured(self) -> bool:
+        """Whether the dev evaluations recorded the query-embedding spread (not in runs written before it existed)."""
+        return any(SPREAD_KEY in h for h in self.history)
+
+    @property
+    def collapsed_at(self) -> int | None:
+        """The first dev step whose query-embedding spread fell below :data:`COLLAPSE_SPREAD_RATIO` x the initial
+        student's (step 0), or None (also for runs without a spread in their history)."""
+        spreads = [(h["step"], h[SPREAD_KEY]) for h in self.history if SPREAD_KEY in h]
+        if not spreads or spreads[0][0] != 0 or spreads[0][1] <= 0:
+            return None
+        initial = spreads[0][1]
+        return next((step for step, spread in spreads[1:] if spread < COLLAPSE_SPREAD_RATIO * initial), None)
 
     @property
     def dev_before(self) -> float | None:

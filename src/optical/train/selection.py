@@ -10,6 +10,15 @@ frozen teacher as the document encoder, exactly as at search time:
   be a training source.
 
 The teacher side is encoded once when the selector is built.
+
+Each dev evaluation also measures the *spread* of the student's pooled query
+embeddings: one minus their mean pairwise cosine. A student whose embeddings of
+different sentences have become nearly identical (the representation collapse
+reported for MSE distillation at high learning rates, sentence-transformers
+issue #1164) scores near zero on dev, but so does one that merely learned
+little; the spread tells the two apart
+(:attr:`optical.train.record.RunResult.collapsed_at` compares it with the
+initial student's).
 """
 
 from __future__ import annotations
@@ -34,9 +43,33 @@ SelectOn = Literal["xquad_dev", "flores_dev", "none"]
 SELECTION_METRICS: tuple[str, ...] = get_args(SelectOn)
 
 
+@dataclass(frozen=True)
+class DevScore:
+    """One dev evaluation: the selection metric (higher is better) and the query-embedding spread."""
+
+    value: float
+    spread: float
+
+
+def embedding_spread(embeddings: torch.Tensor) -> float:
+    """``1 - mean cosine`` over every pair of distinct rows of L2-normalised ``embeddings``.
+
+    The mean over pairs is ``(|sum of rows|^2 - n) / (n (n - 1))``, so no ``n x n`` matrix is built.
+
+    >>> round(embedding_spread(torch.eye(3)), 6), round(embedding_spread(torch.ones(4, 2) / 2**0.5), 6)
+    (1.0, 0.0)
+    """
+    n = embeddings.shape[0]
+    if n < 2:
+        return 0.0
+    total = embeddings.double().sum(dim=0)
+    mean_cosine = (float(total @ total) - n) / (n * (n - 1))
+    return 1.0 - mean_cosine
+
+
 @dataclass
 class DevSelector:
-    """Callable ``selector(student) -> float`` (higher is better)."""
+    """Callable ``selector(student) -> DevScore``."""
 
     metric: str
     queries: list[str]
@@ -46,7 +79,7 @@ class DevSelector:
     cutoff: int  # MRR@cutoff (xquad_dev) or accuracy@1 (cutoff 1, flores_dev)
 
     @torch.inference_mode()
-    def __call__(self, student: Encoder) -> float:
+    def __call__(self, student: Encoder) -> DevScore:
         queries = torch.from_numpy(student.encode(self.queries, kind=self.query_kind))
         scores = queries @ self.doc_embeddings.T
         top = scores.topk(min(self.cutoff, scores.shape[1]), dim=1).indices.tolist()
@@ -56,7 +89,7 @@ class DevSelector:
                 if doc in relevant:
                     total += 1.0 / rank
                     break
-        return total / len(self.queries)
+        return DevScore(total / len(self.queries), embedding_spread(queries))
 
 
 def build_selector(kind: SelectOn, lang: str, data_dir: Path, teacher: Encoder) -> DevSelector | None:

@@ -73,7 +73,17 @@ from optical.storage import atomic_write_json, atomic_write_text, check_output_d
 from optical.train.batches import DataCounters, PhaseClock, TokenizedSide, epoch_batches
 from optical.train.config import DistillConfig
 from optical.train.precision import check_precision
-from optical.train.record import RUN_JSON, STUDENT, BitextSummary, RunRecord, RunResult, RunThroughput, RunTimings, versions
+from optical.train.record import (
+    RUN_JSON,
+    SPREAD_KEY,
+    STUDENT,
+    BitextSummary,
+    RunRecord,
+    RunResult,
+    RunThroughput,
+    RunTimings,
+    versions,
+)
 from optical.train.selection import build_selector
 from optical.train.teacher_cache import load_or_build_teacher_cache
 
@@ -629,9 +639,10 @@ class DistillTrainer:
             return
         accelerator, state = self.accelerator, self.state
         self.student.eval()
-        value = self.selector(accelerator.unwrap_model(self.module).encoder)
+        score = self.selector(accelerator.unwrap_model(self.module).encoder)
         self.student.train()
-        entry = {"step": step, self.selector.metric: value}
+        value = score.value
+        entry = {"step": step, self.selector.metric: value, SPREAD_KEY: score.spread}
         state.history.append(entry)
         if state.best_metric is None or value > state.best_metric:
             state.best_metric, state.best_step = value, step
