@@ -66,6 +66,9 @@ AXIS_NAMES = {"backbone": "backbone", "domain": "domain", "budget": "budget", "n
 KD_FAMILY = "OT vs each KD baseline"
 ZERO_SHOT_FAMILY = "each method vs zero-shot"
 CHANGE_FAMILY = "change from the reference, OT vs each KD baseline"
+ABLATION_FAMILY = "each ablation vs ot"
+#: The method an ablation (another OT method, a variant, or a non-KD method such as hard_align) is compared with.
+ABLATION_REFERENCE = "ot"
 #: Axes along which a worse value is a harder condition: their change comparisons read as robustness.
 NOISE_AXES = ("noise", "query_noise")
 
@@ -129,14 +132,6 @@ class StudyReport:
     files: list[Path]
     question: list[QuestionRow] = field(default_factory=list)
     robustness: list[QuestionRow] = field(default_factory=list)
-
-
-def _uses_ot(method: str) -> bool:
-    return method != ZERO_SHOT and MethodSpec.parse(method).uses("ot")
-
-
-def _is_kd(method: str) -> bool:
-    return method != ZERO_SHOT and MethodSpec.parse(method).is_kd_baseline
 
 
 def _load_records(study_dir: Path, manifest: dict) -> tuple[list[Record], list[str]]:
@@ -258,6 +253,17 @@ class _Context:
     settings: StatsSettings
     report_dir: Path
     images: list[Path] = field(default_factory=list)
+    #: The study's variants: name -> the loss method it trains with (``ot-idf`` -> ``ot``).
+    variants: dict[str, str] = field(default_factory=dict)
+
+    def spec(self, method: str) -> MethodSpec:
+        return MethodSpec.parse(self.variants.get(method, method))
+
+    def uses_ot(self, method: str) -> bool:
+        return method != ZERO_SHOT and self.spec(method).uses("ot")
+
+    def is_kd(self, method: str) -> bool:
+        return method != ZERO_SHOT and self.spec(method).is_kd_baseline
 
     @property
     def trained(self) -> list[str]:
@@ -297,6 +303,9 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
         varying=_varying_axes(manifest),
         settings=settings,
         report_dir=report_dir,
+        variants={
+            str(name): str(body["method"]) for name, body in ((manifest.get("config") or {}).get("variants") or {}).items()
+        },
     )
 
     doc = Document(
@@ -410,8 +419,8 @@ def _verdict(rows: list[QuestionRow], ctx: _Context, method: str, baseline: str,
 
 def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None:
     doc.add(Heading(2, "Answer to the research question"))
-    ot_methods = [m for m in ctx.trained if _uses_ot(m)]
-    baselines = [m for m in ctx.trained if _is_kd(m)]
+    ot_methods = [m for m in ctx.trained if ctx.uses_ot(m)]
+    baselines = [m for m in ctx.trained if ctx.is_kd(m)]
     if not ot_methods or not baselines:
         doc.add(
             Paragraph(
@@ -430,19 +439,32 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         )
     )
     kd_pairs = [(ot, base) for ot in ot_methods for base in baselines]
+    ablation_pairs = [
+        (m, ABLATION_REFERENCE)
+        for m in ctx.trained
+        if ABLATION_REFERENCE in ctx.trained and m != ABLATION_REFERENCE and not ctx.is_kd(m)
+    ]
     for arm in _arms(ctx.index):
         kd_rows = _comparisons(ctx, kd_pairs, arm, arm.family(KD_FAMILY))
         zero_rows = _comparisons(ctx, [(m, ZERO_SHOT) for m in ctx.trained], arm, arm.family(ZERO_SHOT_FAMILY))
+        ablation_rows = _comparisons(ctx, ablation_pairs, arm, arm.family(ABLATION_FAMILY))
         change_rows = _changes(ctx, kd_pairs, arm) if arm.axes else []
-        report.question += kd_rows + zero_rows
+        report.question += kd_rows + zero_rows + ablation_rows
         report.robustness += change_rows
         sentences = [_verdict(kd_rows, ctx, ot, base) for ot, base in kd_pairs]
         sentences += [_verdict(zero_rows, ctx, m, ZERO_SHOT) for m in ctx.trained]
+        sentences += [_verdict(ablation_rows, ctx, m, base) for m, base in ablation_pairs]
         sentences += [_verdict(change_rows, ctx, ot, base, change=arm) for ot, base in kd_pairs]
         levels = "; ".join(_condition_label(c, list(arm.axes)) for c in arm.conditions) if arm.axes else ""
         doc.add(Heading(3, f"Arm: {arm.name}" + (f" ({levels})" if levels else "")))
         doc.add(Bullets([s for s in sentences if s]))
-        for kind, rows in ((KD_FAMILY, kd_rows), (ZERO_SHOT_FAMILY, zero_rows), (CHANGE_FAMILY, change_rows)):
+        families = (
+            (KD_FAMILY, kd_rows),
+            (ZERO_SHOT_FAMILY, zero_rows),
+            (ABLATION_FAMILY, ablation_rows),
+            (CHANGE_FAMILY, change_rows),
+        )
+        for kind, rows in families:
             needed = resamples_for_family(len(rows))
             if rows and ctx.settings.n_resamples < needed:
                 doc.add(
@@ -452,7 +474,7 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
                         f"verdicts say nothing. Rerun `optical study report --resamples {needed}` or more."
                     )
                 )
-    _forest(doc, ctx, [r for r in report.question if _uses_ot(r.method)])
+    _forest(doc, ctx, [r for r in report.question if ctx.uses_ot(r.method)])
     doc.add(_comparison_table(report.question, ctx, ["method", "baseline", "condition", "method", "baseline"]))
     if report.robustness:
         doc.add(
@@ -582,7 +604,7 @@ def _difference_curves(doc: Document, ctx: _Context, report: StudyReport, axis: 
     along = [
         r
         for r in report.question
-        if _uses_ot(r.method)
+        if ctx.uses_ot(r.method)
         and r.baseline != ZERO_SHOT
         and all(x == ref for i, (x, ref) in enumerate(zip(r.condition, reference)) if i != position)
     ]

@@ -26,6 +26,9 @@ declares the axes of the grid::
       per_method:                    # optional: one method's DistillConfig values over base.distill
         mse: {lr: 1.0e-4, epochs: 2} #   (where a tuning study's chosen settings are frozen)
       eval: {tasks: [clir_sentence, pool, retention, align]}
+    variants:                        # optional: named methods with their own settings (ablations), usable in methods
+      ot-unbalanced: {method: ot, loss_options: {ot: {tau: 1.0}}}
+      ot-idf: {method: ot, loss_options: {ot: {marginals: idf}}}
     cells:                           # optional: partial grids; each overrides the axes it names
       - {languages: [el, de]}
       - {languages: [el], noises: [0.5]}
@@ -76,6 +79,7 @@ TOP_LEVEL_KEYS = (
     "store",
     "keep_weights",
     "export",
+    "variants",
 )
 #: DistillConfig fields the grid or the study sets; ``base.distill`` may not.
 GRID_DISTILL_FIELDS = (
@@ -137,6 +141,14 @@ class GridAxes:
     distill: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A named method of a study: a loss method (``ot``) with its own DistillConfig values (``ot.tau: 1.0``)."""
+
+    method: str
+    distill: dict[str, Any]
+
+
 @dataclass
 class StudyConfig:
     """A parsed, validated study file."""
@@ -153,6 +165,8 @@ class StudyConfig:
     base_eval: dict[str, Any]
     #: ``base.per_method``: method -> DistillConfig values over ``base_distill`` (frozen tuned settings).
     per_method: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``variants``: a name usable in ``methods`` -> its loss method and its DistillConfig values (an ablation).
+    variants: dict[str, Variant] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     source: str = "config"
     data_dir: str | None = None
@@ -177,9 +191,16 @@ class StudyConfig:
                 return True
         return False
 
+    def loss_method(self, method: str) -> str:
+        """The loss method a name of the ``methods`` axis trains with (a variant's ``method``, else the name itself)."""
+        variant = self.variants.get(method)
+        return variant.method if variant is not None else method
+
     def method_distill(self, method: str) -> dict[str, Any]:
-        """``base.distill`` with the method's ``base.per_method`` values over it (before any trial's)."""
-        return merge_distill(self.base_distill, self.per_method.get(method, {}))
+        """``base.distill``, then a variant's values, then the name's ``base.per_method`` values (before any trial's)."""
+        variant = self.variants.get(method)
+        values = merge_distill(self.base_distill, variant.distill) if variant is not None else self.base_distill
+        return merge_distill(values, self.per_method.get(method, {}))
 
     @property
     def grids(self) -> list[GridAxes]:
@@ -213,7 +234,8 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
             raise OpticalError(f"{source}: key {required!r} is required")
     backbones = _parse_backbones(raw.get("backbones", {"teacher-copy": None}), raw.get("teacher"), source)
     domains = _parse_domains(raw.get("domains", DEFAULT_DOMAINS), source)
-    axes = _parse_axes(raw, source, backbones, domains, defaults=None)
+    variants = _parse_variants(raw.get("variants") or {}, f"{source}: variants")
+    axes = _parse_axes(raw, source, backbones, domains, defaults=None, variants=variants)
     cells_raw = raw.get("cells") or []
     if not isinstance(cells_raw, list):
         raise OpticalError(f"{source}: cells must be a list of partial grids (mappings of axis -> values)")
@@ -226,7 +248,7 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
         if _flag(cell, "keep_weights", where):
             kept_cells.append(i)
         axes_only = {k: v for k, v in cell.items() if k in AXES}
-        parsed = _parse_axes(axes_only, where, backbones, domains, defaults=axes)
+        parsed = _parse_axes(axes_only, where, backbones, domains, defaults=axes, variants=variants)
         trial, overrides = _parse_trial(cell, where)
         cells.append(dataclasses.replace(parsed, trial=trial, distill=overrides))
     base = raw.get("base") or {}
@@ -234,7 +256,7 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
         raise OpticalError(f"{source}: base must be a mapping with 'distill' and/or 'eval'")
     _check_keys(base, ("distill", "per_method", "eval"), f"{source}: base")
     base_distill = _parse_base(base.get("distill") or {}, DistillConfig, GRID_DISTILL_FIELDS, f"{source}: base.distill")
-    per_method = _parse_per_method(base.get("per_method") or {}, axes, cells, f"{source}: base.per_method")
+    per_method = _parse_per_method(base.get("per_method") or {}, axes, cells, variants, f"{source}: base.per_method")
     base_eval = _parse_base(base.get("eval") or {}, EvalConfig, GRID_EVAL_FIELDS, f"{source}: base.eval")
     groups = raw.get("resource_groups", {name: list(members) for name, members in RESOURCE_GROUPS.items()})
     if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
@@ -261,6 +283,7 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
         base_distill=base_distill,
         base_eval=base_eval,
         per_method=per_method,
+        variants=variants,
         raw=raw,
         source=source,
         data_dir=raw.get("data_dir"),
@@ -273,7 +296,9 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
     return config
 
 
-def _parse_per_method(values: Any, axes: GridAxes, cells: list[GridAxes], where: str) -> dict[str, dict[str, Any]]:
+def _parse_per_method(
+    values: Any, axes: GridAxes, cells: list[GridAxes], variants: dict[str, Variant], where: str
+) -> dict[str, dict[str, Any]]:
     """``base.per_method``: each named method must run in the study; its values are DistillConfig fields."""
     if not isinstance(values, dict):
         raise OpticalError(f"{where} must map a method to DistillConfig values, e.g. {{mse: {{lr: 1.0e-4}}}}")
@@ -287,10 +312,45 @@ def _parse_per_method(values: Any, axes: GridAxes, cells: list[GridAxes], where:
         if method == ZERO_SHOT:
             raise OpticalError(f"{where}: {ZERO_SHOT} trains nothing, so it takes no distill values")
         parsed[str(method)] = _parse_base(options or {}, DistillConfig, GRID_DISTILL_FIELDS, f"{where}.{method}")
-        unused = sorted(loss for loss in parsed[str(method)].get("loss_options") or {} if not MethodSpec.parse(method).uses(loss))
+        spec = MethodSpec.parse(variants[method].method if method in variants else method)
+        unused = sorted(loss for loss in parsed[str(method)].get("loss_options") or {} if not spec.uses(loss))
         if unused:
             raise OpticalError(f"{where}.{method}.loss_options names {', '.join(unused)}, which {method} does not use")
     return parsed
+
+
+def _parse_variants(values: Any, where: str) -> dict[str, Variant]:
+    """``variants``: name -> ``{method: LOSS_METHOD, <DistillConfig values>}``; a name may not read as a method."""
+    if not isinstance(values, dict):
+        raise OpticalError(f"{where} must map a name to {{method: ..., <distill values>}}, e.g. ot-idf: {{method: ot, ...}}")
+    variants = {}
+    for name, body in values.items():
+        name = str(name)
+        if name == ZERO_SHOT or _reads_as_method(name):
+            raise OpticalError(f"{where}: {name!r} already names a method; give the variant another name (e.g. {name}-v)")
+        if not isinstance(body, dict) or "method" not in body:
+            raise OpticalError(f"{where}.{name} needs a method: the loss method it trains with, e.g. {{method: ot}}")
+        method = _method(body["method"], f"{where}.{name}.method")
+        if method == ZERO_SHOT:
+            raise OpticalError(f"{where}.{name}: {ZERO_SHOT} trains nothing, so it has no variants")
+        distill = _parse_base(
+            {k: v for k, v in body.items() if k != "method"}, DistillConfig, GRID_DISTILL_FIELDS, f"{where}.{name}"
+        )
+        unused = sorted(loss for loss in distill.get("loss_options") or {} if not MethodSpec.parse(method).uses(loss))
+        if unused:
+            raise OpticalError(f"{where}.{name}.loss_options names {', '.join(unused)}, which {method} does not use")
+        if not distill:
+            raise OpticalError(f"{where}.{name} sets nothing over {method}; a variant needs at least one setting")
+        variants[name] = Variant(method, distill)
+    return variants
+
+
+def _reads_as_method(name: str) -> bool:
+    try:
+        MethodSpec.parse(name)
+    except OpticalError:
+        return False
+    return True
 
 
 def _parse_trial(cell: dict, where: str) -> tuple[str | None, dict[str, Any]]:
@@ -374,7 +434,9 @@ def _number(value: Any, where: str, kind: type) -> Any:
     return kind(value)
 
 
-def _parse_axes(raw: dict, where: str, backbones: dict, domains: dict, defaults: GridAxes | None) -> GridAxes:
+def _parse_axes(
+    raw: dict, where: str, backbones: dict, domains: dict, defaults: GridAxes | None, variants: dict[str, Variant]
+) -> GridAxes:
     def axis(name: str, parse, fallback: list) -> list:
         if name not in raw:
             return list(getattr(defaults, name)) if defaults is not None else fallback
@@ -408,7 +470,7 @@ def _parse_axes(raw: dict, where: str, backbones: dict, domains: dict, defaults:
 
     return GridAxes(
         languages=axis("languages", _language, []),
-        methods=axis("methods", _method, []),
+        methods=axis("methods", lambda v, w: str(v) if str(v) in variants else _method(v, w), []),
         seeds=axis("seeds", lambda v, w: _number(v, w, int), [0]),
         budgets=axis("budgets", budget, [2000]),
         noises=axis("noises", lambda v, w: fraction(v, w, True), [0.0]),
@@ -478,7 +540,7 @@ def _check_base_values(config: StudyConfig) -> None:
     ]
     methods = {m for _, grid in grids for m in grid.methods if m != ZERO_SHOT}
     named = set(config.base_distill.get("loss_options") or {})
-    unused = sorted(loss for loss in named if not any(MethodSpec.parse(m).uses(loss) for m in methods))
+    unused = sorted(loss for loss in named if not any(MethodSpec.parse(config.loss_method(m)).uses(loss) for m in methods))
     if unused:
         raise OpticalError(
             f"{config.source}: base.distill.loss_options names {', '.join(unused)}, which no method of the study uses"
@@ -487,11 +549,14 @@ def _check_base_values(config: StudyConfig) -> None:
         for method in grid.methods:
             if method == ZERO_SHOT:
                 continue
-            values = run_distill_values(method, config.method_distill(method), grid.distill)
-            frozen = not grid.distill and method in config.per_method
-            label = f"{config.source}: base.per_method.{method}" if frozen else where
+            loss_method = config.loss_method(method)
+            values = run_distill_values(loss_method, config.method_distill(method), grid.distill)
+            frozen = not grid.distill and (method in config.per_method or method in config.variants)
+            label = (
+                f"{config.source}: {'variants' if method in config.variants else 'base.per_method'}.{method}" if frozen else where
+            )
             try:
-                DistillConfig(lang=lang, method=method, out_dir="", **values).validate()
+                DistillConfig(lang=lang, method=loss_method, out_dir="", **values).validate()
             except (OpticalError, TypeError) as exc:
                 raise OpticalError(f"{label}: {exc}") from None
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from optical.data.sources import get_source
+from optical.errors import OpticalError
 from optical.eval.evaluate import EvalConfig
 from optical.losses.combined import MethodSpec
 from optical.study.config import ZERO_SHOT, StudyConfig, run_distill_values
@@ -57,8 +58,8 @@ class StudyRun:
 
     @property
     def method_spec(self) -> MethodSpec | None:
-        """The parsed method (its loss terms and weights); None for zero-shot."""
-        return None if self.is_zero_shot else MethodSpec.parse(self.method)
+        """The parsed loss method (its terms and weights; a variant's own method); None for zero-shot."""
+        return None if self.distill is None else self.distill.method_spec
 
     def distill_config(self, run_dir: Path, models: dict[str, str], data_dir: str | None) -> DistillConfig:
         assert self.distill is not None
@@ -159,7 +160,7 @@ def expand(config: StudyConfig) -> StudyPlan:
                         continue
                     distill = DistillConfig(
                         lang=lang,
-                        method=method,
+                        method=config.loss_method(method),
                         out_dir="",
                         sources=sources,
                         budget=budget,
@@ -168,7 +169,7 @@ def expand(config: StudyConfig) -> StudyPlan:
                         teacher=teacher_label,
                         student=student.label,
                         projection=student.projection,
-                        **run_distill_values(method, config.method_distill(method), grid.distill),
+                        **run_distill_values(config.loss_method(method), config.method_distill(method), grid.distill),
                     )
                     eval_values = {**eval_base, "langs": [lang]}
                     run_id = _hash({"distill": distill.training_fingerprint(), "eval": eval_values})
@@ -198,6 +199,11 @@ def _add(runs: dict, query_noises: dict, noises: list[float], run: StudyRun) -> 
     if run.run_id not in runs:
         runs[run.run_id] = run
         query_noises[run.run_id] = []
+    elif runs[run.run_id].method != run.method:
+        raise OpticalError(
+            f"methods {runs[run.run_id].method!r} and {run.method!r} train the same runs (same settings): a variant must "
+            "change something its method does not already have"
+        )
     for noise in noises:
         if noise not in query_noises[run.run_id]:
             query_noises[run.run_id].append(noise)
