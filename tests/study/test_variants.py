@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 
@@ -66,11 +67,18 @@ def test_bad_variants_are_refused_in_one_line(variant_raw):
 
 
 def test_a_study_with_a_variant_reports_it_against_ot(variant_raw, study_env, tmp_path):
+    variant_raw.update(languages=["el", "de"], resource_groups={"low": ["el"], "high": ["de"]})
     result = run_study(parse_study_config(variant_raw), tmp_path / "study", store=tmp_path / "store", progress=False)
     assert not result.failures
     report = write_study_report(result.study_dir, n_resamples=300)
     markdown = report.files[0].read_text()
-    assert "ot-unbalanced vs ot: of 3 comparisons" in markdown  # clir_sentence, align x2en, en2x of el
+    assert "ot-unbalanced vs ot: of 6 comparisons" in markdown  # clir_sentence, align x2en, en2x of el and de
+    # The low- vs high-resource contrast of each OT method against each baseline: low minus high, with its CI.
+    contrast = re.search(r"Low- vs high-resource, ot − mse at the reference .*?clir_sentence MRR@10: low ([-+.\d]+), "
+                         r"high ([-+.\d]+), low − high ([-+.\d]+) \[([-+.\d]+), ([-+.\d]+)\]", markdown)  # fmt: skip
+    assert contrast is not None
+    low, high, gap, ci_low, ci_high = map(float, contrast.groups())
+    assert gap == pytest.approx(low - high, abs=0.0015) and ci_low <= gap <= ci_high
     assert "Holm family: each ablation vs ot, arm reference" in markdown
     assert "ot-unbalanced vs mse" in markdown  # a variant of ot is an OT method: it meets the KD baseline too
     manifest = json.loads((result.study_dir / "study.json").read_text())

@@ -192,16 +192,17 @@ class _Index:
         change of the seed averages stands as one sample. None when a
         condition has no values.
         """
-        first = self.by_seed(lang, method, before, task_key, measure)
-        second = self.by_seed(lang, method, after, task_key, measure)
-        if not first or not second:
-            return None
-        common = sorted(set(first) & set(second), key=lambda seed: -1 if seed is None else seed)
-        if common:
-            pairs = [(first[seed], second[seed]) for seed in common]
-        else:
-            pairs = [(average_over_seeds(list(first.values()), method), average_over_seeds(list(second.values()), method))]
-        return Sample(method, tuple({q: b[q] - a[q] for q in b} for a, b in pairs))
+        return _seed_paired_difference(
+            self.by_seed(lang, method, before, task_key, measure), self.by_seed(lang, method, after, task_key, measure), method
+        )
+
+    def difference(self, lang: str, method: str, baseline: str, condition: tuple, task_key: str, measure: str) -> Sample | None:
+        """Per-query ``method - baseline`` on one cell, one per seed both ran with (as :meth:`change` pairs seeds)."""
+        return _seed_paired_difference(
+            self.by_seed(lang, baseline, condition, task_key, measure),
+            self.by_seed(lang, method, condition, task_key, measure),
+            f"{method} − {baseline}",
+        )
 
     def ref_condition(self, **changes: Any) -> tuple:
         values = {**self.reference, **changes}
@@ -213,6 +214,18 @@ class _Index:
     def axis_values(self, axis: str) -> list:
         values = {c[AXES.index(axis)] for (_, _, c) in self.groups}
         return sorted(values, key=lambda v: (isinstance(v, str), v if not isinstance(v, str) else 0))
+
+
+def _seed_paired_difference(first: dict[int | None, PerQuery], second: dict[int | None, PerQuery], label: str) -> Sample | None:
+    """``second - first`` per query, one sample per seed both hold (else of the seed averages); None if one is empty."""
+    if not first or not second:
+        return None
+    common = sorted(set(first) & set(second), key=lambda seed: -1 if seed is None else seed)
+    if common:
+        pairs = [(first[seed], second[seed]) for seed in common]
+    else:
+        pairs = [(average_over_seeds(list(first.values()), label), average_over_seeds(list(second.values()), label))]
+    return Sample(label, tuple({q: b[q] - a[q] for q in b} for a, b in pairs))
 
 
 def _varying_axes(manifest: dict) -> list[str]:
@@ -455,6 +468,8 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         sentences += [_verdict(zero_rows, ctx, m, ZERO_SHOT) for m in ctx.trained]
         sentences += [_verdict(ablation_rows, ctx, m, base) for m, base in ablation_pairs]
         sentences += [_verdict(change_rows, ctx, ot, base, change=arm) for ot, base in kd_pairs]
+        if not arm.axes:
+            sentences += _resource_contrasts(ctx, kd_pairs + [(m, ZERO_SHOT) for m in ot_methods])
         levels = "; ".join(_condition_label(c, list(arm.axes)) for c in arm.conditions) if arm.axes else ""
         doc.add(Heading(3, f"Arm: {arm.name}" + (f" ({levels})" if levels else "")))
         doc.add(Bullets([s for s in sentences if s]))
@@ -480,6 +495,46 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         doc.add(
             _comparison_table(report.robustness, ctx, ["OT", "baseline", "changed condition", "OT change", "baseline change"])
         )
+
+
+def _resource_contrasts(ctx: _Context, pairs: list[tuple[str, str]]) -> list[str]:
+    """At the reference: is ``method - baseline`` larger on the low-resource languages than on the high-resource ones?
+
+    Each group's per-query differences (paired seed by seed) are pooled over its languages; the contrast
+    (low minus high) gets the unpaired two-level bootstrap CI of :func:`~optical.eval.stats.resource_gap`.
+    """
+    low = [lang for lang in ctx.groups.get("low", []) if lang in ctx.langs]
+    high = [lang for lang in ctx.groups.get("high", []) if lang in ctx.langs]
+    if not low or not high:
+        return []
+    reference = ctx.index.ref_condition()
+    sentences = []
+    for method, baseline in pairs:
+        parts = []
+        for task in ctx.question_tasks:
+            measure = main_measure(task)
+            pooled = {}
+            for group, members in (("low", low), ("high", high)):
+                diffs = {
+                    lang: ctx.index.difference(lang, method, baseline, reference, f"{task}.{lang}", measure) for lang in members
+                }
+                diffs = {lang: d for lang, d in diffs.items() if d is not None}
+                if diffs and len({d.n_seeds for d in diffs.values()}) == 1:
+                    pooled[group] = Sample.pooled(f"{method} − {baseline}", diffs)
+            if len(pooled) == 2:
+                gap = resource_gap(pooled["low"], pooled["high"], ctx.settings)  # high - low
+                parts.append(
+                    f"{task} {aggregate_name(measure)}: low {number(gap.low_mean, True)}, high {number(gap.high_mean, True)}, "
+                    f"low − high {number(-gap.gap, True)} {interval(-gap.ci.high, -gap.ci.low, True)}"
+                )
+        if parts:
+            sentences.append(
+                f"Low- vs high-resource, {method} − {baseline} at the reference (low: {', '.join(low)}; high: "
+                f"{', '.join(high)}; 95% CI of the contrast, each group resampled on its own over queries and seeds): "
+                + "; ".join(parts)
+                + "."
+            )
+    return sentences
 
 
 def _comparison_table(rows: list[QuestionRow], ctx: _Context, names: list[str]) -> Table:
