@@ -57,7 +57,7 @@ def run(args, teacher: Path, out: Path, processes: int, env: dict[str, str], thr
     command = ["-m", "optical.cli", "distill", "--lang", "el", "--method", "ot", "--teacher", str(teacher)]
     command += ["--budget", str(args.pairs), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
     command += ["--grad-accum", str(2 // processes), "--select-on", "none", "--checkpoint-every", "1000000"]
-    command += ["--device", "cpu", "--quiet", "--out", str(out)]
+    command += ["--device", "cpu", "--mixed-precision", "no", "--quiet", "--out", str(out)]
     if processes > 1:
         command = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), *command]
     subprocess.run([sys.executable, *command], env={**env, "OMP_NUM_THREADS": str(threads)}, check=True, capture_output=True)
@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         "ddp_setup": (
             f"optical distill --method ot, el, {args.pairs} pairs, tiny BertModel (hidden 32, 2 layers, dropout 0), "
             f"per-process batch {args.batch_size}, global batch {2 * args.batch_size}, max length {args.max_length}, "
-            f"{steps.pop()} optimizer steps, --device cpu, on {cores} cores; 1 process with --grad-accum 2 and {cores} "
+            f"{steps.pop()} optimizer steps, --device cpu --mixed-precision no, on {cores} cores; "
+            f"1 process with --grad-accum 2 and {cores} "
             f"torch thread(s) (1proc) or 1 (1proc_1thread) against `torchrun --standalone --nproc_per_node 2` (gloo) "
             f"with {max(1, cores // 2)} each; pairs/s of the training loop (run.json throughput, every process's "
             f"pairs), median of {args.rounds} interleaved rounds (ratios: median of per-round ratios); weight "

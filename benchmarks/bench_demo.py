@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PROJECT_ROOT, cold_cache, publish  # noqa: E402
+from optical.train.precision import cpu_bf16_support  # noqa: E402
 
 SCRIPT = "benchmarks/bench_demo.py"
 
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         "demo_setup": (
             "`optical demo --quiet` (el, 2000 pairs, mse and ot, seed 0, default evaluations), wall minutes of the "
             "command in a fresh interpreter; empty teacher cache, document cache and run directory; data and built "
-            "models linked from the user cache; default torch threads"
+            "models linked from the user cache; default torch threads; training precision auto "
+            f"({'bf16: this CPU has ' + bf16 if (bf16 := cpu_bf16_support()) else 'fp32: this CPU has no AVX512-BF16/AMX'})"
         ),
     }
     publish(results, SCRIPT, args.dry_run)

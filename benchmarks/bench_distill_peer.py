@@ -8,9 +8,10 @@ Figures (each measured in one run of this script, side by side):
   first ``--pairs`` en-el pairs of optical's seeded bitext), the same model, batch, max length, epochs (1),
   frozen word embeddings, learning rate, warm-up and torch thread count. Both sides get the teacher's
   embeddings beforehand (optical's teacher cache; the peer's ``label`` column), so both time their training
-  loop only: optical's ``run.json`` throughput, the peer's ``train_samples_per_second``. The peer runs at its
-  defaults for that job; ``..._peer_bf16`` is the same ratio with the peer given ``bf16=True``, and
-  ``..._both_bf16`` that of optical with ``--mixed-precision bf16`` over the peer with ``bf16=True``.
+  loop only: optical's ``run.json`` throughput, the peer's ``train_samples_per_second``. Each runs at its
+  defaults for that job (optical's precision is ``auto``: bf16 on a CPU with AVX512-BF16/AMX); ``..._peer_bf16``
+  is the same ratio with the peer given ``bf16=True`` and ``..._fp32`` that of optical with
+  ``--mixed-precision no`` over the peer's default, so that readers see how much comes from precision.
 * ``distill_fast_over_plain`` (goal >= 2.5): wall time of one ``ot`` and one ``mse`` run at ``--pairs``
   pairs, evaluation included, with every speed-up off (fp32, ``--no-length-grouping``, a fresh teacher cache
   for each run as the per-subset cache gave) over the same with every speed-up on (bf16 where the CPU has
@@ -121,29 +122,32 @@ def bench_peer(args, work: Path) -> dict[str, float | str]:
     bitext = build_bitext(resolve_data_dir(None), BitextConfig(lang=LANG, budget=args.pairs, seed=0))
     english, foreign = [p.en for p in bitext.pairs], [p.foreign for p in bitext.pairs]
     run = distill(optical_config(args, work / "optical-mse", "mse"), progress=False)
-    optical = RunRecord.load(run.out_dir).throughput.pairs_per_second
+    record = RunRecord.load(run.out_dir)
+    optical, precision = record.throughput.pairs_per_second, record.config.mixed_precision
     peer = peer_pairs_per_second(args, english, foreign, bf16=False, work=work)
     results: dict[str, float | str] = {
         "distill_mse_pairs_per_second_optical": round(optical, 2),
         "distill_mse_pairs_per_second_peer": round(peer, 2),
         "distill_mse_over_sentence_transformers": round(optical / peer, 3),
     }
+    if precision != "no":
+        # Like for like in fp32: how much of the ratio is not precision.
+        run = distill(optical_config(args, work / "optical-mse-fp32", "mse", mixed_precision="no"), progress=False)
+        optical_fp32 = RunRecord.load(run.out_dir).throughput.pairs_per_second
+        results["distill_mse_pairs_per_second_optical_fp32"] = round(optical_fp32, 2)
+        results["distill_mse_over_sentence_transformers_fp32"] = round(optical_fp32 / peer, 3)
     if cpu_bf16_support() is not None:
         peer_bf16 = peer_pairs_per_second(args, english, foreign, bf16=True, work=work)
         results["distill_mse_pairs_per_second_peer_bf16"] = round(peer_bf16, 2)
         results["distill_mse_over_sentence_transformers_peer_bf16"] = round(optical / peer_bf16, 3)
-        # Like for like: both in bf16 (optical's default stays fp32 until the quality guard allows bf16).
-        run = distill(optical_config(args, work / "optical-mse-bf16", "mse", mixed_precision="bf16"), progress=False)
-        optical_bf16 = RunRecord.load(run.out_dir).throughput.pairs_per_second
-        results["distill_mse_pairs_per_second_optical_bf16"] = round(optical_bf16, 2)
-        results["distill_mse_over_sentence_transformers_both_bf16"] = round(optical_bf16 / peer_bf16, 3)
     results["distill_peer_setup"] = (
         f"{Path(str(args.model)).name}, {args.pairs} en-{LANG} pairs (seed 0), batch {args.batch_size}, max length "
         f"{args.max_length}, 1 epoch, frozen word embeddings, lr 2e-5, warm-up 0.1, {torch.get_num_threads()} torch "
-        "thread(s), cpu; optical: distill --method mse --select-on none, pairs/s of its training loop (run.json "
-        "throughput); peer: sentence-transformers SentenceTransformerTrainer + losses.MSELoss on (english, "
-        "non_english, teacher label), train_samples_per_second, defaults otherwise (fp32; _peer_bf16: bf16=True; "
-        "_both_bf16: optical --mixed-precision bf16 over the peer with bf16=True)"
+        "thread(s), cpu; optical: distill --method mse --select-on none at its default precision (auto, which ran "
+        f"{precision} here), pairs/s of its training loop (run.json throughput); peer: sentence-transformers "
+        "SentenceTransformerTrainer + losses.MSELoss on (english, non_english, teacher label), "
+        "train_samples_per_second, defaults otherwise (fp32); _peer_bf16: the peer with bf16=True; _fp32: optical "
+        "with --mixed-precision no over the peer's default"
     )
     return results
 

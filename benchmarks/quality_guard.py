@@ -4,18 +4,22 @@ The demo configuration (el, 2000 pairs, batch 32, max length 64, centred OT cost
 XQuAD-R dev), ``mse`` and ``ot``, seeds 0, 1 and 2, trained twice:
 
 * ``plain``: fp32, ``--no-length-grouping``;
+* ``grouped``: length grouping, fp32;
 * ``fast``: length grouping and ``--mixed-precision bf16`` (where the CPU has AVX512-BF16/AMX; otherwise
   fp32, and the table says so).
 
+``fast`` against ``plain`` is the whole speed-up; ``fast`` against ``grouped`` is bf16 alone, the evidence
+for bf16's default (:data:`optical.train.config.DEFAULT_PRECISION`).
+
 Each run is evaluated on the demo tasks (test split); the project's own paired statistics
 (:func:`optical.report.compare.compare_runs`, seeds of a system pooled) compare ``<method>-fast`` with
-``<method>-plain`` on CLIR X->en (RR@10) and pool (AP). The dev metric of each run (its selected step)
-gives the seed-to-seed spread that bf16 must stay within.
+``<method>-plain`` and with ``<method>-grouped`` on CLIR X->en (RR@10) and pool (AP). The dev metric of
+each run (its selected step) gives the seed-to-seed spread that bf16 must stay within.
 
 Writes ``results/quality-guard/`` (the comparison report and ``table.md``); the runs themselves go to
 ``--work`` (default ``runs/quality-guard``), and a finished run is reused when the script is rerun.
 
-Usage (about 12 distillations and 12 evaluations of e5-small: hours on a 2-core CPU)::
+Usage (about 18 distillations and 18 evaluations of e5-small: hours on a 2-core CPU)::
 
     .venv/bin/python benchmarks/quality_guard.py
     .venv/bin/python benchmarks/quality_guard.py --model /tmp/tiny --budget 64 --seeds 0 1 --out /tmp/qg   # a check
@@ -39,10 +43,13 @@ from optical.train.record import RunRecord
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["clir_sentence", "pool"]
 COLUMNS = (("clir_sentence", "RR@10"), ("pool", "AP"))
+PATHS = ("plain", "grouped", "fast")
+#: (system, baseline) path pairs in the table: the whole fast path, then bf16 alone.
+CONTRASTS = (("fast", "plain"), ("fast", "grouped"))
 
 
 def run_one(args, path: str, method: str, seed: int) -> tuple[Path, float | None]:
-    """Distil and evaluate one run of ``path`` (plain|fast); its eval dir and dev metric."""
+    """Distil and evaluate one run of ``path`` (one of :data:`PATHS`); its eval dir and dev metric."""
     work = Path(args.work) / f"{method}-{path}-s{seed}"
     fast = path == "fast"
     config = DistillConfig(
@@ -57,7 +64,7 @@ def run_one(args, path: str, method: str, seed: int) -> tuple[Path, float | None
         center_costs=True,
         select_on=args.select_on,
         device="cpu",
-        length_grouping=fast,
+        length_grouping=path != "plain",
         mixed_precision="bf16" if fast and cpu_bf16_support() is not None else "no",
     )
     distill(config, progress=False)
@@ -104,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     eval_dirs, dev = [], {}
     for method in args.methods:
-        for path in ("plain", "fast"):
+        for path in PATHS:
             for seed in args.seeds:
                 if args.report_only:
                     work = Path(args.work) / f"{method}-{path}-s{seed}"
@@ -113,30 +120,32 @@ def main(argv: list[str] | None = None) -> int:
                     eval_dir, metric = run_one(args, path, method, seed)
                 eval_dirs.append(eval_dir)
                 dev.setdefault((method, path), []).append(metric)
-    baselines = [f"{m}-plain" for m in args.methods]
+    baselines = sorted({f"{m}-{baseline}" for m in args.methods for _, baseline in CONTRASTS})
     report = compare_runs(eval_dirs, baselines=baselines, settings=StatsSettings(n_resamples=args.n_resamples))
     out = Path(args.out)
     report.save(out / "report")
     precision = "bf16" if cpu_bf16_support() is not None else "fp32 (this CPU has no AVX512-BF16/AMX)"
     lines = [
-        "# Quality guard: fast path vs plain path",
+        "# Quality guard: fast path vs plain path, and bf16 alone",
         "",
         f"{args.model}, {args.lang}, {args.budget} pairs, seeds {', '.join(map(str, args.seeds))}; plain = fp32, no length "
-        f"grouping; fast = length grouping, {precision}. Test split; fast − plain, paired over queries with seeds pooled "
-        "(optical compare's policy: CI and p-value from one two-level bootstrap over queries and seeds; † = significant "
-        "after Holm).",
+        f"grouping; grouped = fp32, length grouping; fast = length grouping, {precision}. Test split; differences paired "
+        "over queries with seeds pooled (optical compare's policy: CI and p-value from one two-level bootstrap over "
+        "queries and seeds; † = significant after Holm). Dev metric: the selected step's, mean ± sd over seeds (values).",
         "",
-        "| method | " + " | ".join(f"{task}.{args.lang if task != 'retention' else 'en'} {m}" for task, m in COLUMNS) + " | dev "
-        "metric plain (mean ± sd) | dev metric fast |",
-        "|---|" + "---|" * (len(COLUMNS) + 2),
+        "| method | contrast | "
+        + " | ".join(f"{task}.{args.lang} {measure}" for task, measure in COLUMNS)
+        + " | dev metric, system | dev metric, baseline |",
+        "|---|---|" + "---|" * (len(COLUMNS) + 2),
     ]
     for method in args.methods:
-        cells = []
-        for task, measure in COLUMNS:
-            c = report.comparison(f"{method}-fast", f"{method}-plain", task, args.lang, measure)
-            cells.append("n/a" if c is None else difference_text(c))
-        cells += [spread(dev[(method, "plain")]), spread(dev[(method, "fast")])]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        for system, baseline in CONTRASTS:
+            cells = []
+            for task, measure in COLUMNS:
+                c = report.comparison(f"{method}-{system}", f"{method}-{baseline}", task, args.lang, measure)
+                cells.append("n/a" if c is None else difference_text(c))
+            cells += [spread(dev[(method, system)]), spread(dev[(method, baseline)])]
+            lines.append(f"| {method} | {system} − {baseline} | " + " | ".join(cells) + " |")
     atomic_write_text(out / "table.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

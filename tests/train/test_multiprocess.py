@@ -52,6 +52,7 @@ BUDGET, BATCH, CHECKPOINT_EVERY = 1024, 8, 4
 STEPS = BUDGET // BATCH // 2  # two batches per optimizer step: two processes, or one with --grad-accum 2
 OPTIONS = ["--lang", "el", "--method", "ot", "--budget", str(BUDGET), "--batch-size", str(BATCH), "--max-length", "32"]
 OPTIONS += ["--select-on", "none", "--checkpoint-every", str(CHECKPOINT_EVERY), "--device", "cpu", "--quiet"]
+OPTIONS += ["--mixed-precision", "no"]  # the weights of 2 processes and of 1 are compared in fp32
 
 # Logs every file write of a launched rank (RANK is set by torchrun) to AUDIT_DIR/rank<RANK>.jsonl.
 SITECUSTOMIZE = textwrap.dedent(

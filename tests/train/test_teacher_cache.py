@@ -29,6 +29,17 @@ def test_cache_is_shared_per_sentence_and_invalidated_by_the_teacher(tiny_teache
     assert changed.encoded == 3 and changed.path != first.path
 
 
+def test_a_teacher_reached_through_a_link_shares_its_cache(tiny_teacher, tmp_path):
+    """Two cache roots that link one models dir (as benchmarks and workers set them up) reuse one cache."""
+    texts = ["the cat sat on the mat", "a short sentence"]
+    direct = load_or_build_teacher_cache(Encoder.load(tiny_teacher), texts, 32, cache_dir=tmp_path, progress=False)
+    link = tmp_path / "elsewhere" / "teacher"
+    link.parent.mkdir()
+    link.symlink_to(tiny_teacher, target_is_directory=True)
+    linked = load_or_build_teacher_cache(Encoder.load(link), texts, 32, cache_dir=tmp_path, progress=False)
+    assert direct.built and not linked.built and linked.path == direct.path
+
+
 def test_a_damaged_shard_is_a_one_line_error(tiny_teacher, tmp_path):
     teacher = Encoder.load(tiny_teacher)
     cache = load_or_build_teacher_cache(teacher, ["one text", "two"], 32, cache_dir=tmp_path, progress=False)

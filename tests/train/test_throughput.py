@@ -11,7 +11,7 @@ from optical.errors import OpticalError
 from optical.losses import DistillBatch, OTLoss
 from optical.train import DistillTrainer, distill
 from optical.train.batches import epoch_batches
-from optical.train.precision import check_precision, cpu_bf16_support
+from optical.train.precision import check_precision, cpu_bf16_support, resolve_precision
 from optical.train.record import RunRecord
 
 
@@ -108,6 +108,34 @@ def test_bf16_on_the_cpu_is_refused_in_one_line_without_the_instructions(tmp_pat
     capable.write_text("flags\t\t: fpu avx512f avx512_bf16\n")
     assert cpu_bf16_support(capable) == "avx512_bf16"
     check_precision("cpu", "bf16", cpuinfo=capable)
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(tmp_path):
+    plain = tmp_path / "cpuinfo"
+    plain.write_text("flags\t\t: fpu avx2 avx512f\n")
+    capable = tmp_path / "cpuinfo-bf16"
+    capable.write_text("flags\t\t: fpu avx512f amx_bf16\n")
+    if torch.backends.cpu.get_cpu_capability() != "AMX":  # torch's own capability answers when flags lack it
+        assert resolve_precision("cpu", "auto", cpuinfo=plain) == "no"
+    assert resolve_precision("cpu", "auto", cpuinfo=capable) == "bf16"
+    assert resolve_precision("cpu", "no", cpuinfo=capable) == "no"
+    assert resolve_precision("cpu", "bf16", cpuinfo=plain) == "bf16"  # explicit values are check_precision's to refuse
+
+
+def test_an_auto_run_is_the_run_of_the_precision_it_resolves_to(tiny_config):
+    auto = tiny_config("mse", budget=32)
+    assert auto.mixed_precision == "auto"
+    concrete = resolve_precision("cpu", "auto")
+    named = tiny_config("mse", budget=32, mixed_precision=concrete)
+    assert auto.training_fingerprint() == named.training_fingerprint()
+    other = tiny_config("mse", budget=32, mixed_precision="bf16" if concrete == "no" else "no")
+    assert auto.training_fingerprint() != other.training_fingerprint()
+    result = distill(auto, progress=False)
+    run_json = result.out_dir / "run.json"
+    assert json.loads(run_json.read_text())["config"]["mixed_precision"] == concrete
+    written = run_json.stat().st_mtime_ns
+    distill(named, progress=False)
+    assert run_json.stat().st_mtime_ns == written  # the finished run is found, not redone
 
 
 def test_ot_solves_in_float32_under_bf16_autocast():

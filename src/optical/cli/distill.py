@@ -77,7 +77,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--device", help="auto (default) | cpu | cuda")
-    p.add_argument("--mixed-precision", help="no (default) | bf16 (CUDA, or a CPU with AVX512-BF16/AMX) | fp16 (CUDA)")
+    p.add_argument(
+        "--mixed-precision",
+        help="auto (default: bf16 on a CPU with AVX512-BF16/AMX or a bf16 CUDA device, else no) | no (fp32) | bf16 | fp16 (CUDA)",
+    )
     p.add_argument(
         "--no-length-grouping",
         dest="length_grouping",

@@ -23,6 +23,17 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 _MAX_HEADER = 100 * 1024 * 1024
 
 
+#: Model dirs that passed :func:`check_model_dir` in this process, by real path and the size and mtime of
+#: each file: a run, a study or an evaluation checks the same dirs again and again, and parsing a 17 MB
+#: tokenizer.json costs about half a second each time. A changed file changes the key.
+_PASSED: set[tuple] = set()
+
+
+def _dir_signature(path: Path) -> tuple:
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file())
+    return (str(path.resolve()), tuple(files))
+
+
 def check_model_dir(path: str | Path, role: str = "model") -> Path:
     """Refuse a local model dir without a readable config, a tokenizer or intact weights.
 
@@ -33,6 +44,15 @@ def check_model_dir(path: str | Path, role: str = "model") -> Path:
         raise OpticalError(f"{role} {path}: no such model directory")
     if not path.is_dir():
         raise OpticalError(f"{role} {path} is a file, not a model directory")
+    signature = _dir_signature(path)
+    if signature in _PASSED:
+        return path
+    _check_files(path, role)
+    _PASSED.add(signature)
+    return path
+
+
+def _check_files(path: Path, role: str) -> None:
     config = _read_json(path / "config.json", role, "a Hugging Face model dir needs it")
     if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
         raise OpticalError(f"{role} {path / 'config.json'} has no model_type: not a Hugging Face model config")
@@ -59,7 +79,6 @@ def check_model_dir(path: str | Path, role: str = "model") -> Path:
     else:
         if (path / weights[0]).stat().st_size == 0:
             raise OpticalError(f"{role} {path / weights[0]} is empty")
-    return path
 
 
 def check_safetensors(path: Path, role: str = "model") -> None:

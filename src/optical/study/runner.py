@@ -365,7 +365,8 @@ def check_study_dirs(config: StudyConfig, study_dir: Path, store: Path) -> None:
             raise OpticalError(f"{study_dir / MANIFEST} is damaged; pick another --out or delete it")
         if held.get("config") not in (None, config.raw):
             raise OpticalError(
-                f"{study_dir} holds a study with a different config; pick another --out or delete {study_dir / MANIFEST}"
+                f"{study_dir} holds a study with a different config; pick another --out, or delete {study_dir} (its "
+                f"finished runs stay in the store {store} and are adopted by any config that asks for them)"
             )
 
 

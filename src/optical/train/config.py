@@ -15,7 +15,7 @@ from optical.storage import load_yaml_file
 from optical.train.selection import SELECTION_METRICS, SelectOn
 
 Device = Literal["auto", "cpu", "cuda"]
-MixedPrecision = Literal["no", "bf16", "fp16"]
+MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 DEVICES: tuple[str, ...] = get_args(Device)
 PRECISIONS: tuple[str, ...] = get_args(MixedPrecision)
 
@@ -71,7 +71,9 @@ class DistillConfig:
     evals_per_epoch: int = 1
     checkpoint_every: int = 50
     device: Device = "auto"
-    mixed_precision: MixedPrecision = "no"
+    # auto: bf16 where the device computes it natively (a CPU with AVX512-BF16/AMX, a bf16 CUDA device), else
+    # fp32; a run records the precision it used (see resolved()).
+    mixed_precision: MixedPrecision = "auto"
     length_grouping: bool = True  # batches of similar length in a seeded random order (less padding)
     keep_checkpoint: bool = False  # keep checkpoint/ in the finished run (only needed to resume)
     tensorboard: bool = False
@@ -104,6 +106,16 @@ class DistillConfig:
         """``method`` parsed (the string itself stays the field, so fingerprints keep their value)."""
         return MethodSpec.parse(self.method)
 
+    def resolved(self) -> DistillConfig:
+        """This config with ``mixed_precision: auto`` made concrete for this machine's device, which is what a
+        run records and what its fingerprint hashes: an ``auto`` run and one that names the same precision are
+        the same run, and runs on machines that resolve ``auto`` differently are not."""
+        if self.mixed_precision != "auto":
+            return self
+        from optical.train.precision import resolve_precision  # imports torch: not at CLI start-up
+
+        return dataclasses.replace(self, mixed_precision=resolve_precision(self.device, self.mixed_precision))
+
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON values; a field added after runs were recorded is left out while it holds the
         value that reproduces those runs (:data:`LEGACY_VALUES`), so their fingerprints and files stay as they were."""
@@ -112,7 +124,7 @@ class DistillConfig:
 
     def training_fingerprint(self) -> str:
         """Hash of every field that changes the trained weights (not where they are written)."""
-        content = {k: v for k, v in self.to_dict().items() if k not in NOT_IN_FINGERPRINT}
+        content = {k: v for k, v in self.resolved().to_dict().items() if k not in NOT_IN_FINGERPRINT}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod

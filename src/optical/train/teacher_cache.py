@@ -34,10 +34,14 @@ from optical.storage import atomic_path, cache_root
 
 
 def teacher_identity(teacher: Encoder) -> str:
-    """A string that changes whenever the teacher's weights or config change."""
+    """A string that changes whenever the teacher's weights or config change.
+
+    A local directory is named by its real path (symlinks resolved), so the same files reached through
+    two links (two cache roots that link one models dir) share their caches."""
     parts = [str(teacher.name)]
     model_dir = Path(str(teacher.name))
     if model_dir.is_dir():
+        parts = [str(model_dir.resolve())]
         for path in sorted(model_dir.iterdir()):
             if path.is_file():
                 stat = path.stat()

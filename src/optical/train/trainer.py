@@ -294,6 +294,7 @@ class DistillTrainer:
 
     def __init__(self, config: DistillConfig, overwrite: bool = False, progress: bool = True) -> None:
         config.validate()
+        config = config.resolved()
         self.config, self.overwrite, self.progress = config, overwrite, progress
         self.method = config.method_spec
         self.out = Path(config.out_dir)
