@@ -117,6 +117,9 @@ def ctx(runs, tmp_path):
     fake_study = tmp / "fake_study"
     (fake_study / "runs").mkdir(parents=True)
     (fake_study / "study.json").write_text('{"runs": []}\n')
+    other_study = tmp / "other_study"
+    (other_study / "runs").mkdir(parents=True)
+    (other_study / "study.json").write_text('{"config": {"study": "another"}, "runs": []}\n')
     paths.update({name.replace(".", "_"): str(tmp / name) for name in files})
     paths.update(
         tmp=str(tmp),
@@ -131,5 +134,6 @@ def ctx(runs, tmp_path):
         no_tokenizer_model=str(no_tokenizer),
         truncated_run=str(truncated),
         fake_study=str(fake_study),
+        other_study=str(other_study),
     )
     return paths

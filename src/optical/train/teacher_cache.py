@@ -38,14 +38,14 @@ def teacher_identity(teacher: Encoder) -> str:
 
     A local directory is named by its real path (symlinks resolved), so the same files reached through
     two links (two cache roots that link one models dir) share their caches."""
-    parts = [str(teacher.name)]
     model_dir = Path(str(teacher.name))
-    if model_dir.is_dir():
-        parts = [str(model_dir.resolve())]
-        for path in sorted(model_dir.iterdir()):
-            if path.is_file():
-                stat = path.stat()
-                parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    if not model_dir.is_dir():
+        return str(teacher.name)  # a hub name
+    parts = [str(model_dir.resolve())]
+    for path in sorted(model_dir.iterdir()):
+        if path.is_file():
+            stat = path.stat()
+            parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
     return "|".join(parts)
 
 
