@@ -98,6 +98,24 @@ def test_dry_run_lists_runs_with_status_and_measured_rates(smoke_study, tmp_path
     assert "assumed 16 pairs/s" in fresh.render()
 
 
+def test_dry_run_rates_come_from_runs_of_the_same_precision(smoke_study, smoke_raw, tmp_path):
+    """The smoke runs trained at the default precision; a plan at another precision does not borrow their rate
+    as if it were its own."""
+    from optical.train.precision import resolve_precision
+
+    ran = resolve_precision("cpu", "auto")
+    bases = {}
+    for precision in (ran, "bf16" if ran == "no" else "no"):
+        raw = copy.deepcopy(smoke_raw)
+        raw["base"]["distill"]["mixed_precision"] = precision
+        raw["seeds"] = [7]  # runs not in the store, so each is estimated
+        plan = dry_run(load_study_config(write_config(tmp_path / f"{precision}.yaml", raw)), store=smoke_study.store)
+        bases[precision] = {e.basis for e in plan.estimates.values() if e.basis.startswith("distill")}
+    other = "bf16" if ran == "no" else "no"
+    assert bases[ran] and all("mixed_precision/batch_size/max_length" in b for b in bases[ran])
+    assert bases[other] and not any("mixed_precision" in b for b in bases[other])
+
+
 def _dry_run_options(smoke_study) -> list[str]:
     return ["--config", str(SMOKE_CONFIG), "--out", str(smoke_study.study_dir), "--store", str(smoke_study.store), "--dry-run"]
 
