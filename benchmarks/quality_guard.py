@@ -77,6 +77,7 @@ def run_one(args, path: str, method: str, seed: int) -> tuple[Path, float | None
             tasks=TASKS,
             system=f"{method}-{path}",
             device="cpu",
+            mixed_precision="no",  # fp32 for every path: this guard isolates what training precision changes
         ),
         progress=False,
     )

@@ -115,6 +115,7 @@ CASES = [
     ("evaluate-batch-zero", EVALUATE + " --student zero-shot --batch-size 0 --out {out}", "batch_size", ["out"]),
     ("evaluate-split", EVALUATE + " --student zero-shot --split train --out {out}", "--split", ["out"]),
     ("evaluate-device", EVALUATE.replace("cpu", "tpu") + " --student zero-shot --out {out}", "tpu", ["out"]),
+    ("evaluate-precision", EVALUATE + " --student zero-shot --mixed-precision fp32 --out {out}", "'fp32'", ["out"]),
     (
         "evaluate-teacher-empty",
         EVALUATE.replace("{teacher}", "{empty_model}") + " --student zero-shot --out {out}",

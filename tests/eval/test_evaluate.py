@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from optical.eval.results import EvalRun
 from optical.models.encoder import Encoder
 from optical.models.tiny import make_tiny_model
 from optical.train import DistillConfig, distill
+from optical.train.precision import resolve_precision
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +221,39 @@ def test_each_distinct_query_is_encoded_once_per_student_across_tasks(tiny_run, 
     assert queries and len(queries) == len(set(queries))  # no text twice through the same encoder
     asked = result.tasks["clir_sentence.el"].n_queries + result.tasks["pool.el"].n_queries
     assert len(queries) < asked  # the pool's queries came from the memo
+
+
+def test_evaluation_precision_is_recorded_cached_apart_and_legacy_runs_read_as_fp32(tiny_run, tmp_path):
+    teacher, run_dir = tiny_run
+
+    def config(precision: str, out: str) -> EvalConfig:
+        return EvalConfig(
+            student=str(run_dir),
+            out_dir=str(tmp_path / out),
+            teacher=str(teacher),
+            tasks=["align"],
+            device="cpu",
+            mixed_precision=precision,
+        )
+
+    cache = tmp_path / "cache" / "doc_cache"
+    fp32 = evaluate(config("no", "fp32"), progress=False)
+    fp32_entries = set(cache.iterdir())
+    bf16 = evaluate(config("bf16", "bf16"), progress=False)
+    assert (fp32.config["eval"]["mixed_precision"], bf16.config["eval"]["mixed_precision"]) == ("no", "bf16")
+    assert len(set(cache.iterdir()) - fp32_entries) == len(fp32_entries)  # the teacher's bf16 embeddings: new entries
+    # auto is recorded as what it became here, and is the same evaluation as the precision it names
+    resolved = resolve_precision("cpu", "auto")
+    assert evaluate(config("auto", {"no": "fp32", "bf16": "bf16"}[resolved]), progress=False).config["eval"][
+        "mixed_precision"
+    ] == resolved
+    # An eval.json written before evaluation had a precision ran in fp32: it is this fp32 evaluation, reused.
+    eval_json = tmp_path / "fp32" / "eval.json"
+    held = json.loads(eval_json.read_text())
+    del held["config"]["eval"]["mixed_precision"]
+    eval_json.write_text(json.dumps(held))
+    before = eval_json.stat().st_mtime_ns
+    evaluate(config("no", "fp32"), progress=False)
+    assert eval_json.stat().st_mtime_ns == before
+    with pytest.raises(OpticalError, match="differs in mixed_precision"):
+        evaluate(config("bf16", "fp32"), progress=False)

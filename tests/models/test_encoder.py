@@ -121,6 +121,21 @@ def test_works_under_autocast(tiny_model_dir: Path):
     assert float((out.pooled * reference).sum(-1).min()) > 0.99
 
 
+def test_inference_autocast_runs_encode_in_bf16_and_returns_float32(tiny_encoder: Encoder):
+    reference = tiny_encoder.encode(TEXTS, "passage")
+    reference_tokens = tiny_encoder.encode_tokens(TEXTS, "query")
+    tiny_encoder.inference_autocast = torch.bfloat16
+    encoded = tiny_encoder.encode(TEXTS, "passage")
+    tokens = tiny_encoder.encode_tokens(TEXTS, "query")
+    assert encoded.dtype == np.float32 and all(t.dtype == np.float32 for t in tokens)
+    assert not np.array_equal(encoded, reference)  # the forward pass did run in bf16
+    assert float((encoded * reference).sum(1).min()) > 0.99
+    for ours, theirs in zip(tokens, reference_tokens):
+        assert ours.shape == theirs.shape and float((ours * theirs).sum(1).min()) > 0.98
+    tiny_encoder.inference_autocast = None
+    np.testing.assert_array_equal(tiny_encoder.encode(TEXTS, "passage"), reference)
+
+
 def test_freeze_word_embeddings(tiny_model_dir: Path):
     encoder = Encoder.load(tiny_model_dir)
     before = sum(p.numel() for p in encoder.trainable_parameters())

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import pytest
 
 from optical.errors import OpticalError
 from optical.study import expand, parse_study_config
+from optical.train.precision import resolve_precision
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ids(raw: dict) -> list[str]:
@@ -98,3 +103,32 @@ def test_bad_configs_are_one_line_errors(smoke_raw, change, message):
         parse_study_config(raw, source="study.yaml")
     assert message in str(info.value)
     assert str(info.value).startswith("study.yaml") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["study-cpu", "study-lowres", "study-v2", "tune-el", "tune-minilm"])
+def test_committed_studies_keep_the_run_ids_of_their_exports(name):
+    """A setting added to the configs (e.g. evaluation precision) must leave every committed run findable: the
+    runner adopts a committed run by its id, so a changed id would recompute it."""
+    from optical.study import load_study_config
+
+    config = load_study_config(PROJECT_ROOT / "configs" / f"{name}.yaml")
+    exported = json.loads((PROJECT_ROOT / "results" / name / "study.json").read_text(encoding="utf-8"))
+    assert {run["id"] for run in exported["runs"]} <= {run.run_id for run in expand(config).runs}
+
+
+def test_evaluation_precision_is_part_of_run_ids_and_fp32_is_left_out(smoke_raw):
+    def raw_with(precision: str | None) -> dict:
+        raw = copy.deepcopy(smoke_raw)
+        raw["base"]["eval"].pop("mixed_precision", None)
+        if precision is not None:
+            raw["base"]["eval"]["mixed_precision"] = precision
+        return raw
+
+    fp32, bf16 = _ids(raw_with("no")), _ids(raw_with("bf16"))
+    assert not set(fp32) & set(bf16)
+    assert _ids(raw_with("auto")) == _ids(raw_with(None)) == (bf16 if resolve_precision("cpu", "auto") == "bf16" else fp32)
+    for precision in ("no", "bf16"):
+        run = expand(parse_study_config(raw_with(precision))).runs[0]
+        assert ("mixed_precision" in run.eval_base) == (precision != "no")  # fp32: left out, the ids of before
+        config = run.eval_config(PROJECT_ROOT, 0.0, {run.eval_base["teacher"]: "teacher-dir"}, None)
+        assert config.mixed_precision == precision  # still what the evaluation runs with

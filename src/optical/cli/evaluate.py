@@ -56,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--system", help="display name in reports")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--mixed-precision",
+        default="auto",
+        help="autocast of the forward passes: auto (default: bf16 on a CPU with AVX512-BF16/AMX or a bf16 CUDA device, "
+        "else no) | no (fp32) | bf16 | fp16 (CUDA)",
+    )
     p.add_argument("--data-dir")
     p.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
     p.add_argument("--quiet", action="store_true")
@@ -73,6 +79,7 @@ def _shared_settings(args: argparse.Namespace) -> dict:
         system=args.system,
         batch_size=args.batch_size,
         device=args.device,
+        mixed_precision=args.mixed_precision,
     )
 
 

@@ -31,6 +31,7 @@ on the same collection.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -58,12 +59,15 @@ from optical.eval.evaluate import (
     _load_encoders,
     _save_run,
     _student_path,
+    precision_key,
 )
 from optical.eval.metrics import DEFAULT_MEASURES, score_run
 from optical.eval.results import EvalRun, TaskResult, check_task_key
 from optical.eval.scoring import maxsim_rerank
 from optical.models.encoder import Encoder
 from optical.storage import atomic_write_json, cache_root
+from optical.train.config import MixedPrecision
+from optical.train.precision import check_precision, resolve_precision
 from optical.train.teacher_cache import teacher_identity
 
 SCORINGS = ("dense", "maxsim")
@@ -178,6 +182,7 @@ class CollectionConfig:
     query_max_length: int = 128
     passage_max_length: int = 512
     device: str = "auto"
+    mixed_precision: MixedPrecision = "auto"  # autocast of every forward pass, as in EvalConfig
 
     def validate(self) -> None:
         self.query_lang = canonical_lang(self.query_lang)
@@ -196,6 +201,11 @@ class CollectionConfig:
                 raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.recall_target <= 1.0:
             raise OpticalError(f"recall target must be in (0, 1], got {self.recall_target}")
+        check_precision(self.device, self.mixed_precision)
+
+    def resolved(self) -> CollectionConfig:
+        """This config with ``mixed_precision: auto`` made concrete for this machine, as an evaluation records it."""
+        return dataclasses.replace(self, mixed_precision=resolve_precision(self.device, self.mixed_precision))
 
 
 # ------------------------------------------------------------------ vectors on disk
@@ -325,7 +335,8 @@ def corpus_vectors(
     teacher: Encoder, texts: Sequence[str], config: CollectionConfig, clock: _Clock, progress: bool
 ) -> DiskVectors:
     """The teacher's passage embeddings of ``texts``, from the cache or encoded into it block by block."""
-    digest = hashlib.sha256(json.dumps([teacher_identity(teacher), "passage", config.passage_max_length]).encode())
+    key = [teacher_identity(teacher), "passage", config.passage_max_length, *precision_key(config.mixed_precision)]
+    digest = hashlib.sha256(json.dumps(key).encode())
     for text in texts:  # hashed one by one: one JSON string of a big corpus would be a second copy of it
         digest.update(json.dumps(text).encode())
         digest.update(b"\n")
@@ -451,6 +462,7 @@ def evaluate_collection(config: CollectionConfig, progress: bool = True, log=pri
     ``log`` receives the lines a user should see (the collection read, the index, the ANN recall).
     """
     config.validate()
+    config = config.resolved()
     collection = read_collection(config.collection, config.split, strict=config.strict, query_lang=config.query_lang)
     finished = _finished_evaluation(config, overwrite)
     if finished is not None and finished.split_fingerprint == collection.fingerprint:

@@ -27,6 +27,7 @@ every evaluation.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -51,10 +52,14 @@ from optical.models import resolve_model
 from optical.models.check import check_model_dir
 from optical.models.encoder import Encoder
 from optical.storage import atomic_directory, atomic_path, cache_root, check_output_dir, directory_kind
+from optical.train.config import MixedPrecision
+from optical.train.precision import autocast_dtype, check_precision, resolve_precision
 from optical.train.teacher_cache import teacher_identity
 from optical.train.trainer import versions
 
 SCORINGS = ("dense", "maxsim")
+#: Config fields added after evaluations were recorded, with the value those evaluations ran with.
+LEGACY_EVAL_VALUES: dict[str, Any] = {"mixed_precision": "no"}
 ALIGN_MEASURES = ("R@1", "R@5", "RR@10")
 
 
@@ -77,6 +82,8 @@ class EvalConfig:
     passage_max_length: int = 512
     device: str = "auto"
     data_dir: str | None = None
+    #: Autocast of every forward pass: ``auto`` is bf16 where the device computes it natively (as in training).
+    mixed_precision: MixedPrecision = "auto"
 
     def validate(self) -> None:
         check_field_types(self, "evaluation config")
@@ -112,6 +119,11 @@ class EvalConfig:
             raise OpticalError(f"--device {self.device!r} is not one of auto, cpu, cuda")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise OpticalError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+        check_precision(self.device, self.mixed_precision)
+
+    def resolved(self) -> EvalConfig:
+        """This config with ``mixed_precision: auto`` made concrete for this machine, as an evaluation records it."""
+        return dataclasses.replace(self, mixed_precision=resolve_precision(self.device, self.mixed_precision))
 
 
 @dataclass
@@ -188,6 +200,7 @@ def _finished_evaluation(config: EvalConfig, overwrite: bool) -> EvalRun | None:
         held_config = held["config"]["eval"]
         if not isinstance(held_config, dict):
             raise TypeError("config.eval")
+        held_config = {**LEGACY_EVAL_VALUES, **held_config}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
         if overwrite:
             return None
@@ -212,6 +225,12 @@ def _default_system(config: EvalConfig, info: dict) -> str:
     return f"{cfg.get('method', 'student')}-s{cfg.get('seed', 0)}"
 
 
+def precision_key(mixed_precision: str) -> list[str]:
+    """What a teacher-embedding cache key adds for the precision of its forward passes: nothing for fp32, so the
+    entries written before evaluation had a precision stay valid."""
+    return [] if mixed_precision == "no" else [mixed_precision]
+
+
 class _DocCache:
     """Teacher document embeddings on disk, keyed by teacher identity and texts."""
 
@@ -220,7 +239,8 @@ class _DocCache:
         self.root = cache_root() / "doc_cache"
 
     def dense(self, texts: list[str], kind: str, max_length: int) -> np.ndarray:
-        digest = hashlib.sha256(json.dumps([teacher_identity(self.teacher), kind, max_length, texts]).encode()).hexdigest()[:24]
+        key = [teacher_identity(self.teacher), kind, max_length, texts, *precision_key(self.config.mixed_precision)]
+        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
         path = self.root / f"{digest}.npy"
         if path.exists():
             try:
@@ -320,6 +340,7 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
     previous complete run or the new one, never a mix.
     """
     config.validate()
+    config = config.resolved()
     finished = _finished_evaluation(config, overwrite)
     if finished is not None:
         return finished
@@ -371,6 +392,8 @@ def _load_encoders(config, teacher_location: str | Path, student_path: str) -> t
         device = "cuda" if torch.cuda.is_available() else "cpu"
     teacher = Encoder.load(teacher_location, device=device).eval()
     student = teacher if config.student == ZERO_SHOT else Encoder.load(student_path, device=device).eval()
+    for encoder in (teacher, student):
+        encoder.inference_autocast = autocast_dtype(config.mixed_precision)
     return teacher, student
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Literal
 
@@ -72,6 +72,9 @@ class Encoder(torch.nn.Module):
         self.passage_prefix = passage_prefix
         self.max_length = max_length
         self.name = name
+        #: Autocast dtype of the forward passes of :meth:`encode` and :meth:`encode_tokens` (None: the weights'
+        #: dtype). Evaluation sets it from its ``mixed_precision``; outputs stay float32 either way.
+        self.inference_autocast: torch.dtype | None = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -259,6 +262,12 @@ class Encoder(torch.nn.Module):
                 attention[row, :length] = 1
             yield chunk, torch.from_numpy(input_ids), torch.from_numpy(attention)
 
+    def _inference_precision(self):
+        """Autocast to :attr:`inference_autocast` around a forward pass (a no-op context when it is None)."""
+        if self.inference_autocast is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.inference_autocast)
+
     @torch.inference_mode()
     def encode(
         self,
@@ -287,7 +296,8 @@ class Encoder(torch.nn.Module):
             input_ids = input_ids.to(device, non_blocking=True)
             attention = attention.to(device, non_blocking=True)
             # Results stay on the device until the end: one transfer instead of a sync per batch.
-            pooled_batches.append(self._pool(self._token_states(input_ids, attention), attention))
+            with self._inference_precision():
+                pooled_batches.append(self._pool(self._token_states(input_ids, attention), attention))
             index_batches.append(indices)
         output[np.concatenate(index_batches)] = torch.cat(pooled_batches).cpu().numpy()
         self.train(was_training)
@@ -314,7 +324,8 @@ class Encoder(torch.nn.Module):
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            out = self.forward(self.tokenize([texts[i] for i in chunk], kind, max_length))
+            with self._inference_precision():
+                out = self.forward(self.tokenize([texts[i] for i in chunk], kind, max_length))
             states = F.normalize(out.embeddings.float(), dim=-1) if normalize else out.embeddings.float()
             states, content = states.cpu(), out.content_mask.cpu()
             for row, index in enumerate(chunk):

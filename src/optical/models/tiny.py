@@ -106,8 +106,12 @@ def make_tiny_model(
     vocab_size: int = 1000,
     corpus: Sequence[str] | None = None,
     max_positions: int = 512,
+    dropout: float = 0.1,
 ) -> Path:
     """Write a random-weight ``BertModel`` + WordPiece tokenizer to ``out_dir``; return it.
+
+    ``dropout`` is BERT's hidden and attention-probability dropout (its default 0.1); 0 leaves a model whose
+    training step is as little arithmetic as the architecture allows (the host-bound benchmark).
 
     ``corpus`` trains the tokenizer (e.g. a few hundred bitext lines, both sides); it defaults
     to :data:`BUILTIN_CORPUS`. The vocabulary is at most ``vocab_size`` (smaller when the
@@ -123,6 +127,8 @@ def make_tiny_model(
         max_position_embeddings=max_positions,
         type_vocab_size=2,
         pad_token_id=tokenizer.token_to_id("[PAD]"),
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     model = BertModel(config, add_pooling_layer=False)
     generator = torch.Generator().manual_seed(seed)

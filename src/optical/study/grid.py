@@ -21,11 +21,12 @@ from typing import Any
 
 from optical.data.sources import get_source
 from optical.errors import OpticalError
-from optical.eval.evaluate import EvalConfig
+from optical.eval.evaluate import LEGACY_EVAL_VALUES, EvalConfig
 from optical.losses.combined import MethodSpec
 from optical.study.config import ZERO_SHOT, StudyConfig, run_distill_values
 from optical.study.layout import DISTILL_DIR, eval_dir_name
 from optical.train.config import DistillConfig
+from optical.train.precision import resolve_precision
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class StudyRun:
         )
 
     def eval_config(self, run_dir: Path, query_noise: float, models: dict[str, str], data_dir: str | None) -> EvalConfig:
-        values = dict(self.eval_base)
+        values = {**LEGACY_EVAL_VALUES, **self.eval_base}
         values["teacher"] = models[values["teacher"]]
         return EvalConfig(
             student=ZERO_SHOT if self.is_zero_shot else str(run_dir / DISTILL_DIR),
@@ -117,6 +118,15 @@ class StudyPlan:
         return {run.run_id: run for run in self.runs}
 
 
+def _eval_identity(eval_values: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation settings as a run id hashes them: ``mixed_precision`` made concrete for this machine (an
+    ``auto`` study and one naming the same precision share runs) and left out at fp32, the precision of every
+    evaluation recorded before it was a setting, so those runs keep their ids."""
+    values = dict(eval_values)
+    precision = resolve_precision(values.get("device", "auto"), values.pop("mixed_precision", "auto"))
+    return values if precision == LEGACY_EVAL_VALUES["mixed_precision"] else {**values, "mixed_precision": precision}
+
+
 def _hash(content: Any) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -134,7 +144,7 @@ def expand(config: StudyConfig) -> StudyPlan:
     skipped: dict[tuple[str, str, str], SkippedCell] = {}
     first_cell: dict[str, int] = {}
     for cell, grid in enumerate(config.grids):
-        eval_base = {**config.base_eval, "langs": None, "teacher": teacher_label}
+        eval_base = _eval_identity({**config.base_eval, "langs": None, "teacher": teacher_label})
         for lang, backbone in itertools.product(grid.languages, grid.backbones):
             for method in grid.methods:
                 if method != ZERO_SHOT:

@@ -72,6 +72,15 @@ def resolve_precision(device: str, mixed_precision: str, cpuinfo: str | Path = "
     return "bf16" if cpu_bf16_support(cpuinfo) is not None else "no"
 
 
+def autocast_dtype(mixed_precision: str) -> torch.dtype | None:
+    """The autocast dtype of a concrete ``mixed_precision`` (None for ``no``, fp32).
+
+    >>> autocast_dtype("bf16"), autocast_dtype("no")
+    (torch.bfloat16, None)
+    """
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
+
+
 def check_precision(device: str, mixed_precision: str, cpuinfo: str | Path = "/proc/cpuinfo") -> None:
     """Refuse a mixed precision the device cannot run natively, with one line."""
     if mixed_precision == "no" or training_device(device) != "cpu":
