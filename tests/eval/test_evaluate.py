@@ -244,9 +244,10 @@ def test_evaluation_precision_is_recorded_cached_apart_and_legacy_runs_read_as_f
     assert len(set(cache.iterdir()) - fp32_entries) == len(fp32_entries)  # the teacher's bf16 embeddings: new entries
     # auto is recorded as what it became here, and is the same evaluation as the precision it names
     resolved = resolve_precision("cpu", "auto")
-    assert evaluate(config("auto", {"no": "fp32", "bf16": "bf16"}[resolved]), progress=False).config["eval"][
-        "mixed_precision"
-    ] == resolved
+    assert (
+        evaluate(config("auto", {"no": "fp32", "bf16": "bf16"}[resolved]), progress=False).config["eval"]["mixed_precision"]
+        == resolved
+    )
     # An eval.json written before evaluation had a precision ran in fp32: it is this fp32 evaluation, reused.
     eval_json = tmp_path / "fp32" / "eval.json"
     held = json.loads(eval_json.read_text())
