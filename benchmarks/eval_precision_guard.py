@@ -9,7 +9,7 @@ nothing else changed. The rule, for every system and figure of the demo table:
 1. the paired bootstrap 95% CI over queries of bf16 − fp32 lies inside ``[-MARGIN, +MARGIN]``;
 2. where two systems differ significantly in fp32 (Holm), they differ in the same direction in bf16.
 
-Writes ``results/eval-precision-guard/table.md`` and the two comparison reports; the evaluations go to ``--work``
+Writes ``results/eval-precision-guard/table.md`` and the comparison reports between systems; the evaluations go to ``--work``
 and a finished one is reused when the script is rerun.
 
 Usage (six evaluations of e5-small; about 15 minutes on a 2-core CPU)::
@@ -117,16 +117,21 @@ def main(argv: list[str] | None = None) -> int:
     per_system = {
         system: compare_runs([d["no"], d["bf16"]], baselines=[f"{system}-no"], settings=settings) for system, d in dirs.items()
     }
-    # Every pair of systems once: each system but the last is a baseline of those after it.
-    by_precision = {
-        p: compare_runs([d[p] for d in dirs.values()], baselines=[f"{s}-{p}" for s in list(dirs)[:-1]], settings=settings)
-        for p in PRECISIONS
-    }
-    out = Path(args.out)
-    for precision, report in by_precision.items():
-        report.save(out / f"report-{precision}")
+    # Every pair of systems once: each system but the last against those after it (one report per baseline, as
+    # a baseline is never compared with another baseline).
+    names = list(dirs)
+    between: dict[str, list[ComparisonReport]] = {p: [] for p in PRECISIONS}
+    for index, baseline in enumerate(names[:-1]):
+        for precision in PRECISIONS:
+            runs = [dirs[name][precision] for name in names[index:]]
+            report = compare_runs(runs, baselines=[f"{baseline}-{precision}"], settings=settings)
+            report.save(Path(args.out) / f"report-{baseline}-{precision}")
+            between[precision].append(report)
     equivalent, rule1 = equivalence_rows(args, per_system)
-    ordered, rule2 = ordering_rows(args, by_precision["no"], by_precision["bf16"])
+    ordered, rule2 = [], True
+    for fp32, bf16 in zip(between["no"], between["bf16"]):
+        rows, kept = ordering_rows(args, fp32, bf16)
+        ordered, rule2 = ordered + rows, rule2 and kept
     lines = [
         "# Quality guard of bf16 evaluation",
         "",
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|",
         *ordered,
     ]
-    atomic_write_text(out / "table.md", "\n".join(lines) + "\n")
+    atomic_write_text(Path(args.out) / "table.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0 if rule1 and rule2 else 2
 
