@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo_setup": (
             "`optical demo --quiet` (el, 2000 pairs, mse and ot, seed 0, default evaluations), wall minutes of the "
             "command in a fresh interpreter; empty teacher cache, document cache and run directory; data and built "
-            "models linked from the user cache; default torch threads; training precision auto "
+            "models linked from the user cache; default torch threads; training and evaluation precision auto "
             f"({'bf16: this CPU has ' + bf16 if (bf16 := cpu_bf16_support()) else 'fp32: this CPU has no AVX512-BF16/AMX'})"
         ),
     }
