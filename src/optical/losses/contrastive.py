@@ -9,7 +9,10 @@ positive key of the student's foreign query:
 
 Pooled vectors are L2-normalised; T is the temperature. Other English sentences
 of the batch are the negatives, so the student must not only approach its
-translation but also stay away from the others.
+translation but also stay away from the others. Only the foreign-to-English
+direction is trained (the teacher is frozen): LaBSE sums both directions and adds
+a margin, so nothing here keeps the student's foreign vectors apart from each
+other, which English-to-foreign retrieval over them needs.
 
 Options: ``contrastive.temperature`` (float > 0, default 0.05).
 
