@@ -119,7 +119,7 @@ def ctx(runs, tmp_path):
     (fake_study / "study.json").write_text('{"runs": []}\n')
     other_study = tmp / "other_study"
     (other_study / "runs").mkdir(parents=True)
-    (other_study / "study.json").write_text('{"config": {"study": "another"}, "runs": []}\n')
+    (other_study / "study.json").write_text('{"study": "another", "config": {"study": "another"}, "runs": []}\n')
     paths.update({name.replace(".", "_"): str(tmp / name) for name in files})
     paths.update(
         tmp=str(tmp),

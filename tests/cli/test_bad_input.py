@@ -152,7 +152,7 @@ CASES = [
     ("study-no-config", "study run --out {out}", "--config", ["out"]),
     ("study-out-file", "study run --config {study_ok_yaml} --out {file}", "file.txt", ["file"]),
     ("study-out-foreign", "study run --config {study_ok_yaml} --out {foreign}", "holds no study", ["foreign"]),
-    ("study-out-other", "study run --config {study_ok_yaml} --out {other_study}", "different config", ["other_study"]),
+    ("study-out-other", "study run --config {study_ok_yaml} --out {other_study}", "holds another study", ["other_study"]),
     ("study-store-file", "study run --config {study_ok_yaml} --out {out} --store {file}", "--store", ["out", "file"]),
     ("study-report-nowhere", "study report {nowhere}", "does not exist", []),
     ("study-report-not-study", "study report {eval_zs}", "study.json is missing", ["eval_zs"]),

@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from optical.cli import main
+from optical.errors import OpticalError
 from optical.report import write_study_report
 from optical.study import dry_run, load_study_config, run_study
 
@@ -153,6 +155,34 @@ def test_a_second_study_reuses_the_finished_runs_it_shares(smoke_study, smoke_ra
         assert after[run_id] == before[run_id]  # not redone
         assert (tmp_path / "study2" / "runs" / run_id).resolve() == (smoke_study.store / run_id).resolve()
     assert len(after) == len(before) + 2  # the two budget-32 runs are new
+
+
+def test_a_revised_config_of_the_same_study_keeps_its_finished_runs_and_unlinks_the_rest(smoke_study, smoke_raw, tmp_path):
+    before = _run_json_mtimes(smoke_study.store)
+    raw = copy.deepcopy(smoke_raw)
+    raw.update(seeds=[0], methods=["mse", "ot"], budgets=[64], query_noises=[0.0])
+    first = run_study(
+        load_study_config(write_config(tmp_path / "v1.yaml", raw)), tmp_path / "study", store=smoke_study.store, progress=False
+    )
+    mse_id = next(s.run.run_id for s in first.statuses if s.run.method == "mse")
+    raw["methods"] = ["ot"]  # the grid narrowed (or widened) under the same study name
+    revised = run_study(
+        load_study_config(write_config(tmp_path / "v2.yaml", raw)), tmp_path / "study", store=smoke_study.store, progress=False
+    )
+    assert [s.done for s in revised.statuses] == [True]
+    assert _run_json_mtimes(smoke_study.store) == before  # nothing recomputed
+    assert sorted(p.name for p in (tmp_path / "study" / "runs").iterdir()) == [revised.statuses[0].run.run_id]
+    assert (smoke_study.store / mse_id / "distill" / "run.json").is_file()  # only the link went
+    manifest = json.loads((tmp_path / "study" / "study.json").read_text())
+    assert [entry["method"] for entry in manifest["runs"]] == ["ot"]
+    raw["study"] = "another-study"
+    with pytest.raises(OpticalError, match="holds another study"):
+        run_study(
+            load_study_config(write_config(tmp_path / "other.yaml", raw)),
+            tmp_path / "study",
+            store=smoke_study.store,
+            progress=False,
+        )
 
 
 def test_a_killed_study_resumes_without_redoing_finished_runs(study_env, smoke_raw, tmp_path):

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,7 +368,11 @@ def _available_pairs(config: StudyConfig, run: StudyRun) -> int:
 
 def check_study_dirs(config: StudyConfig, study_dir: Path, store: Path) -> None:
     """Refuse a study dir or store that cannot be written, or a study dir holding something else
-    (another study's config, or files that are not a study); creates nothing."""
+    (another study, or files that are not a study); creates nothing.
+
+    A revised config of the same study (same ``study:`` name, e.g. a widened tuning grid or a pinned setting) is
+    accepted: run ids name everything a run depends on, so the finished runs it still asks for are kept and the
+    rest are unlinked from the study dir by :func:`_unlink_stale_runs` (they stay in the store)."""
     check_output_dir(study_dir, "--out")
     check_output_dir(store, "--store")
     if study_dir.is_dir() and any(study_dir.iterdir()):
@@ -376,11 +381,25 @@ def check_study_dirs(config: StudyConfig, study_dir: Path, store: Path) -> None:
         held = _read_json(study_dir / MANIFEST)
         if not isinstance(held, dict):
             raise OpticalError(f"{study_dir / MANIFEST} is damaged; pick another --out or delete it")
-        if held.get("config") not in (None, config.raw):
+        if held.get("study") not in (None, config.name):
             raise OpticalError(
-                f"{study_dir} holds a study with a different config; pick another --out, or delete {study_dir} (its "
-                f"finished runs stay in the store {store} and are adopted by any config that asks for them)"
+                f"{study_dir} holds another study ({held['study']!r}, not {config.name!r}); pick another "
+                f"--out, or delete {study_dir} (its finished runs stay in the store {store} and are adopted by any "
+                "config that asks for them)"
             )
+
+
+def _unlink_stale_runs(study_dir: Path, plan_ids: set[str]) -> list[str]:
+    """Remove the links of ``study_dir/runs`` that the (revised) config no longer asks for; returns their ids.
+
+    Only symlinks go: a run's files live in the store, where another config may adopt them again."""
+    runs_dir = study_dir / RUNS_DIR
+    if not runs_dir.is_dir():
+        return []
+    stale = sorted(link.name for link in runs_dir.iterdir() if link.is_symlink() and link.name not in plan_ids)
+    for run_id in stale:
+        (runs_dir / run_id).unlink()
+    return stale
 
 
 def run_study(
@@ -405,6 +424,9 @@ def run_study(
     check_study_dirs(config, study_dir, store_path)
     plan = expand(config)
     study_dir.mkdir(parents=True, exist_ok=True)
+    stale = _unlink_stale_runs(study_dir, {run.run_id for run in plan.runs})
+    if stale and progress:
+        print(f"{study_dir}: the config no longer asks for {len(stale)} run(s); unlinked (kept in the store)", file=sys.stderr)
     models = prepare_models(config, store_path, build=True)
     export_dir = _export_dir(config, from_export)
     links = [_link(study_dir, store_path, run.run_id) for run in plan.runs]
