@@ -177,7 +177,10 @@ def _is_distill_marker(path: Path) -> bool:
 
 def load_yaml_file(path: str | os.PathLike, what: str = "config file") -> Any:
     """The parsed content of a YAML file; one-line errors naming ``file:line:column`` for a syntax
-    error, and the file for one that is missing, a directory or not UTF-8."""
+    error, and the file for one that is missing, a directory or not UTF-8.
+
+    A ``.json`` file (e.g. a run's ``run.json``) is parsed as JSON: PyYAML reads YAML 1.1, where a JSON number
+    such as ``2e-05`` is a string."""
     import yaml
 
     from optical.errors import OpticalError
@@ -193,6 +196,11 @@ def load_yaml_file(path: str | os.PathLike, what: str = "config file") -> Any:
         raise OpticalError(f"{what} {path} is not UTF-8 text") from None
     except OSError as exc:
         raise OpticalError(f"{what} {path} cannot be read ({exc.strerror})") from None
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise OpticalError(f"{path}:{exc.lineno}:{exc.colno}: {what} is not valid JSON: {exc.msg}") from None
     try:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:

@@ -69,6 +69,8 @@ CASES = [
     ("distill-config-types", "distill --config {budget_lots_yaml} --teacher {teacher}", "budget must be", ["out"]),
     ("distill-config-seed-list", "distill --config {seed_list_yaml} --teacher {teacher}", "seed must be an integer", ["out"]),
     ("distill-config-yaml", "distill --config {bad_yaml}", "bad.yaml:6:5", ["out"]),
+    ("distill-config-record-no-out", "distill --config {run}/run.json", "give --out", ["run"]),
+    ("distill-config-json", "distill --config {bad_json}", "bad.json:2:", ["out"]),
     ("distill-config-missing", "distill --config {nowhere}", "does not exist", ["out"]),
     ("distill-config-dir", "distill --config {empty}", "is a directory", ["empty"]),
     ("distill-teacher-empty", DISTILL.replace("{teacher}", "{empty_model}") + " --out {out}", "config.json is missing", ["out"]),

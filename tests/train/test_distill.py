@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,7 +8,9 @@ from safetensors.torch import load_file
 from optical.errors import OpticalError
 from optical.models.encoder import Encoder
 from optical.models.tiny import make_tiny_model
-from optical.train import distill
+from optical.train import DistillConfig, distill
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
 def weights(student_dir):
@@ -39,6 +42,27 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_config):
     wa, wb, wc = weights(a.student_dir), weights(b.student_dir), weights(c.student_dir)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert any(not torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_a_run_is_rebuilt_from_its_run_json_with_the_same_weights(tiny_config, tmp_path):
+    original = distill(tiny_config("ot", out="original", seed=5, loss_options={"ot": {"eps": 0.1}}), progress=False)
+    rebuilt_config = DistillConfig.from_yaml(original.out_dir / "run.json", out_dir=str(tmp_path / "rebuilt"))
+    assert rebuilt_config.training_fingerprint() == json.loads((original.out_dir / "run.json").read_text())["fingerprint"]
+    rebuilt = distill(rebuilt_config, progress=False)
+    wa, wb = weights(original.student_dir), weights(rebuilt.student_dir)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    with pytest.raises(OpticalError, match="give --out"):
+        DistillConfig.from_yaml(original.out_dir / "run.json")
+
+
+def test_a_committed_run_of_an_older_version_rebuilds_with_its_own_settings(tmp_path):
+    # study-cpu ran before length grouping and quarter-epoch selection existed: its run.json leaves them out.
+    record_path = next(iter(sorted(RESULTS.glob("study-cpu/runs/*/distill/run.json"))))
+    record = json.loads(record_path.read_text())
+    assert "length_grouping" not in record["config"]
+    config = DistillConfig.from_yaml(record_path, out_dir=str(tmp_path / "rebuilt"))
+    assert config.length_grouping is False and config.evals_per_epoch == 1
+    assert config.training_fingerprint() == record["fingerprint"]
 
 
 def test_frozen_word_embeddings_do_not_move(tiny_config, tiny_teacher):

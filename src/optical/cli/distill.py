@@ -31,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="distil a student query encoder from a frozen English teacher on bitext",
         description="Distil a student query encoder for one language. Rerunning the same command resumes a killed run.",
     )
-    p.add_argument("--config", help="YAML file with DistillConfig keys; flags override it")
+    p.add_argument(
+        "--config",
+        help="YAML file with DistillConfig keys, or a finished run's run.json to rebuild it (with --out); flags override it",
+    )
     p.add_argument("--lang", help="foreign language code, e.g. el")
     p.add_argument("--method", help="ot | mse | contrastive | hard_align, or a weighted sum like ot+mse:0.5")
     p.add_argument("--bitext", help="comma-separated bitext sources (see `optical data summary`)")

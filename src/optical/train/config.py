@@ -142,13 +142,26 @@ class DistillConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> DistillConfig:
+        """The config of a YAML file of DistillConfig keys, or of a finished run's ``run.json`` (JSON is YAML).
+
+        A ``run.json`` gives the run's full config, with the values of older runs filled in (:data:`LEGACY_VALUES`),
+        so that any committed study cell can be rebuilt from its export; its ``out_dir`` must then come from
+        ``overrides``, so that the rebuild never resumes or overwrites the original. ``overrides`` that are not None win.
+        """
         path = Path(path)
         values = load_yaml_file(path, "config file")
         if values is None:
             values = {}
         if not isinstance(values, dict):
             raise OpticalError(f"config file {path} must hold a mapping of keys to values")
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if isinstance(values.get("config"), dict) and "fingerprint" in values:
+            from optical.train.record import RunRecord
+
+            if "out_dir" not in given:
+                raise OpticalError(f"{path} is a run's record: give --out for the rebuilt run (the original is not touched)")
+            values = dataclasses.asdict(RunRecord.from_dict(values, origin=str(path)).config)
+        values.update(given)
         return cls.from_dict(values, origin=str(path))
 
 
