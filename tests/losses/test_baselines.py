@@ -1,3 +1,5 @@
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 
@@ -31,6 +33,21 @@ def test_contrastive_matches_cross_entropy_and_prefers_aligned_batches(make_batc
     out = loss_fn(aligned)
     assert out.loss < loss_fn(batch).loss
     assert out.logs["inbatch_acc"] == 1.0
+
+
+def test_bidirectional_contrastive_averages_both_rankings_and_penalises_a_foreign_hub(make_batch):
+    batch = make_batch(requires_grad=False)
+    logits = batch.student_foreign.pooled @ batch.teacher_english.pooled.T / 0.1
+    targets = torch.arange(4)
+    expected = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+    assert torch.allclose(ContrastiveLoss(temperature=0.1, directions="both")(batch).loss, expected)
+    # A foreign hub (every foreign vector the same) gives each English key B equal candidates: the
+    # English-to-foreign term is log B, its largest value for tied logits, whatever the x2en term makes of it.
+    english = batch.teacher_english
+    hub_vector = F.normalize(english.pooled.mean(0, keepdim=True), dim=-1).expand_as(english.pooled).contiguous()
+    hub = DistillBatch(dataclasses.replace(english, pooled=hub_vector), english)
+    x2en, both = ContrastiveLoss()(hub).loss, ContrastiveLoss(directions="both")(hub).loss
+    assert torch.allclose(2 * both - x2en, torch.log(torch.tensor(4.0)))
 
 
 def test_hard_align_picks_argmax_teacher_token(as_tokens):

@@ -9,12 +9,19 @@ positive key of the student's foreign query:
 
 Pooled vectors are L2-normalised; T is the temperature. Other English sentences
 of the batch are the negatives, so the student must not only approach its
-translation but also stay away from the others. Only the foreign-to-English
-direction is trained (the teacher is frozen): LaBSE sums both directions and adds
-a margin, so nothing here keeps the student's foreign vectors apart from each
-other, which English-to-foreign retrieval over them needs.
+translation but also stay away from the others.
 
-Options: ``contrastive.temperature`` (float > 0, default 0.05).
+By default only that foreign-to-English direction is trained (``directions=x2en``),
+so nothing penalises a foreign vector that sits close to many English ones (a hub
+for English-to-foreign retrieval). ``directions=both`` averages it with the
+English-to-foreign direction, in which each teacher English vector ranks the
+batch's foreign student vectors (LaBSE's bidirectional loss, without its additive
+margin):
+
+    L_both = 1/2 (L + L'),  L' = - 1/B sum_i log( exp(<s(x_i), t(e_i)> / T) / sum_j exp(<s(x_j), t(e_i)> / T) )
+
+Options: ``contrastive.temperature`` (float > 0, default 0.05),
+``contrastive.directions`` (x2en | both, default x2en).
 
 Example:
     >>> from optical.losses import DistillBatch
@@ -39,11 +46,19 @@ class ContrastiveLoss(DistillLoss):
     kd_baseline = True
     OPTIONS = (
         LossOption("temperature", float, 0.05, "softmax temperature T of the in-batch logits", check=positive, constraint="> 0"),
+        LossOption(
+            "directions",
+            str,
+            "x2en",
+            "x2en: each foreign sentence ranks the batch's English ones; both: also each English one ranks the foreign ones",
+            choices=("x2en", "both"),
+        ),
     )
 
-    def __init__(self, temperature: float = 0.05) -> None:
+    def __init__(self, temperature: float = 0.05, directions: str = "x2en") -> None:
         super().__init__()
-        self.temperature = self.check_options({"temperature": temperature})["temperature"]
+        checked = self.check_options({"temperature": temperature, "directions": directions})
+        self.temperature, self.directions = checked["temperature"], checked["directions"]
 
     def forward(self, batch: DistillBatch) -> LossOutput:
         queries = batch.student_foreign.pooled.float()
@@ -51,5 +66,7 @@ class ContrastiveLoss(DistillLoss):
         logits = queries @ keys.T / self.temperature
         targets = torch.arange(len(queries), device=logits.device)
         loss = F.cross_entropy(logits, targets)
+        if self.directions == "both":
+            loss = (loss + F.cross_entropy(logits.T, targets)) / 2
         accuracy = (logits.argmax(-1) == targets).float().mean()
         return LossOutput(loss, {"contrastive": loss.detach(), "inbatch_acc": accuracy.detach()})
