@@ -54,6 +54,9 @@ def test_smoke_study_runs_every_run_and_writes_the_report(smoke_study):
         assert "ot vs mse: of 3 comparisons" in section and "ot vs zero-shot: of 3 comparisons" in section
         assert f"Holm family: OT vs each KD baseline, arm {arm}, 3 comparisons" in section
     assert "Robustness, ot vs mse" in report_md[typos:] and "Robustness" not in report_md[reference:typos]
+    # Each arm has its own forest plot, right under its verdicts, labelled without the conditions its title names.
+    assert "plots/forest.reference.png" in report_md[reference:typos]
+    assert "plots/forest.typo_rate.png" in report_md[typos:]
     assert (study_dir / "report" / "plots" / "query_noise.difference.png").is_file()
     assert "Holm-corrected" in report_md
     pngs = sorted((study_dir / "report" / "plots").glob("*.png"))

@@ -22,6 +22,7 @@ fall.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -473,6 +474,7 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         levels = "; ".join(_condition_label(c, list(arm.axes)) for c in arm.conditions) if arm.axes else ""
         doc.add(Heading(3, f"Arm: {arm.name}" + (f" ({levels})" if levels else "")))
         doc.add(Bullets([s for s in sentences if s]))
+        _forest(doc, ctx, arm, [r for r in kd_rows + zero_rows if ctx.uses_ot(r.method)])
         families = (
             (KD_FAMILY, kd_rows),
             (ZERO_SHOT_FAMILY, zero_rows),
@@ -489,7 +491,6 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
                         f"verdicts say nothing. Rerun `optical study report --resamples {needed}` or more."
                     )
                 )
-    _forest(doc, ctx, [r for r in report.question if ctx.uses_ot(r.method)])
     doc.add(_comparison_table(report.question, ctx, ["method", "baseline", "condition", "method", "baseline"]))
     if report.robustness:
         doc.add(
@@ -561,13 +562,15 @@ def _comparison_table(rows: list[QuestionRow], ctx: _Context, names: list[str]) 
     )
 
 
-def _forest(doc: Document, ctx: _Context, rows: list[QuestionRow]) -> None:
-    """The headline figure: OT minus each KD baseline and minus zero-shot, per language and condition, with 95% CIs."""
+def _forest(doc: Document, ctx: _Context, arm: Arm, rows: list[QuestionRow]) -> None:
+    """The arm's headline figure: OT minus each KD baseline and minus zero-shot, per language (and level of the
+    arm's axes), with 95% CIs. One figure per arm keeps the labels short and the figure readable."""
+    several_levels = len(arm.conditions) > 1
     panels = {
         f"{task} {aggregate_name(main_measure(task))}": [
             ForestRow(
                 f"{r.method} − {r.baseline}, {r.lang}"
-                + (f" ({_condition_label(r.condition, ctx.varying)})" if ctx.varying else ""),
+                + (f" ({_condition_label(r.condition, list(arm.axes))})" if several_levels else ""),
                 r.comparison.diff,
                 r.comparison.ci_low,
                 r.comparison.ci_high,
@@ -580,10 +583,11 @@ def _forest(doc: Document, ctx: _Context, rows: list[QuestionRow]) -> None:
     }
     if not any(panels.values()):
         return
+    slug = re.sub(r"[^a-z0-9]+", "_", arm.name.lower()).strip("_")
     name = ctx.save_plot(
-        forest_figure(panels, "difference (method − baseline), 95% CI; filled: Holm-significant"), "plots/forest.png"
+        forest_figure(panels, "difference (method − baseline), 95% CI; filled: Holm-significant"), f"plots/forest.{slug}.png"
     )
-    doc.add(Image(name, "OT minus each KD baseline and minus zero-shot, per language and condition, with 95% CIs"))
+    doc.add(Image(name, f"Arm {arm.name}: OT minus each KD baseline and minus zero-shot, per language, with 95% CIs"))
 
 
 def _changes(ctx: _Context, pairs: list[tuple[str, str]], arm: Arm) -> list[QuestionRow]:
