@@ -103,6 +103,7 @@ def ctx(runs, tmp_path):
     files = {
         "bad.yaml": "lang: el\nmethod: ot\nout_dir: x\nbudget: [1,\n  2\nseed: 0\n",
         "bad.json": '{"lang": "el",\n "method": }\n',
+        "batch_negative.yaml": "lang: el\nmethod: ot\nout_dir: {out}\nbatch_size: -4\n",
         "budget_lots.yaml": "lang: el\nmethod: ot\nout_dir: {out}\nbudget: lots\n",
         "seed_list.yaml": "lang: el\nmethod: ot\nout_dir: {out}\nseed: [1, 2]\n",
         "study_bad.yaml": "study: x\nlanguages: [el\nmethods: [mse]\n",

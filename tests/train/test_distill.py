@@ -65,6 +65,11 @@ def test_a_committed_run_of_an_older_version_rebuilds_with_its_own_settings(tmp_
     assert config.training_fingerprint() == record["fingerprint"]
 
 
+def test_a_diverging_run_stops_with_an_error_instead_of_saving_a_nan_student(tiny_config):
+    with pytest.raises(OpticalError, match="training diverged: loss nan"):
+        distill(tiny_config("mse", lr=1e30), progress=False)
+
+
 def test_frozen_word_embeddings_do_not_move(tiny_config, tiny_teacher):
     result = distill(tiny_config("ot", freeze_embeddings=True), progress=False)
     key = "embeddings.word_embeddings.weight"

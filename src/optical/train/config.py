@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -93,8 +94,18 @@ class DistillConfig:
             raise OpticalError(f"--budget must be >= 1, got {self.budget}")
         if not 0.0 <= self.noise < 1.0:
             raise OpticalError(f"--noise must be in [0, 1), got {self.noise}")
-        if self.lr <= 0:
-            raise OpticalError(f"--lr must be > 0, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise OpticalError(f"--lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.seed < 2**32:
+            raise OpticalError(f"--seed must be in [0, 2**32), got {self.seed}")
+        if self.eval_every < 0:
+            raise OpticalError(f"--eval-every must be >= 0 (0: at the end of each epoch), got {self.eval_every}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise OpticalError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise OpticalError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
+            raise OpticalError(f"max_grad_norm must be a finite number > 0, got {self.max_grad_norm}")
         if self.select_on == "flores_dev" and "flores200_sib_dev_extra" in self.sources:
             raise OpticalError(
                 "--select-on flores_dev selects on flores200_sib_dev_extra, which is also a training source; "
@@ -162,7 +173,12 @@ class DistillConfig:
                 raise OpticalError(f"{path} is a run's record: give --out for the rebuilt run (the original is not touched)")
             values = dataclasses.asdict(RunRecord.from_dict(values, origin=str(path)).config)
         values.update(given)
-        return cls.from_dict(values, origin=str(path))
+        config = cls.from_dict(values, origin=str(path))
+        try:
+            config.validate()
+        except OpticalError as exc:  # name the file: the value may come from it
+            raise OpticalError(f"{path}: {exc}") from None
+        return config
 
 
 def _required(f: dataclasses.Field) -> bool:

@@ -628,7 +628,14 @@ class DistillTrainer:
         device = self.accelerator.device
         read = torch.stack([v.to(device) for v in values]).tolist() if values else []
         for row, (entry, _) in enumerate(self.pending):
-            self.log({**entry, **dict(zip(names, read[row * len(names) : (row + 1) * len(names)]))})
+            line = {**entry, **dict(zip(names, read[row * len(names) : (row + 1) * len(names)]))}
+            self.log(line)
+            if not math.isfinite(line.get("loss", 0.0)):
+                # Every later step would train on NaN weights and the run would still "finish" with a broken student.
+                raise OpticalError(
+                    f"training diverged: loss {line['loss']} at step {line['step']}; rerun with a lower --lr "
+                    f"(now {self.config.lr:g}) or --mixed-precision no, and --overwrite"
+                )
         last = dict(zip(names, read[-len(names) :])) if names else {}
         self.bar.set_postfix(loss=f"{last.get('loss', float('nan')):.4f}", pairs_s=f"{self.pending[-1][0]['pairs_per_s']:.1f}")
         self.pending.clear()
