@@ -44,7 +44,19 @@ def runs(cli_env, tmp_path_factory, mirror_dir):
         evals[name] = root / f"eval-{name}"
         config = EvalConfig(student=student, out_dir=str(evals[name]), teacher=str(teacher), tasks=["align"], device="cpu")
         evaluate(config, progress=False)
-    return {"root": root, "teacher": teacher, "run": run, "eval_zs": evals["zero-shot"], "eval_mse": evals["mse"]}
+    evals["zero-shot-de"] = root / "eval-zero-shot-de"
+    config = EvalConfig(
+        student="zero-shot", out_dir=str(evals["zero-shot-de"]), teacher=str(teacher), langs=["de"], tasks=["align"], device="cpu"
+    )
+    evaluate(config, progress=False)
+    return {
+        "root": root,
+        "teacher": teacher,
+        "run": run,
+        "eval_zs": evals["zero-shot"],
+        "eval_mse": evals["mse"],
+        "eval_zs_de": evals["zero-shot-de"],
+    }
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +109,7 @@ def ctx(runs, tmp_path):
     no_tokenizer = shutil.copytree(teacher, tmp / "no_tokenizer_model")
     for name in ("tokenizer.json", "vocab.txt"):
         (no_tokenizer / name).unlink(missing_ok=True)
+    shutil.copytree(runs["eval_mse"], tmp / "eval_mse_copy")
     truncated = shutil.copytree(runs["run"], tmp / "truncated_run")
     student = truncated / "student" / "model.safetensors"
     student.write_bytes(student.read_bytes()[: student.stat().st_size // 2])
@@ -137,5 +150,6 @@ def ctx(runs, tmp_path):
         truncated_run=str(truncated),
         fake_study=str(fake_study),
         other_study=str(other_study),
+        eval_mse_copy=str(tmp / "eval_mse_copy"),
     )
     return paths

@@ -142,6 +142,9 @@ CASES = [
     ),
     ("evaluate-data-dir", EVALUATE + " --student zero-shot --data-dir {empty} --out {out}", "empty", ["out"]),
     # ---- compare: silent accepts, lost data
+    ("compare-same-seed-twice", "compare {eval_zs} {eval_mse} {eval_mse_copy} --out {out}", "trained with seed 0", ["out"]),
+    ("compare-no-common-task", "compare {eval_mse} {eval_zs_de} --out {out}", "share no task", ["out"]),
+    ("compare-seed-negative", "compare {eval_zs} {eval_mse} --seed -1 --out {out}", "--seed must be in", ["out"]),
     ("compare-one-run", "compare {eval_zs} --out {out}", "two distinct systems", ["out"]),
     ("compare-same-dir-twice", "compare {eval_zs} {eval_mse} {eval_mse} --out {out}", "twice", ["out"]),
     ("compare-measures", "compare {eval_zs} {eval_mse} --measures foo --out {out}", "foo", ["out"]),

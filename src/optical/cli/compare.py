@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         raise OpticalError(f"--low and --high share {', '.join(sorted(overlap))}: a language belongs to one group")
     if args.n_resamples < 1:
         raise OpticalError(f"--n-resamples must be >= 1, got {args.n_resamples}")
+    if not 0 <= args.seed < 2**32:
+        raise OpticalError(f"--seed must be in [0, 2**32), got {args.seed}")
     _check_out(args.out, args.run_dirs)
     report = compare_runs(
         args.run_dirs,

@@ -322,8 +322,9 @@ def _load_runs(run_dirs: Sequence[Path]) -> list[tuple[Path, EvalRun]]:
     for run_dir, run in runs:
         if run.split_fingerprint != first.split_fingerprint:
             raise OpticalError(
-                f"{first_dir} ({first.system}) and {run_dir} ({run.system}) were evaluated on different splits "
-                f"(fingerprints {first.split_fingerprint} vs {run.split_fingerprint}): compare runs of one split"
+                f"{first_dir} ({first.system}) and {run_dir} ({run.system}) were evaluated on different splits or "
+                f"collections (fingerprints {first.split_fingerprint} vs {run.split_fingerprint}): compare runs of one "
+                "split of one collection"
             )
         for key, task in run.tasks.items():
             seen = task_fingerprints.setdefault(key, (run_dir, run.system, task.task_fingerprint))
@@ -361,6 +362,15 @@ def _systems(runs: list[tuple[Path, EvalRun]]) -> tuple[list[SystemInfo], dict[s
                 f"runs named {name!r} ({', '.join(str(d) for d, _ in seeds)}) are different systems "
                 f"(methods {', '.join(map(str, methods))}; zero-shot {', '.join(map(str, kinds))}): rename one"
             )
+        trained_with: dict[Any, Path] = {}
+        for run_dir, run in seeds:
+            seed = run.config.get("distill", {}).get("seed")
+            if not run.is_zero_shot and seed in trained_with:
+                raise OpticalError(
+                    f"{trained_with[seed]} and {run_dir} are both system {name!r} trained with seed {seed}: the runs of "
+                    "one system are its seeds and must differ in seed; name one otherwise (optical evaluate --system)"
+                )
+            trained_with[seed] = run_dir
         systems.append(
             SystemInfo(
                 name,
@@ -461,6 +471,9 @@ def compare_runs(
         group_langs = {g: members for g, members in group_langs.items() if len(members) >= 2}
         for measure in report.measures[task]:
             _compare_task(report, samples, task, measure, langs, group_langs)
+    if not report.comparisons:
+        held = "; ".join(f"{name}: {', '.join(sorted(key for n, key in samples if n == name))}" for name in seeds_of)
+        raise OpticalError(f"the runs share no task and language, so nothing can be compared ({held}); evaluate them alike")
     return report
 
 
