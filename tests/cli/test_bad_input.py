@@ -190,6 +190,7 @@ CASES = [
     ("model-action", "model bogus", "bogus", []),
     ("model-no-action", "model", "required", []),
     ("command-unknown", "bogus", "bogus", []),
+    ("data-export-beir-foreign", "data export-beir --lang el --out {foreign}", "--overwrite", ["foreign"]),
     ("data-summary-nowhere", "data summary --data-dir {nowhere}", "nowhere", []),
     ("data-check-missing", "data check-bitext {nowhere} --lang el", "nowhere", []),
     ("data-check-lang", "data check-bitext {zero_pairs_tsv} --lang xx", "'xx'", []),

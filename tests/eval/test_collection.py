@@ -73,6 +73,9 @@ def test_export_round_trip_equals_the_builtin_task(teacher, tmp_path, capsys):
     assert main(["data", "export-beir", "--lang", "el", "--split", "test", "--out", str(beir)]) == 0
     assert "978 queries, 964 documents" in capsys.readouterr().out
     assert sorted(p.name for p in beir.iterdir()) == ["corpus.jsonl", "qrels", "queries.jsonl"]
+    # Written whole: another split into the same dir would drop qrels/test.tsv, so it needs --overwrite.
+    assert main(["data", "export-beir", "--lang", "el", "--split", "dev", "--out", str(beir)]) == 2
+    assert (beir / "qrels" / "test.tsv").is_file()
     common = ["--student", "zero-shot", "--teacher", str(teacher), "--device", "cpu", "--quiet"]
     assert main(["evaluate", "--langs", "el", "--tasks", "clir_sentence", "--out", str(tmp_path / "builtin"), *common]) == 0
     argv = ["--collection", str(beir), "--query-lang", "el", "--passage-max-length", "128", "--strict"]

@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--split", default="test", help="test (default) or dev")
     export.add_argument("--out", required=True, help="directory to write (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
     export.add_argument("--data-dir", help="data directory (default: $OPTICAL_DATA_DIR or <cache>/data)")
+    export.add_argument("--overwrite", action="store_true", help="replace a non-empty --out whole")
     export.set_defaults(func=_export_beir)
 
 
@@ -81,7 +82,9 @@ def _export_beir(args: argparse.Namespace) -> int:
     from optical.data.beir import export_beir
     from optical.data.datadir import resolve_data_dir
 
-    collection = export_beir(resolve_data_dir(args.data_dir, require=("xquad-r",)), args.lang, args.split, args.out)
+    collection = export_beir(
+        resolve_data_dir(args.data_dir, require=("xquad-r",)), args.lang, args.split, args.out, overwrite=args.overwrite
+    )
     print(
         f"{collection.path}: {len(collection.queries)} queries, {len(collection.corpus)} documents, "
         f"qrels/{collection.split}.tsv (BEIR layout; evaluate it with `optical evaluate --collection {collection.path} "

@@ -33,7 +33,7 @@ from pathlib import Path
 from optical.data.languages import count_letters, get_language, in_language_script, warn_unchecked_script
 from optical.data.tasks import sentence_task
 from optical.errors import OpticalError
-from optical.storage import atomic_directory
+from optical.storage import atomic_directory, check_output_dir
 
 BEIR, TREC = "beir", "trec"
 _LOG = logging.getLogger(__name__)
@@ -295,10 +295,17 @@ def write_beir(
     return out
 
 
-def export_beir(data_dir: str | Path, lang: str, split: str, out: str | Path) -> Collection:
-    """Write the XQuAD-R X->en sentence task (``clir_sentence.<lang>``) of ``split`` in the BEIR layout."""
+def export_beir(data_dir: str | Path, lang: str, split: str, out: str | Path, overwrite: bool = False) -> Collection:
+    """Write the XQuAD-R X->en sentence task (``clir_sentence.<lang>``) of ``split`` in the BEIR layout.
+
+    ``out`` is written whole (built aside, then swapped in), so a non-empty ``out`` (another collection, or an
+    export of the other split) is refused unless ``overwrite``."""
     if split not in ("dev", "test"):
         raise OpticalError(f"--split must be dev or test, got {split!r}")
+    out = Path(out)
+    check_output_dir(out)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OpticalError(f"--out {out} is not empty; pick another --out, or pass --overwrite to replace it whole")
     task = sentence_task(data_dir, lang, ["en"], split)
     write_beir(out, task.queries, task.candidates, task.qrels, split)
     return read_collection(out, split, strict=True)
