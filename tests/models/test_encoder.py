@@ -204,3 +204,39 @@ def test_loading_prints_no_report_for_unused_pooler_weights_but_names_missing_on
     assert "LOAD REPORT" not in captured.out + captured.err
     warned = [r.getMessage() for r in caplog.records if "start random" in r.getMessage()]
     assert len(warned) == 1 and "layer.1.output.dense" in warned[0]
+
+
+@pytest.fixture()
+def offline_hub_cache(tmp_path: Path, monkeypatch):
+    """huggingface_hub pointed at an empty cache dir, offline (the hub is unreachable from the tests anyway)."""
+    from huggingface_hub import constants
+
+    from optical.models.registry import hub_reachable
+
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub_reachable.cache_clear()
+    yield cache
+    hub_reachable.cache_clear()
+
+
+def test_a_hub_name_in_the_cache_loads_offline_with_its_sentence_transformers_modules(tiny_model_dir, offline_hub_cache):
+    import shutil
+
+    saved = Encoder.load(tiny_model_dir, query_prefix="query: ", projection_dim=48).save(offline_hub_cache.parent / "st")
+    repo = offline_hub_cache / "models--someone--tiny-st"
+    commit = "0" * 40
+    shutil.copytree(saved, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    from_hub = Encoder.load("someone/tiny-st")
+    # Read like a local dir: its prefix (config_sentence_transformers.json) and its Dense projection.
+    assert (from_hub.query_prefix, from_hub.hidden_size) == ("query: ", 48)
+    np.testing.assert_allclose(from_hub.encode(TEXTS, "query"), Encoder.load(saved).encode(TEXTS, "query"), atol=1e-6)
+
+
+def test_a_hub_name_neither_cached_nor_reachable_is_one_line_without_network_retries(offline_hub_cache):
+    # The offline branch only looks in the cache (no per-file retries, about 45 s each): its message says so.
+    with pytest.raises(OpticalError, match="not in the Hugging Face cache, and the hub .* cannot be reached"):
+        Encoder.load("someone/not-cached")

@@ -377,15 +377,12 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
     return _save_run(config, info, clock, started, results, (config.split, get_split().fingerprint))
 
 
-def _checked_teacher(config) -> str | Path:
-    """Where the teacher of ``config`` is; a local dir is checked (config, tokenizer, weights) before anything loads."""
-    location = resolve_model(config.teacher)
-    if isinstance(location, Path):
-        check_model_dir(location, role="--teacher")
-    return location
+def _checked_teacher(config) -> Path:
+    """Where the teacher of ``config`` is, checked (config, tokenizer, weights) before anything loads."""
+    return check_model_dir(resolve_model(config.teacher), role="--teacher")
 
 
-def _load_encoders(config, teacher_location: str | Path, student_path: str) -> tuple[Encoder, Encoder]:
+def _load_encoders(config, teacher_location: Path, student_path: str) -> tuple[Encoder, Encoder]:
     """Teacher and student in eval mode on ``config.device`` (``auto``: CUDA when present); zero-shot: one model."""
     device = config.device
     if device == "auto":

@@ -97,8 +97,7 @@ class Encoder(torch.nn.Module):
         """
         location = resolve_model(name_or_path)
         registry_entry = default_model_for(name_or_path)
-        if isinstance(location, Path):
-            check_model_dir(location, role="model")
+        check_model_dir(location, role="model")
         try:
             return cls._load(
                 location, registry_entry, name_or_path, device, pooling, query_prefix, passage_prefix, max_length, projection_dim
@@ -113,7 +112,7 @@ class Encoder(torch.nn.Module):
     def _load(
         cls, location, registry_entry, name_or_path, device, pooling, query_prefix, passage_prefix, max_length, projection_dim
     ):
-        st_config = read_sentence_transformers_config(location) if isinstance(location, Path) else None
+        st_config = read_sentence_transformers_config(location)
         if registry_entry is not None:
             defaults = (registry_entry.pooling, registry_entry.query_prefix, registry_entry.passage_prefix)
         elif st_config is not None:

