@@ -175,6 +175,26 @@ def _is_distill_marker(path: Path) -> bool:
         return False
 
 
+def load_json_file(path: str | os.PathLike, what: str, remedy: str) -> Any:
+    """The parsed content of a JSON file that the project wrote; one line naming the file (and the line and column
+    of a syntax error) and ``remedy`` when it is missing, unreadable or damaged."""
+    from optical.errors import OpticalError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise OpticalError(f"{what} {path} is missing; {remedy}") from None
+    except UnicodeDecodeError:
+        raise OpticalError(f"{what} {path} is damaged (not UTF-8); {remedy}") from None
+    except json.JSONDecodeError as exc:
+        raise OpticalError(
+            f"{what} {path} is damaged (not valid JSON at line {exc.lineno}, column {exc.colno}); {remedy}"
+        ) from None
+    except OSError as exc:
+        raise OpticalError(f"{what} {path} cannot be read ({exc.strerror}); {remedy}") from None
+
+
 def load_yaml_file(path: str | os.PathLike, what: str = "config file") -> Any:
     """The parsed content of a YAML file; one-line errors naming ``file:line:column`` for a syntax
     error, and the file for one that is missing, a directory or not UTF-8.

@@ -132,6 +132,9 @@ def ctx(runs, tmp_path):
     fake_study = tmp / "fake_study"
     (fake_study / "runs").mkdir(parents=True)
     (fake_study / "study.json").write_text('{"runs": []}\n')
+    truncated_study = tmp / "truncated_study"
+    truncated_study.mkdir()
+    (truncated_study / "study.json").write_text('{"runs": [{"run_id": ')
     other_study = tmp / "other_study"
     (other_study / "runs").mkdir(parents=True)
     (other_study / "study.json").write_text('{"study": "another", "config": {"study": "another"}, "runs": []}\n')
@@ -150,6 +153,7 @@ def ctx(runs, tmp_path):
         truncated_run=str(truncated),
         fake_study=str(fake_study),
         other_study=str(other_study),
+        truncated_study=str(truncated_study),
         eval_mse_copy=str(tmp / "eval_mse_copy"),
     )
     return paths

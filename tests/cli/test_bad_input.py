@@ -171,6 +171,12 @@ CASES = [
     ("study-store-file", "study run --config {study_ok_yaml} --out {out} --store {file}", "--store", ["out", "file"]),
     ("study-report-nowhere", "study report {nowhere}", "does not exist", []),
     ("study-report-not-study", "study report {eval_zs}", "study.json is missing", ["eval_zs"]),
+    (
+        "study-report-truncated",
+        "study report {truncated_study}",
+        "study.json is damaged (not valid JSON at line 1",
+        ["truncated_study"],
+    ),
     ("study-report-resamples", "study report {fake_study} --resamples abc", "--resamples", ["fake_study"]),
     ("study-export-nowhere", "study export {nowhere} --out {out}", "does not exist", ["out"]),
     ("study-export-out-file", "study export {fake_study} --out {file}", "file.txt", ["file", "fake_study"]),

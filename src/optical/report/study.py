@@ -53,7 +53,7 @@ from optical.report.compare import difference_text, policy_text
 from optical.report.document import Bullets, Document, Heading, Image, Paragraph, Table
 from optical.report.plots import ForestRow, forest_figure, save_figure
 from optical.report.tuning import is_tuning, tuning_report
-from optical.storage import atomic_write_text
+from optical.storage import atomic_write_text, load_json_file
 from optical.study.layout import MANIFEST, REPORT_DIR
 from optical.train.record import COLLAPSE_SPREAD_RATIO, RunRecord
 
@@ -299,7 +299,9 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     manifest_path = study_dir / MANIFEST
     if not manifest_path.is_file():
         raise OpticalError(f"{manifest_path} is missing: {study_dir} is not a study dir (run `optical study run` first)")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = load_json_file(manifest_path, "study manifest", "rerun `optical study run`, or restore it from git")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("runs"), list) or "reference" not in manifest:
+        raise OpticalError(f"study manifest {manifest_path} is damaged (no runs or reference); rerun `optical study run`")
     if is_tuning(manifest):  # dev-split scores of trials only: no test-split comparison to draw
         return StudyReport(study_dir, study_dir / REPORT_DIR, tuning_report(study_dir, manifest).save(study_dir))
     settings = StatsSettings(n_resamples=n_resamples or int(manifest.get("config", {}).get("n_resamples", 10_000)))
