@@ -130,8 +130,19 @@ def test_budget(mirror_dir):
     assert len(mixture.pairs) == 1000 and mixture.stats.available == 510 + 1996  # one untranslated (French) NTREX line
     with pytest.raises(OpticalError, match="budget 5000 is not available: 2506 usable en-th pairs"):
         build_bitext(mirror_dir, replace(config, budget=5000))
-    with pytest.raises(OpticalError, match="no usable en-th pairs"):
+    with pytest.raises(OpticalError, match="no usable en-th pairs .*; relax the length filter"):
         build_bitext(mirror_dir, replace(config, budget=None, min_length=10_000))
+
+
+def test_no_usable_pairs_says_what_took_the_lines(mirror_dir, tmp_path):
+    greek = tmp_path / "greek.tsv"
+    greek.write_text("".join(f"Sentence number {i} is here.\tΗ πρόταση αριθμός {i} είναι εδώ.\n" for i in range(20)))
+    with pytest.raises(OpticalError, match="20 lines read, skipped: wrong_script 20; the foreign side is not in th's script"):
+        build_bitext(mirror_dir, BitextConfig("th", sources=(str(greek),)))
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("")
+    with pytest.raises(OpticalError, match="the files are empty"):
+        build_bitext(mirror_dir, BitextConfig("el", sources=(str(empty),)))
 
 
 def test_seeded_determinism(mirror_dir):

@@ -312,6 +312,22 @@ class BitextConfig:
     """Refuse a user file on its first malformed line (registered sources are always lenient)."""
 
 
+def _why_no_pairs(counts: dict[str, dict], lang: str) -> str:
+    """What took every line, in words, with the remedy that fits it (a wrong language is not a filter to relax)."""
+    read = sum(c["read"] for c in counts.values())
+    if not read:
+        return "the files are empty; pass files with English<TAB>foreign lines"
+    skipped: dict[str, int] = {}
+    for c in counts.values():
+        for reason, count in c["skipped"].items():
+            skipped[reason] = skipped.get(reason, 0) + count
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items(), key=lambda kv: -kv[1]))
+    what = f"{read} lines read" + (f", skipped: {reasons}" if reasons else "")
+    if skipped and max(skipped, key=skipped.get) == WRONG_SCRIPT:
+        return f"{what}; the foreign side is not in {lang}'s script: check --lang and the file"
+    return f"{what}; relax the length filter, caps or license classes"
+
+
 @dataclass(frozen=True)
 class SourceStats:
     read: int
@@ -496,9 +512,7 @@ def build_bitext(data_dir: str | Path, config: BitextConfig) -> Bitext:
         )
 
     if not pool:
-        raise OpticalError(
-            f"no usable en-{lang} pairs in {' '.join(sources)} after filtering; relax the length filter, caps or license classes"
-        )
+        raise OpticalError(f"no usable en-{lang} pairs in {' '.join(sources)}: {_why_no_pairs(counts, lang)}")
     budget = len(pool) if config.budget is None else config.budget
     if budget > len(pool) or budget <= 0:
         raise OpticalError(
