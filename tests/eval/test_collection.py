@@ -201,6 +201,8 @@ def test_bad_collections_are_one_line_each(teacher, tmp_path, mirror_dir, capsys
     queries = (beir / "queries.jsonl").read_text(encoding="utf-8")
     (beir / "queries.jsonl").write_text("\n", encoding="utf-8")
     assert "is empty: queries.jsonl has no queries" in fails(beir)
+    (beir / "queries.jsonl").write_text(queries + '{"_id": "q-blank", "text": " "}\n', encoding="utf-8")
+    assert "1 queries have no text (first: 'q-blank')" in fails(beir)
     (beir / "queries.jsonl").write_text(queries, encoding="utf-8")
     lenient = read_collection(beir, query_lang="el")  # without --strict: dropped and counted
     assert lenient.unknown_qrels == 2 and len(lenient.queries) == 12
@@ -216,6 +218,11 @@ def test_bad_collections_are_one_line_each(teacher, tmp_path, mirror_dir, capsys
         (empty / name).write_text("", encoding="utf-8")
     assert "is empty: corpus.jsonl has no documents" in fails(empty)
     assert "is not a directory" in fails(tmp_path / "nowhere")
+    trec = tmp_path / "trec-both"
+    trec.mkdir()
+    for name in ("topics.tsv", "corpus.tsv", "corpus.jsonl", "qrels.txt"):
+        (trec / name).write_text("", encoding="utf-8")
+    assert "holds both corpus.jsonl and corpus.tsv" in fails(trec)
     assert "--collection needs --query-lang" in (
         main(["evaluate", "--collection", str(beir), "--student", "zero-shot", "--out", str(tmp_path / "x")]) == 2
         and one_error_line(capsys)

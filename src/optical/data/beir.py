@@ -163,6 +163,8 @@ def _layout(path: Path, split: str) -> tuple[str, Path, Path, Path]:
     if not path.is_dir():
         raise OpticalError(f"collection {path} is not a directory; {_LAYOUTS}")
     if (path / "topics.tsv").is_file() and not (path / "queries.jsonl").is_file():
+        if (path / "corpus.jsonl").is_file() and (path / "corpus.tsv").is_file():
+            raise OpticalError(f"TREC collection {path} holds both corpus.jsonl and corpus.tsv; keep the one to evaluate")
         corpus = path / "corpus.jsonl" if (path / "corpus.jsonl").is_file() else path / "corpus.tsv"
         for needed in (corpus, path / "qrels.txt"):
             if not needed.is_file():
@@ -221,6 +223,12 @@ def read_collection(path: str | Path, split: str = "test", strict: bool = False,
         raise OpticalError(f"collection {path} is empty: {corpus_file.name} has no documents; add documents to search")
     if not all_queries:
         raise OpticalError(f"collection {path} is empty: {queries_file.name} has no queries; add queries")
+    blank = [qid for qid, text in all_queries.items() if not text.strip()]
+    if blank:
+        # An empty query embeds to the same vector as every other empty text; its score would mean nothing.
+        raise OpticalError(
+            f"{queries_file}: {len(blank)} queries have no text (first: {blank[0]!r}); fill them in or remove them"
+        )
     rows = _read_qrels(qrels_file, layout)
     unknown = [(number, qid, doc) for number, qid, doc, _ in rows if qid not in all_queries or doc not in corpus]
     if unknown and strict:
