@@ -72,15 +72,16 @@ def run_command(args: argparse.Namespace) -> int:
         raise OpticalError("optical study needs --config FILE (to run a study) or a subcommand: run, report, export")
     config = load_study_config(args.config)
     study_dir = Path(args.out or f"runs/study-{Path(args.config).stem}")
-    if args.dry_run:
-        print(dry_run(config, study_dir, store=args.store).render())
-        return 0
+    # Built first: a dry run checks the options a real run would refuse, and lists what it would do.
     executor = make_executor(
         ExecutorKind(args.executor),
         progress=not args.quiet,
         address=args.address,
         resources=RayResources(cpus=args.cpus_per_run, gpus=args.gpus_per_run),
     )
+    if args.dry_run:
+        print(dry_run(config, study_dir, store=args.store, from_export=args.from_export).render())
+        return 0
     result = run_study(
         config, study_dir, store=args.store, progress=not args.quiet, from_export=args.from_export, executor=executor
     )

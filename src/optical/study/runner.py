@@ -236,11 +236,28 @@ def _resolve_store(config: StudyConfig, store: str | Path | None) -> Path:
     return Path(store or config.store or default_store()).expanduser()
 
 
-def dry_run(config: StudyConfig, study_dir: str | Path | None = None, store: str | Path | None = None) -> DryRun:
-    """List the runs with their status in the store and estimate the time the pending ones need."""
+def dry_run(
+    config: StudyConfig,
+    study_dir: str | Path | None = None,
+    store: str | Path | None = None,
+    from_export: str | Path | None = None,
+) -> DryRun:
+    """List the runs with their status and estimate the time the pending ones need; writes nothing.
+
+    It refuses what :func:`run_study` would refuse (the study dir, the store, the export), and a run counts as done
+    when the store or the export holds it finished, as it would in a real run (:func:`adopt_exported`)."""
     store_path = _resolve_store(config, store)
+    if study_dir is not None:
+        check_study_dirs(config, Path(study_dir), store_path)
+    export_dir = _export_dir(config, from_export)
     plan = expand(config)
-    statuses = [run_status(run, store_path / run.run_id) for run in plan.runs]
+    statuses = []
+    for run in plan.runs:
+        status = run_status(run, store_path / run.run_id)
+        if not status.done and export_dir is not None and (export_dir / RUNS_DIR / run.run_id).is_dir():
+            exported = run_status(run, export_dir / RUNS_DIR / run.run_id)
+            status = exported if exported.done else status
+        statuses.append(status)
     rates = _MeasuredRates.from_store(store_path)
     estimates = {}
     for status in statuses:
