@@ -155,6 +155,8 @@ def test_explicit_baseline_and_measures(runs):
     assert report.pairs == [("optical", "kd"), ("zero-shot-model", "kd")]
     assert report.measures == {"clir_sentence": ["AP"], "pool": ["AP"]}
     assert report.main_measures == {"clir_sentence": "AP", "pool": "AP"}
+    # A measure may be named as the tables print it (mAP for AP, MRR@10 for RR@10).
+    assert compare_runs(runs, baselines=["kd"], measures=["mAP"], settings=StatsSettings(100)).measures == report.measures
     with pytest.raises(OpticalError, match="baseline 'nobody' is not among"):
         compare_runs(runs, baselines=["nobody"], settings=StatsSettings(100))
 

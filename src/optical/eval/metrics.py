@@ -75,6 +75,12 @@ def aggregate_name(measure: str) -> str:
     return AGGREGATE_NAMES.get(measure, measure)
 
 
+def per_query_name(name: str) -> str:
+    """The per-query measure a display name stands for (``mAP`` -> ``AP``, ``MRR@10`` -> ``RR@10``), so that a
+    user may name a measure as the tables print it; any other name is returned unchanged."""
+    return {shown: measure for measure, shown in AGGREGATE_NAMES.items()}.get(name, name)
+
+
 def get_measure(name: str) -> ir_measures.Measure:
     """The ir_measures measure registered under ``name``."""
     try:

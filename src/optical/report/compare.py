@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from optical.errors import OpticalError
-from optical.eval.metrics import DEFAULT_MEASURES, LANGUAGE_BIAS_MEASURES, aggregate_name
+from optical.eval.metrics import DEFAULT_MEASURES, LANGUAGE_BIAS_MEASURES, aggregate_name, per_query_name
 from optical.eval.results import EvalRun, task_of
 from optical.eval.stats import (
     ALPHA,
@@ -362,10 +362,12 @@ def _systems(runs: list[tuple[Path, EvalRun]]) -> tuple[list[SystemInfo], dict[s
                 f"runs named {name!r} ({', '.join(str(d) for d, _ in seeds)}) are different systems "
                 f"(methods {', '.join(map(str, methods))}; zero-shot {', '.join(map(str, kinds))}): rename one"
             )
-        trained_with: dict[Any, Path] = {}
+        trained_with: dict[int, Path] = {}
         for run_dir, run in seeds:
             seed = run.config.get("distill", {}).get("seed")
-            if not run.is_zero_shot and seed in trained_with:
+            if run.is_zero_shot or seed is None:  # zero-shot trains nothing; no seed recorded: unchecked
+                continue
+            if seed in trained_with:
                 raise OpticalError(
                     f"{trained_with[seed]} and {run_dir} are both system {name!r} trained with seed {seed}: the runs of "
                     "one system are its seeds and must differ in seed; name one otherwise (optical evaluate --system)"
@@ -428,6 +430,7 @@ def compare_runs(
             "(runs sharing a system name are its seeds)"
         )
     if measures is not None:
+        measures = [per_query_name(m) for m in measures]
         available = {m for run in runs for task in run[1].tasks.values() for m in task.per_query}
         unknown = [m for m in measures if m not in available]
         if unknown:
