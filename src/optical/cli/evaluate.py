@@ -20,9 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--student", required=True, help="output dir of `optical distill`, or zero-shot")
     p.add_argument("--out", required=True, help="run dir to write (eval.json, per_query/, runs/, qrels/)")
-    p.add_argument(
-        "--langs", default="el", help="comma-separated XQuAD-R languages, or FLORES ones with --tasks align (default el)"
-    )
+    p.add_argument("--langs", help="comma-separated XQuAD-R languages, or FLORES ones with --tasks align (default el)")
     p.add_argument("--teacher", default="multilingual-e5-small")
     p.add_argument("--tasks", help="comma-separated subset of clir_sentence,clir_paragraph,pool,retention,align (default all)")
     p.add_argument("--scoring", default="dense", help="dense (default) and/or maxsim (late interaction)")
@@ -70,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _shared_settings(args: argparse.Namespace) -> dict:
     """The options the XQuAD evaluation and a collection's evaluation take alike."""
+    if args.system is not None and not args.system.strip():
+        raise OpticalError("--system is empty; give the system a name, or leave --system out for the default")
     return dict(
         student=args.student,
         out_dir=args.out,
@@ -88,6 +88,12 @@ def run_collection(args: argparse.Namespace) -> int:
 
     if not args.query_lang:
         raise OpticalError("--collection needs --query-lang XX, the language of its queries (e.g. el, sw, zh-Hant)")
+    ignored = [flag for flag, value in (("--langs", args.langs), ("--tasks", args.tasks)) if value is not None]
+    if ignored:
+        raise OpticalError(
+            f"{' and '.join(ignored)} choose(s) the XQuAD-R tasks; with --collection the queries' language is --query-lang "
+            "and the task is --task-name"
+        )
     search = {"index": args.index, "exact_below": args.exact_below, "recall_target": args.recall_target}
     config = CollectionConfig(
         collection=args.collection,
@@ -110,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from optical.eval.tasks import TASKS
 
     config = EvalConfig(
-        langs=_csv(args.langs),
+        langs=_csv(args.langs or "el"),
         tasks=_csv(args.tasks) or [str(task) for task in TASKS],
         query_noise=args.query_noise,
         noise_seed=args.noise_seed,

@@ -112,6 +112,8 @@ class EvalConfig:
                 )
         if not 0.0 <= self.query_noise <= 1.0:
             raise OpticalError(f"--query-noise must be in [0, 1], got {self.query_noise}")
+        if not 0 <= self.noise_seed < 2**32:
+            raise OpticalError(f"--noise-seed must be in [0, 2**32), got {self.noise_seed}")
         for name in ("batch_size", "query_max_length", "passage_max_length"):
             if getattr(self, name) < 1:
                 raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
