@@ -107,6 +107,8 @@ def test_cli_check_bitext_any_language_and_bad_input(tmp_path, mirror_dir, capsy
     assert main(["data", "check-bitext", str(path), "--lang", "swh_Latn", "--data-dir", str(mirror_dir)]) == 0
     out = capsys.readouterr().out
     assert "2 lines, 2 pairs kept" in out and "1 pairs match it (normalised) and would be dropped from training" in out
+    assert main(["data", "check-bitext", str(path), "--lang", "sw", "--data-dir", str(tmp_path / "no-data")]) == 0
+    assert "reserved FLORES-200 devtest: not checked" in capsys.readouterr().out  # said, not silently left out
     for argv, expected in (
         ([str(tmp_path / "missing.tsv"), "--lang", "sw"], "does not exist"),
         ([str(tmp_path), "--lang", "sw"], "is a directory"),

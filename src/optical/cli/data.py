@@ -72,9 +72,16 @@ def _check_bitext(args: argparse.Namespace) -> int:
     print(loaded.report.render())
     lang = bitext_language(args.lang).code
     data_dir = data_dir_location(args.data_dir)
-    if lang in FLORES_LANGS and (data_dir / bitext_relpath("flores200_devtest", lang)).is_file():
+    if lang not in FLORES_LANGS:
+        print(f"  reserved FLORES-200 devtest: none for {lang} (not a FLORES-200 language), nothing to drop")
+    elif (data_dir / bitext_relpath("flores200_devtest", lang)).is_file():
         overlap = devtest_overlap(data_dir, lang, loaded.pairs)
         print(f"  reserved FLORES-200 devtest: {overlap} pairs match it (normalised) and would be dropped from training")
+    else:  # said, not skipped: the count of pairs training would drop is part of the answer
+        print(
+            f"  reserved FLORES-200 devtest: not checked, {data_dir / bitext_relpath('flores200_devtest', lang)} is missing "
+            "(run `optical data fetch`, or pass --data-dir)"
+        )
     return 0
 
 

@@ -29,6 +29,8 @@ def resolve_data_dir(flag: str | os.PathLike | None, require: Iterable[str] = GR
     Only presence is checked here (hashes are checked by ``optical data fetch``).
     """
     location = data_dir_location(flag)
+    if location.exists() and not location.is_dir():
+        raise OpticalError(f"data directory {location} is a file, not a directory; pass the directory the data is in")
     remedy = f"run `optical data fetch --data-dir {location}` (or add `--mirror ../shared/data` to copy a local mirror)"
     if not location.is_dir():
         raise OpticalError(f"data directory {location} does not exist; {remedy}")

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from optical.data.registry import GROUPS, DataFile, load_file_registry
 from optical.errors import OpticalError
-from optical.storage import atomic_path, sha256_file
+from optical.storage import atomic_path, check_output_dir, sha256_file
 
 _CHUNK = 1 << 16
 
@@ -141,7 +141,8 @@ def fetch_data(
     dest = Path(dest).expanduser()
     mirror = Path(mirror).expanduser() if mirror is not None else None
     if mirror is not None and not mirror.is_dir():
-        raise OpticalError(f"mirror directory {mirror} does not exist")
+        what = "is a file, not a directory" if mirror.exists() else "does not exist"
+        raise OpticalError(f"mirror directory {mirror} {what}; pass the directory that holds the mirrored data")
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise OpticalError(f"base URL {base_url!r} must start with http:// or https://")
     report = FetchReport(dest)
@@ -152,6 +153,8 @@ def fetch_data(
             report.already_present.append(entry.path)
         else:
             pending.append(entry)
+    if pending:  # a complete data dir may be read-only (a shared mirror used in place)
+        check_output_dir(dest, "--data-dir")
     # Only files still missing need an origin: a complete, verified data dir needs none.
     if mirror is None and base_url is None:
         no_origin = [entry.path for entry in pending if entry.origin_url is None]
