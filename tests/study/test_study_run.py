@@ -69,8 +69,11 @@ def test_smoke_study_runs_every_run_and_writes_the_report(smoke_study):
 def test_report_subcommand_rewrites_the_report(smoke_study, capsys):
     report_md = smoke_study.study_dir / "report" / "report.md"
     report_md.unlink()
+    stale = smoke_study.study_dir / "report" / "plots" / "forest.png"  # the name an older version used
+    stale.write_bytes(b"\x89PNG\r\n\x1a\n")
     assert main(["study", "report", str(smoke_study.study_dir), "--resamples", "200"]) == 0
     assert report_md.is_file() and "report.md" in capsys.readouterr().out
+    assert not stale.exists()  # a plot the report no longer draws does not linger beside it
 
 
 def test_export_is_compact_and_reproduces_the_report(smoke_study, tmp_path, capsys):

@@ -349,6 +349,8 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
 
     atomic_write_text(report_dir / "report.md", doc.markdown())
     atomic_write_text(report_dir / "report.html", doc.html(report_dir))
+    for stale in sorted(set((report_dir / "plots").glob("*.png")) - {report_dir / p for p in ctx.images}):
+        stale.unlink()  # a plot of an earlier report that this one no longer draws (or names differently)
     report.files = [report_dir / "report.md", report_dir / "report.html", *(report_dir / p for p in ctx.images)]
     return report
 
