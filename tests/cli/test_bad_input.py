@@ -152,6 +152,12 @@ CASES = [
     # ---- compare: silent accepts, lost data
     ("compare-same-seed-twice", "compare {eval_zs} {eval_mse} {eval_mse_copy} --out {out}", "trained with seed 0", ["out"]),
     ("compare-no-common-task", "compare {eval_mse} {eval_zs_de} --out {out}", "share no task", ["out"]),
+    (
+        "compare-low-invalid",
+        "compare {eval_zs} {eval_mse} --low el,xx --out {out}",
+        "--low: 'xx' is not a valid language",
+        ["out"],
+    ),
     ("compare-seed-negative", "compare {eval_zs} {eval_mse} --seed -1 --out {out}", "--seed must be in", ["out"]),
     ("compare-one-run", "compare {eval_zs} --out {out}", "two distinct systems", ["out"]),
     ("compare-same-dir-twice", "compare {eval_zs} {eval_mse} {eval_mse} --out {out}", "twice", ["out"]),

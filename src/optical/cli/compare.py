@@ -70,9 +70,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from optical.data.languages import get_language
     from optical.eval.stats import StatsSettings
     from optical.report.compare import compare_runs
 
+    for flag, langs in (("--low", args.low), ("--high", args.high)):
+        for lang in langs:
+            try:
+                get_language(lang)
+            except OpticalError as exc:
+                raise OpticalError(f"{flag}: {exc}") from None
     overlap = set(args.low) & set(args.high)
     if overlap:
         raise OpticalError(f"--low and --high share {', '.join(sorted(overlap))}: a language belongs to one group")
