@@ -214,7 +214,7 @@ CASES = [
     ("model-action", "model bogus", "bogus", []),
     ("model-no-action", "model", "required", []),
     ("command-unknown", "bogus", "bogus", []),
-    ("data-export-beir-foreign", "data export-beir --lang el --out {foreign}", "--overwrite", ["foreign"]),
+    ("data-export-beir-foreign", "data export-beir --lang el --out {foreign}", "holds no BEIR collection", ["foreign"]),
     ("data-summary-nowhere", "data summary --data-dir {nowhere}", "nowhere", []),
     ("data-summary-file", "data summary --data-dir {file}", "is a file, not a directory", ["file"]),
     ("data-fetch-mirror-file", "data fetch --mirror {file} --data-dir {out}", "is a file, not a directory", ["out", "file"]),

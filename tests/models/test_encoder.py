@@ -230,6 +230,12 @@ def test_a_hub_name_in_the_cache_loads_offline_with_its_sentence_transformers_mo
     shutil.copytree(saved, repo / "snapshots" / commit)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
+    # The repo's tree as huggingface_hub records it on a fetch with HUB_FILES: it also lists an export the fetch
+    # left out, so the library calls the snapshot incomplete; what the project needs is there.
+    from huggingface_hub._tree_cache import TreeCacheEntry, write_tree_cache
+
+    listed = [p.relative_to(saved).as_posix() for p in saved.rglob("*") if p.is_file()] + ["onnx/model.onnx"]
+    write_tree_cache(str(repo), commit, {name: TreeCacheEntry(size=1, blob_id="0" * 40) for name in listed})
     from_hub = Encoder.load("someone/tiny-st")
     # Read like a local dir: its prefix (config_sentence_transformers.json) and its Dense projection.
     assert (from_hub.query_prefix, from_hub.hidden_size) == ("query: ", 48)

@@ -74,12 +74,11 @@ def run(args: argparse.Namespace) -> int:
     from optical.eval.stats import StatsSettings
     from optical.report.compare import compare_runs
 
-    for flag, langs in (("--low", args.low), ("--high", args.high)):
-        for lang in langs:
-            try:
-                get_language(lang)
-            except OpticalError as exc:
-                raise OpticalError(f"{flag}: {exc}") from None
+    for flag in ("low", "high"):  # canonical codes (swh_Latn -> sw), as the runs' task keys use them
+        try:
+            setattr(args, flag, [get_language(lang).code for lang in getattr(args, flag)])
+        except OpticalError as exc:
+            raise OpticalError(f"--{flag}: {exc}") from None
     overlap = set(args.low) & set(args.high)
     if overlap:
         raise OpticalError(f"--low and --high share {', '.join(sorted(overlap))}: a language belongs to one group")

@@ -310,10 +310,12 @@ def export_beir(data_dir: str | Path, lang: str, split: str, out: str | Path, ov
     export of the other split) is refused unless ``overwrite``."""
     if split not in ("dev", "test"):
         raise OpticalError(f"--split must be dev or test, got {split!r}")
-    out = Path(out)
-    check_output_dir(out)
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OpticalError(f"--out {out} is not empty; pick another --out, or pass --overwrite to replace it whole")
+    out = check_output_dir(out)  # expanded (~), as write_beir writes it
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / "corpus.jsonl").is_file():
+            raise OpticalError(f"--out {out} is not empty and holds no BEIR collection; pick another --out")
+        if not overwrite:
+            raise OpticalError(f"--out {out} holds a collection; pick another --out, or pass --overwrite to replace it whole")
     task = sentence_task(data_dir, lang, ["en"], split)
     write_beir(out, task.queries, task.candidates, task.qrels, split)
     return read_collection(out, split, strict=True)

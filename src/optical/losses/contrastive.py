@@ -33,10 +33,15 @@ Example:
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
 from optical.losses.base import DistillBatch, DistillLoss, LossOption, LossOutput, positive
+
+#: ``x2en``: each foreign sentence ranks the batch's English ones; ``both``: also each English one the foreign ones.
+DIRECTIONS = ("x2en", "both")
 
 
 class ContrastiveLoss(DistillLoss):
@@ -51,11 +56,11 @@ class ContrastiveLoss(DistillLoss):
             str,
             "x2en",
             "x2en: each foreign sentence ranks the batch's English ones; both: also each English one ranks the foreign ones",
-            choices=("x2en", "both"),
+            choices=DIRECTIONS,
         ),
     )
 
-    def __init__(self, temperature: float = 0.05, directions: str = "x2en") -> None:
+    def __init__(self, temperature: float = 0.05, directions: Literal["x2en", "both"] = "x2en") -> None:
         super().__init__()
         checked = self.check_options({"temperature": temperature, "directions": directions})
         self.temperature, self.directions = checked["temperature"], checked["directions"]

@@ -17,7 +17,15 @@ from optical.errors import OpticalError
 from optical.storage import sha256_file
 
 #: Files from which transformers can build a (fast) tokenizer.
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model", "vocab.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "spm.model",
+    "tokenizer.model",
+    "vocab.json",
+)
 #: Weight files transformers loads, in the order it prefers them.
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 _MAX_HEADER = 100 * 1024 * 1024

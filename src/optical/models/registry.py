@@ -134,8 +134,8 @@ def resolve_model(name_or_path: str | Path) -> Path:
 
 
 #: The files of a hub model repo this project reads: configs, tokenizer files, safetensors weights and the
-#: sentence-transformers modules (pooling, dense projection); not its ONNX, OpenVINO, TF or Flax exports.
-HUB_FILES = ("*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*", "2_Dense/*")
+#: sentence-transformers module folders (``1_Pooling``, ``2_Dense``, ...); not its ONNX, OpenVINO, TF or Flax exports.
+HUB_FILES = ("*.json", "*.txt", "*.model", "*.safetensors", "[0-9]_*/*")
 #: Added when the repo has no safetensors weights at its root.
 HUB_TORCH_WEIGHTS = ("pytorch_model.bin", "pytorch_model-*.bin")
 
@@ -145,31 +145,56 @@ def hub_snapshot(repo_id: str) -> Path:
     dir: its sentence-transformers pooling and projection included, which a bare ``from_pretrained`` of the name
     would ignore.
 
-    Offline, only the cache is tried: with no network, huggingface_hub retries every file for about 45 s before
-    failing, twice per model. One line says which of "no such model" and "no network, not cached" it was.
+    Offline (or when the hub does not answer), only the cache is tried: with no network, huggingface_hub retries
+    every file for about 45 s before failing, twice per model. One line says which of "no such model" and "no
+    network, not cached" it was.
     """
     from huggingface_hub import HfApi, snapshot_download
 
-    online = hub_reachable()
-    try:
-        if not online:
-            return Path(snapshot_download(repo_id, local_files_only=True))
+    if hub_reachable():
+        try:
+            files = HfApi().list_repo_files(repo_id)
+        except Exception as exc:  # a hub error, a gated repo, a flaky connection: a cached copy still serves
+            cached = _cached_snapshot(repo_id)
+            if cached is not None:
+                return cached
+            raise OpticalError(f"model {repo_id} cannot be fetched from the hub ({_first_line(exc)}); {_MODEL_REMEDY}") from None
         patterns = list(HUB_FILES)
-        if not any(name.endswith(".safetensors") and "/" not in name for name in HfApi().list_repo_files(repo_id)):
+        if not any(name.endswith(".safetensors") and "/" not in name for name in files):
             patterns += HUB_TORCH_WEIGHTS
-        return Path(snapshot_download(repo_id, allow_patterns=patterns))
-    except Exception as exc:  # huggingface_hub's errors, chained over several lines: one line instead
-        defaults = ", ".join(DEFAULT_MODELS)
-        if not online:
-            raise OpticalError(
-                f"model {repo_id}: not a local directory or a default model ({defaults}), not in the Hugging Face cache, "
-                f"and the hub ({_hub_host()[0]}) cannot be reached; pass a local model dir"
-            ) from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        try:
+            return Path(snapshot_download(repo_id, allow_patterns=patterns))
+        except Exception as exc:  # huggingface_hub's errors, chained over several lines: one line instead
+            raise OpticalError(f"model {repo_id} cannot be fetched from the hub ({_first_line(exc)}); {_MODEL_REMEDY}") from None
+    cached = _cached_snapshot(repo_id)
+    if cached is None:
         raise OpticalError(
-            f"model {repo_id} cannot be fetched from the hub ({type(exc).__name__}: {first}); check the name, or pass a "
-            f"local model dir or one of {defaults}"
-        ) from None
+            f"model {repo_id}: not a local directory or a default model, not in the Hugging Face cache, and the hub "
+            f"({_hub_host()[0]}) cannot be reached; {_MODEL_REMEDY}"
+        )
+    return cached
+
+
+_MODEL_REMEDY = f"check the name, or pass a local model dir or one of {', '.join(DEFAULT_MODELS)}"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _cached_snapshot(repo_id: str) -> Path | None:
+    """The cached snapshot of ``repo_id``, or None. A snapshot fetched with :data:`HUB_FILES` lacks the repo's other
+    files, which huggingface_hub then calls incomplete: what this project needs is checked by ``check_model_dir``."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import IncompleteSnapshotError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except IncompleteSnapshotError as exc:
+        return Path(exc.snapshot_path)
+    except (LocalEntryNotFoundError, ValueError, OSError):
+        return None
 
 
 def _hub_host() -> tuple[str, int]:

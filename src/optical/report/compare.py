@@ -474,6 +474,13 @@ def compare_runs(
         group_langs = {g: members for g, members in group_langs.items() if len(members) >= 2}
         for measure in report.measures[task]:
             _compare_task(report, samples, task, measure, langs, group_langs)
+    if not pairs:
+        raise OpticalError(
+            f"every system is a --baseline ({', '.join(s.name for s in systems)}), so nothing is compared with them; "
+            "name fewer baselines"
+        )
+    if not report.comparisons and tasks and not any(report.measures.values()):
+        raise OpticalError(f"none of --measures {', '.join(measures or [])} is held by the tasks the runs share; pick others")
     if not report.comparisons:
         held = "; ".join(f"{name}: {', '.join(sorted(key for n, key in samples if n == name))}" for name in seeds_of)
         raise OpticalError(f"the runs share no task and language, so nothing can be compared ({held}); evaluate them alike")

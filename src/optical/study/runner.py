@@ -439,13 +439,14 @@ def run_study(
     study_dir = Path(study_dir)
     store_path = _resolve_store(config, store)
     check_study_dirs(config, study_dir, store_path)
+    export_dir = _export_dir(config, from_export)
     plan = expand(config)
     study_dir.mkdir(parents=True, exist_ok=True)
+    models = prepare_models(config, store_path, build=True)
+    # Unlinked only once nothing can refuse the run any more, right before the new manifest replaces the old one.
     stale = _unlink_stale_runs(study_dir, {run.run_id for run in plan.runs})
     if stale and progress:
         print(f"{study_dir}: the config no longer asks for {len(stale)} run(s); unlinked (kept in the store)", file=sys.stderr)
-    models = prepare_models(config, store_path, build=True)
-    export_dir = _export_dir(config, from_export)
     links = [_link(study_dir, store_path, run.run_id) for run in plan.runs]
     if export_dir is not None:
         for run, link in zip(plan.runs, links):

@@ -102,10 +102,10 @@ class DistillConfig:
             raise OpticalError(f"--eval-every must be >= 0 (0: at the end of each epoch), got {self.eval_every}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise OpticalError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise OpticalError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
-            raise OpticalError(f"max_grad_norm must be a finite number > 0, got {self.max_grad_norm}")
+        if not 0.0 <= self.warmup_ratio <= 1.0:
+            raise OpticalError(f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
+        if not (math.isfinite(self.max_grad_norm) and self.max_grad_norm >= 0):
+            raise OpticalError(f"max_grad_norm must be a finite number >= 0 (0: no clipping), got {self.max_grad_norm}")
         if self.select_on == "flores_dev" and "flores200_sib_dev_extra" in self.sources:
             raise OpticalError(
                 "--select-on flores_dev selects on flores200_sib_dev_extra, which is also a training source; "

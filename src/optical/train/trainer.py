@@ -625,19 +625,34 @@ class DistillTrainer:
         values = [torch.as_tensor(logs.get(k, float("nan"))).float() for _, logs in self.pending for k in names]
         device = self.accelerator.device
         read = torch.stack([v.to(device) for v in values]).tolist() if values else []
+        diverged = None
         for row, (entry, _) in enumerate(self.pending):
             line = {**entry, **dict(zip(names, read[row * len(names) : (row + 1) * len(names)]))}
             self.log(line)
-            if not math.isfinite(line.get("loss", 0.0)):
-                # Every later step would train on NaN weights and the run would still "finish" with a broken student.
-                raise OpticalError(
-                    f"training diverged: loss {line['loss']} at step {line['step']}; rerun with a lower --lr "
-                    f"(now {self.config.lr:g}) or --mixed-precision no, and --overwrite"
-                )
+            if diverged is None and not math.isfinite(line.get("loss", 0.0)):
+                diverged = line
+        self._stop_if_diverged(diverged)
         last = dict(zip(names, read[-len(names) :])) if names else {}
         self.bar.set_postfix(loss=f"{last.get('loss', float('nan')):.4f}", pairs_s=f"{self.pending[-1][0]['pairs_per_s']:.1f}")
         self.pending.clear()
         self.clock.flush()
+
+    def _stop_if_diverged(self, line: dict | None) -> None:
+        """Raise on every process when any process logged a non-finite loss (``line``: its first such log line).
+
+        Every later step would train on NaN weights and the run would still "finish" with a broken student. The
+        processes agree first (one all-reduce per log interval), so that none raises while the others wait in
+        the next step's gradient all-reduce."""
+        flag = torch.tensor([0.0 if line is None else 1.0], device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            flag = self.accelerator.reduce(flag, reduction="sum")
+        if flag.item() == 0:
+            return
+        where = f"loss {line['loss']} at step {line['step']}" if line is not None else "a non-finite loss on another process"
+        precision = " or --mixed-precision no" if self.config.mixed_precision != "no" else ""
+        raise OpticalError(
+            f"training diverged: {where}; rerun with a lower --lr (now {self.config.lr:g}){precision}, and --overwrite"
+        )
 
     def evaluate_dev(self, step: int) -> None:
         """The dev metric of the current student; a new best is saved to ``best/``."""
