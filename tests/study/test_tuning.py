@@ -85,7 +85,7 @@ def test_a_cell_with_distill_values_needs_a_trial_name_and_valid_values(tuning_r
         parse_study_config(raw, source="tune.yaml")
     raw = copy.deepcopy(tuning_raw)
     raw["cells"][1]["distill"]["lr"] = -1.0
-    with pytest.raises(OpticalError, match=r"tune.yaml: cells\[1\].distill \(trial lr-1e-3\): --lr must be > 0"):
+    with pytest.raises(OpticalError, match=r"tune.yaml: cells\[1\].distill \(trial lr-1e-3\): --lr must be a finite number > 0"):
         parse_study_config(raw, source="tune.yaml")
     raw = copy.deepcopy(tuning_raw)
     raw["cells"][2]["distill"]["seed"] = 3
@@ -122,7 +122,7 @@ def test_per_method_settings_are_checked_when_the_config_is_read(smoke_raw, tuni
         ({"contrastive": {"lr": 1.0e-4}}, r"s.yaml: base.per_method: method 'contrastive' does not run in this study"),
         ({"mse": {"seed": 1}}, r"s.yaml: base.per_method.mse: unknown key\(s\) seed"),
         ({"mse": {"loss_options": {"ot": {"eps": 0.1}}}}, r"base.per_method.mse.loss_options names ot, which mse does not use"),
-        ({"ot": {"lr": -1.0}}, r"s.yaml: base.per_method.ot: --lr must be > 0"),
+        ({"ot": {"lr": -1.0}}, r"s.yaml: base.per_method.ot: --lr must be a finite number > 0"),
     ]
     for per_method, message in cases:
         raw = copy.deepcopy(smoke_raw)

@@ -46,7 +46,7 @@ def test_bad_variants_are_refused_in_one_line(variant_raw):
             r"variants.v.loss_options names ot, which mse does not use",
         ),
         ({"v": {"method": "ot", "seed": 3}}, r"variants.v: unknown key\(s\) seed"),
-        ({"v": {"method": "ot", "lr": -1.0}}, r"s.yaml: variants.v: --lr must be > 0"),
+        ({"v": {"method": "ot", "lr": -1.0}}, r"s.yaml: variants.v: --lr must be a finite number > 0"),
     ]
     for variants, message in cases:
         raw = copy.deepcopy(variant_raw)
