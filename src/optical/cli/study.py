@@ -70,6 +70,9 @@ def run_command(args: argparse.Namespace) -> int:
 
     if not args.config:
         raise OpticalError("optical study needs --config FILE (to run a study) or a subcommand: run, report, export")
+    # Imported now, not after hours of runs: a checkout updated meanwhile would mix old and new modules.
+    from optical.report import write_study_report
+
     config = load_study_config(args.config)
     study_dir = Path(args.out or f"runs/study-{Path(args.config).stem}")
     # Built first: a dry run checks the options a real run would refuse, and lists what it would do.
@@ -93,8 +96,6 @@ def run_command(args: argparse.Namespace) -> int:
     for run_id, error in result.failures.items():
         print(f"failed: {run_id}: {error}")
     if not args.no_report:
-        from optical.report import write_study_report
-
         report = write_study_report(study_dir)
         print(f"report: {report.files[0]} and {report.files[1]}")
     return 1 if result.failures else 0
