@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="LOSS.NAME=VALUE",
-        help="loss option, e.g. ot.eps=0.05, ot.tau=1.0, ot.marginals=idf, contrastive.temperature=0.05",
+        help="loss option, e.g. ot.eps=0.05, ot.tau=1.0, ot.marginals=idf, contrastive.directions=both",
     )
     p.add_argument("--batch-size", type=int)
     p.add_argument("--grad-accum", type=int)
