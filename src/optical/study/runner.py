@@ -149,6 +149,12 @@ def _export_dir(config: StudyConfig, from_export: str | Path | None) -> Path | N
     return None  # the config names an export not written yet: nothing to adopt
 
 
+def _exported_status(run: StudyRun, export_dir: Path | None) -> RunStatus | None:
+    """What an export holds of ``run`` (None: no export, or the run is not in it)."""
+    source = export_dir / RUNS_DIR / run.run_id if export_dir is not None else None
+    return run_status(run, source) if source is not None and source.is_dir() else None
+
+
 def adopt_exported(run: StudyRun, run_dir: Path, export_dir: Path) -> bool:
     """Copy ``run``'s finished distillation record and evaluations from an export into its store entry.
 
@@ -157,7 +163,7 @@ def adopt_exported(run: StudyRun, run_dir: Path, export_dir: Path) -> bool:
     export: evaluating a new typo rate of an adopted run is refused in one line (rerun it with the weights).
     """
     source = export_dir / RUNS_DIR / run.run_id
-    exported = run_status(run, source) if source.is_dir() else None
+    exported = _exported_status(run, export_dir)
     if exported is None or not exported.done or run_status(run, run_dir).done:
         return False
     parts = ([] if run.is_zero_shot else [Path(DISTILL_DIR) / RUN_JSON]) + [Path(eval_dir_name(q)) for q in run.query_noises]
@@ -254,10 +260,8 @@ def dry_run(
     statuses = []
     for run in plan.runs:
         status = run_status(run, store_path / run.run_id)
-        if not status.done and export_dir is not None and (export_dir / RUNS_DIR / run.run_id).is_dir():
-            exported = run_status(run, export_dir / RUNS_DIR / run.run_id)
-            status = exported if exported.done else status
-        statuses.append(status)
+        exported = _exported_status(run, export_dir) if not status.done else None
+        statuses.append(exported if exported is not None and exported.done else status)
     rates = _MeasuredRates.from_store(store_path)
     estimates = {}
     for status in statuses:
