@@ -62,12 +62,18 @@ def test_kill_and_resume_gives_the_same_weights(tiny_teacher, tmp_path):
     killed_at = checkpoint_step(killed_dir)
     assert 0 < killed_at < 96, f"the run was not killed mid-way (checkpoint at step {killed_at})"
     assert not (killed_dir / "run.json").exists()
+    at_kill = json.loads((killed_dir / "checkpoint" / "trainer_state.json").read_text())
 
     resumed = subprocess.run(command(tiny_teacher, killed_dir), env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     info = json.loads((killed_dir / "run.json").read_text())
     assert info["result"]["resumed_from_step"] >= killed_at
     assert info["result"]["steps"] == 96
+    # The total counts the killed session up to its checkpoint, not only the resumed one.
+    timings = info["timings"]
+    resumed_training = timings["train_seconds"] - at_kill["train_seconds"]
+    assert at_kill["wall_seconds"] > at_kill["train_seconds"] > 0
+    assert timings["total_seconds"] >= at_kill["wall_seconds"] + resumed_training
 
     clean = subprocess.run(command(tiny_teacher, clean_dir), env=env, capture_output=True, text=True)
     assert clean.returncode == 0, clean.stderr

@@ -853,11 +853,14 @@ def _training_section(doc: Document, study_dir: Path, manifest: dict) -> None:
         )
     if minutes:
         doc.add(
-            Paragraph("Cost: training minutes per run (wall clock of the training loop) by method and bitext budget."),
+            Paragraph(
+                "Cost: training minutes per run (wall clock of the training loop) by method and bitext budget. The median "
+                "is the typical cost; the max shows runs that were paused or shared the machine."
+            ),
             Table(
-                ["method", "budget", "runs", "mean min", "min", "max"],
+                ["method", "budget", "runs", "median min", "min", "max"],
                 [
-                    [method, budget, str(len(v)), f"{np.mean(v):.1f}", f"{min(v):.1f}", f"{max(v):.1f}"]
+                    [method, budget, str(len(v)), f"{np.median(v):.1f}", f"{min(v):.1f}", f"{max(v):.1f}"]
                     for (method, budget), v in sorted(minutes.items())
                 ],
             ),

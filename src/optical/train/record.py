@@ -75,7 +75,8 @@ def versions() -> dict[str, str]:
 @dataclass(frozen=True)
 class RunTimings:
     """Wall seconds: loading the teacher, its cache and the dev selector; training (summed over
-    resumed sessions, without the pauses between them); the whole last call of ``distill``."""
+    resumed sessions, without the pauses between them); the whole run (every session of ``distill`` up to its last
+    checkpoint, then the last session; runs written before checkpoints carried it count only the last session)."""
 
     teacher_seconds: float
     train_seconds: float
@@ -83,7 +84,8 @@ class RunTimings:
 
     @property
     def overhead_seconds(self) -> float:
-        """What the run cost besides its training steps (never negative)."""
+        """What the run cost besides its training steps (never negative: older resumed runs' totals count only their
+        last session)."""
         return max(0.0, self.total_seconds - self.train_seconds)
 
 

@@ -131,6 +131,8 @@ class _TrainerState:
     best_step: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
+    # Wall seconds of the whole run up to this checkpoint, so a resumed run's total counts its earlier sessions.
+    wall_seconds: float = 0.0
     # The processes that wrote it: a step's global batch counts them, and the fingerprint does not.
     # None in checkpoints written before it was recorded.
     num_processes: int | None = None
@@ -497,6 +499,7 @@ class DistillTrainer:
         self.state = _load_checkpoint(accelerator, self.out) or _TrainerState()
         self.state.num_processes = accelerator.num_processes
         self.resumed_from = self.state.step or None
+        self.earlier_wall_seconds = self.state.wall_seconds
         self.log_path = self.out / "metrics.jsonl"
         if accelerator.is_main_process:
             kept = []
@@ -683,6 +686,7 @@ class DistillTrainer:
         """Count the training time so far, then write the checkpoint atomically."""
         self.state.train_seconds += time.perf_counter() - self.tick
         self.tick = time.perf_counter()
+        self.state.wall_seconds = self.earlier_wall_seconds + self.tick - self.started
         _save_checkpoint(self.accelerator, self.out, self.state)
 
     # ------------------------------------------------------------------ finish
@@ -697,7 +701,7 @@ class DistillTrainer:
             selection_metric=self.selector.metric if self.selector else None,
             best_step=state.best_step,
             best_metric=state.best_metric,
-            seconds=time.perf_counter() - self.started,
+            seconds=self.earlier_wall_seconds + time.perf_counter() - self.started,
             pairs_per_second=pairs / max(state.train_seconds, 1e-9),
             resumed_from_step=self.resumed_from,
             history=state.history,
