@@ -81,6 +81,14 @@ def test_a_study_with_a_variant_reports_it_against_ot(variant_raw, study_env, tm
     assert gap == pytest.approx(low - high, abs=0.0015) and ci_low <= gap <= ci_high
     assert "Holm family: each ablation vs ot, arm reference" in markdown
     assert "ot-unbalanced vs mse" in markdown  # a variant of ot is an OT method: it meets the KD baseline too
+    # At a glance: per task, better / worse / not significant over el and de, and the mean of their differences.
+    glance = re.search(r"^\| reference \| ot vs mse \| (.*) \|$", markdown, re.MULTILINE)
+    assert glance is not None
+    first_cell = glance.group(1).split(" | ")[0]  # clir_sentence, the first question task
+    better, worse, same, mean = re.fullmatch(r"(\d+) / (\d+) / (\d+) \(([-+.\d]+)\)", first_cell).groups()
+    assert int(better) + int(worse) + int(same) == 2
+    clir = [r.comparison.diff for r in report.question if (r.method, r.baseline, r.task) == ("ot", "mse", "clir_sentence")]
+    assert float(mean) == pytest.approx(sum(clir) / 2, abs=0.0006)
     manifest = json.loads((result.study_dir / "study.json").read_text())
     entry = next(e for e in manifest["runs"] if e["method"] == "ot-unbalanced")
     run = json.loads((result.study_dir / entry["distill_dir"] / "run.json").read_text())

@@ -453,7 +453,9 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
             "method minus baseline on the main measure of each task, seed-averaged, with the 95% CI over queries and "
             "seeds; each arm's comparisons form their own Holm families (named in each sentence). Change rows compare "
             "the per-query change from the reference condition (seed by seed) of OT with that of the baseline: "
-            "positive means OT gains more, or loses less."
+            "positive means OT gains more, or loses less. At a glance: each cell counts the languages and conditions "
+            "where the first system is significantly better / significantly worse / not significantly different "
+            "(Holm, within the arm), with the mean difference in brackets."
         )
     )
     kd_pairs = [(ot, base) for ot in ot_methods for base in baselines]
@@ -462,30 +464,32 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         for m in ctx.trained
         if ABLATION_REFERENCE in ctx.trained and m != ABLATION_REFERENCE and not ctx.is_kd(m)
     ]
-    for arm in _arms(ctx.index):
-        kd_rows = _comparisons(ctx, kd_pairs, arm, arm.family(KD_FAMILY))
-        zero_rows = _comparisons(ctx, [(m, ZERO_SHOT) for m in ctx.trained], arm, arm.family(ZERO_SHOT_FAMILY))
-        ablation_rows = _comparisons(ctx, ablation_pairs, arm, arm.family(ABLATION_FAMILY))
-        change_rows = _changes(ctx, kd_pairs, arm) if arm.axes else []
-        report.question += kd_rows + zero_rows + ablation_rows
-        report.robustness += change_rows
-        sentences = [_verdict(kd_rows, ctx, ot, base) for ot, base in kd_pairs]
-        sentences += [_verdict(zero_rows, ctx, m, ZERO_SHOT) for m in ctx.trained]
-        sentences += [_verdict(ablation_rows, ctx, m, base) for m, base in ablation_pairs]
-        sentences += [_verdict(change_rows, ctx, ot, base, change=arm) for ot, base in kd_pairs]
+    results = [
+        _ArmResult(
+            arm,
+            kd=_comparisons(ctx, kd_pairs, arm, arm.family(KD_FAMILY)),
+            zero=_comparisons(ctx, [(m, ZERO_SHOT) for m in ctx.trained], arm, arm.family(ZERO_SHOT_FAMILY)),
+            ablation=_comparisons(ctx, ablation_pairs, arm, arm.family(ABLATION_FAMILY)),
+            change=_changes(ctx, kd_pairs, arm) if arm.axes else [],
+        )
+        for arm in _arms(ctx.index)
+    ]
+    doc.add(_glance_table(results, ctx))
+    for result in results:
+        arm = result.arm
+        report.question += result.kd + result.zero + result.ablation
+        report.robustness += result.change
+        sentences = [_verdict(result.kd, ctx, ot, base) for ot, base in kd_pairs]
+        sentences += [_verdict(result.zero, ctx, m, ZERO_SHOT) for m in ctx.trained]
+        sentences += [_verdict(result.ablation, ctx, m, base) for m, base in ablation_pairs]
+        sentences += [_verdict(result.change, ctx, ot, base, change=arm) for ot, base in kd_pairs]
         if not arm.axes:
             sentences += _resource_contrasts(ctx, kd_pairs + [(m, ZERO_SHOT) for m in ot_methods])
         levels = "; ".join(_condition_label(c, list(arm.axes)) for c in arm.conditions) if arm.axes else ""
         doc.add(Heading(3, f"Arm: {arm.name}" + (f" ({levels})" if levels else "")))
         doc.add(Bullets([s for s in sentences if s]))
-        _forest(doc, ctx, arm, [r for r in kd_rows + zero_rows if ctx.uses_ot(r.method)])
-        families = (
-            (KD_FAMILY, kd_rows),
-            (ZERO_SHOT_FAMILY, zero_rows),
-            (ABLATION_FAMILY, ablation_rows),
-            (CHANGE_FAMILY, change_rows),
-        )
-        for kind, rows in families:
+        _forest(doc, ctx, arm, [r for r in result.kd + result.zero if ctx.uses_ot(r.method)])
+        for kind, rows in result.families():
             needed = resamples_for_family(len(rows))
             if rows and ctx.settings.n_resamples < needed:
                 doc.add(
@@ -500,6 +504,49 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         doc.add(
             _comparison_table(report.robustness, ctx, ["OT", "baseline", "changed condition", "OT change", "baseline change"])
         )
+
+
+@dataclass(frozen=True)
+class _ArmResult:
+    """Every comparison of one arm, computed before any of it is rendered."""
+
+    arm: Arm
+    kd: list[QuestionRow]
+    zero: list[QuestionRow]
+    ablation: list[QuestionRow]
+    change: list[QuestionRow]
+
+    def families(self) -> tuple[tuple[str, list[QuestionRow]], ...]:
+        return (
+            (KD_FAMILY, self.kd),
+            (ZERO_SHOT_FAMILY, self.zero),
+            (ABLATION_FAMILY, self.ablation),
+            (CHANGE_FAMILY, self.change),
+        )
+
+
+def _glance_table(results: list[_ArmResult], ctx: _Context) -> Table:
+    """One row per arm and comparison, one column per task: how many cells (language x condition) went each way
+    after Holm, and the mean difference; the subsections below name the cells."""
+    tasks = ctx.question_tasks
+    rows = []
+    for result in results:
+        for kind, family_rows in result.families():
+            for method, baseline in dict.fromkeys((r.method, r.baseline) for r in family_rows):
+                pair = [r for r in family_rows if r.method == method and r.baseline == baseline]
+                cells = []
+                for task in tasks:
+                    mine = [r.comparison for r in pair if r.task == task]
+                    if not mine:
+                        cells.append("-")
+                        continue
+                    better = sum(c.significant and c.diff > 0 for c in mine)
+                    worse = sum(c.significant and c.diff < 0 for c in mine)
+                    mean = number(float(np.mean([c.diff for c in mine])), True)
+                    cells.append(f"{better} / {worse} / {len(mine) - better - worse} ({mean})")
+                label = f"{method} vs {baseline}" + (", change from the reference" if kind == CHANGE_FAMILY else "")
+                rows.append([result.arm.name, label, *cells])
+    return Table(["arm", "comparison", *(f"{t} {aggregate_name(main_measure(t))}" for t in tasks)], rows)
 
 
 def _resource_contrasts(ctx: _Context, pairs: list[tuple[str, str]]) -> list[str]:
