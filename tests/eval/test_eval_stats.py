@@ -221,3 +221,20 @@ def test_resource_gap_with_one_and_with_several_seeds():
 def test_pooling_needs_the_same_seeds_in_every_language():
     with pytest.raises(OpticalError, match="different numbers of seeds"):
         Sample.pooled("s", {"el": Sample("s", ({"q": 1.0},)), "th": Sample("s", ({"q": 1.0}, {"q": 0.0}))})
+
+
+def test_a_p_value_at_the_resampling_floor_is_printed_as_an_upper_bound():
+    from optical.report.compare import p_holm_text
+
+    rng = np.random.default_rng(0)
+    base = rng.random(300)
+    seeds_a = tuple({f"q{i}": float(v) + 0.5 + 0.01 * s for i, v in enumerate(base)} for s in range(3))
+    b = Sample("b", ({f"q{i}": float(v) for i, v in enumerate(base)},))
+    far = compare(Sample("a", seeds_a), b, "AP", StatsSettings(999))  # no resampled difference near 0
+    assert far.p_value == pytest.approx(2 / 1000) and far.p_at_floor
+    assert p_holm_text(far) == "≤ 0.002" and p_holm_text(far.with_holm(0.006)) == "≤ 0.006"
+    near = compare(Sample("a", (seeds_a[0],)), Sample("a2", (seeds_a[0],)), "AP", StatsSettings(999))
+    assert near.p_value == 1.0 and not near.p_at_floor and p_holm_text(near) == "1.000"
+    # The sign-flip test enumerates up to EXACT_MAX_NONZERO differences: its p is exact, never a floor.
+    exact = compare(Sample("a", ({"q0": 1.0, "q1": 1.0},)), Sample("b", ({"q0": 0.0, "q1": 0.0},)), "AP", StatsSettings(99))
+    assert exact.p_floor == 0.0 and not exact.p_at_floor

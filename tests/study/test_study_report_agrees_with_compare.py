@@ -72,3 +72,30 @@ def test_a_family_too_large_for_its_resamples_is_flagged(smoke_study, tmp_path):
     assert int(warning.group(2)) == resamples_for_family(int(warning.group(1)))
     write_study_report(copy, n_resamples=RESAMPLES)
     assert "Warning: the family" not in (copy / "report" / "report.md").read_text()
+
+
+def test_the_typo_arm_leaves_out_the_alignment_task_and_compares_ot_with_zero_shot(both):
+    _, study, _ = both
+    typo_rows = [r for r in study.question + study.robustness if r.condition[4] != 0.0]
+    assert typo_rows and {r.task for r in typo_rows} == {"clir_sentence"}  # query typos do not touch FLORES
+    assert {r.task for r in study.question if r.condition[4] == 0.0} == {"clir_sentence", "align_x2en", "align_en2x"}
+    assert {(r.method, r.baseline) for r in study.robustness} == {("ot", "mse"), ("ot", "zero-shot")}
+
+
+def test_a_baseline_that_kept_its_initial_student_is_marked(smoke_study, tmp_path):
+    copy = tmp_path / "study"
+    shutil.copytree(smoke_study.study_dir, copy, ignore=shutil.ignore_patterns("report"))
+    manifest = json.loads((copy / "study.json").read_text())
+    for entry in manifest["runs"]:
+        if entry["method"] == "mse":  # as if dev selection had kept step 0 in both seeds
+            run_json = copy / entry["distill_dir"] / "run.json"
+            info = json.loads(run_json.read_text())
+            info["result"]["best_step"] = 0
+            run_json.write_text(json.dumps(info))
+    report = write_study_report(copy, n_resamples=RESAMPLES)
+    text = (copy / "report" / "report.md").read_text()
+    assert "mse kept its initial student in every seed for el (dev selection chose step 0)" in text
+    ot_vs_mse = [line for line in text.splitlines() if line.startswith("| ot | mse ‡ | el |")]
+    rows = report.question + report.robustness  # the level table and the change table
+    assert len(ot_vs_mse) == sum(1 for r in rows if (r.method, r.baseline) == ("ot", "mse"))
+    assert "| ot | zero-shot ‡" not in text  # only a trained baseline can keep its initial student

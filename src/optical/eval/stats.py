@@ -122,6 +122,13 @@ class PairedComparison:
     losses: int
     significant: bool
     family: str = ""
+    #: The smallest p-value the test can return with its resamples (0 for an exact test): a p at it means "this
+    #: small or smaller", which more resamples would resolve.
+    p_floor: float = 0.0
+
+    @property
+    def p_at_floor(self) -> bool:
+        return self.p_floor > 0 and self.p_value <= self.p_floor * (1 + 1e-9)
 
     def with_holm(self, p_holm: float, family: str = "") -> PairedComparison:
         return replace(self, p_holm=p_holm, significant=p_holm < ALPHA, family=family or self.family)
@@ -496,9 +503,12 @@ def compare(a: Sample, b: Sample, measure: str, settings: StatsSettings = StatsS
     if max(a.n_seeds, b.n_seeds) == 1:
         p_value = randomisation_test(diffs, settings.n_resamples, settings.seed)
         ci = bootstrap_ci(diffs, settings.n_resamples, settings.seed)
+        monte_carlo = np.count_nonzero(np.abs(diffs) > _TOLERANCE) > EXACT_MAX_NONZERO  # else enumerated: exact
+        p_floor = 1 / (settings.n_resamples + 1) if monte_carlo else 0.0
     else:
         two_level = seed_and_query_bootstrap(a.per_seed, b.per_seed, settings.n_resamples, settings.seed)
         ci, p_value = two_level.ci, two_level.p_value
+        p_floor = 2 / (settings.n_resamples + 1)  # bootstrap_p_value with no resampled difference across 0
     return PairedComparison(
         system_a=a.system,
         system_b=b.system,
@@ -516,6 +526,7 @@ def compare(a: Sample, b: Sample, measure: str, settings: StatsSettings = StatsS
         ties=int(np.count_nonzero(np.abs(diffs) <= _TOLERANCE)),
         losses=int(np.count_nonzero(diffs < -_TOLERANCE)),
         significant=p_value < ALPHA,
+        p_floor=p_floor,
     )
 
 

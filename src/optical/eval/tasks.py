@@ -71,6 +71,12 @@ class TaskSpec:
     language_bias: bool
     query_langs: str
 
+    @property
+    def takes_query_typos(self) -> bool:
+        """Whether ``--query-noise`` acts on it: typos go into the queries of ranked retrieval, not into the FLORES
+        sentences of the alignment task."""
+        return self.build is not None
+
     def langs_for(self, requested: list[str]) -> list[str]:
         if self.query_langs == "english":
             return ["en"]
@@ -143,6 +149,12 @@ def parse_task(name: str) -> Task:
         return Task(name)
     except ValueError:
         raise OpticalError(f"unknown task {name!r}; choose from {', '.join(TASKS)}") from None
+
+
+def task_spec(result_name: str) -> TaskSpec | None:
+    """The task that writes a result name (``align_x2en`` -> the alignment task); None if unknown."""
+    base = result_name.removesuffix(MAXSIM_SUFFIX)
+    return next((spec for spec in TASKS.values() if base in spec.results), None)
 
 
 def main_measure(result_name: str) -> str | None:

@@ -126,8 +126,11 @@ def policy_text(settings: StatsSettings) -> str:
         "query draw for both systems). Its two-sided p-value comes from a paired randomisation (sign-flip) test over "
         "queries when both systems have one seed (Smucker, Allan & Carterette, CIKM 2007), and from the same two-level "
         "bootstrap as its CI when either has several (the p-value that inverts the percentile interval, so seed spread "
-        "counts and † agrees with a CI that leaves out 0). p-values are Holm-corrected (Holm 1979) within "
-        f"the family named beside it; {SIGNIFICANT_MARK} marks p_holm < {ALPHA}."
+        f"counts, and before correction p < {ALPHA} agrees with a CI that leaves out 0). p-values are Holm-corrected "
+        f"(Holm 1979) within the family named beside it; {SIGNIFICANT_MARK} marks p_holm < {ALPHA}. The CIs are not "
+        f"corrected for multiplicity: a CI clear of 0 without {SIGNIFICANT_MARK} did not survive Holm. A p printed as "
+        "'≤ x' sits at its test's resampling floor (2/(R+1) for the bootstrap, 1/(R+1) for the sign-flip test, before "
+        "correction): the true p may be smaller."
     )
 
 
@@ -281,7 +284,7 @@ class ComparisonReport:
             row += [f"{number(c.mean)} {interval(c.ci_low, c.ci_high)}" if c else "–" for c in cells]
             for system, baseline in self.pairs:
                 c = self.comparison(system, baseline, task, scope, measure)
-                row += ["–", "–"] if c is None else [difference_text(c), p_value(c.p_holm)]
+                row += ["–", "–"] if c is None else [difference_text(c), p_holm_text(c)]
             rows.append(row)
         return Table(header, rows)
 
@@ -297,6 +300,12 @@ class ComparisonReport:
         atomic_write_text(out_dir / "report.md", self.to_markdown(plots))
         atomic_write_json(out_dir / "comparison.json", self.to_json())
         return [out_dir / "report.md", out_dir / "comparison.json", *(out_dir / p for p in plots)]
+
+
+def p_holm_text(c: PairedComparison) -> str:
+    """``0.015``, or ``≤ 0.015`` when the uncorrected p sits at its test's resampling floor (the true p may be
+    smaller: more resamples would show how much)."""
+    return ("≤ " if c.p_at_floor else "") + p_value(c.p_holm)
 
 
 def difference_text(c: PairedComparison) -> str:

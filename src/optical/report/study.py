@@ -46,10 +46,10 @@ from optical.eval.stats import (
     resource_gap,
     summarize,
 )
-from optical.eval.tasks import main_measure
-from optical.formatting import cell_text, interval, number, p_value
+from optical.eval.tasks import main_measure, task_spec
+from optical.formatting import cell_text, interval, number
 from optical.losses.combined import MethodSpec
-from optical.report.compare import difference_text, policy_text
+from optical.report.compare import difference_text, p_holm_text, policy_text
 from optical.report.document import Bullets, Document, Heading, Image, Paragraph, Table
 from optical.report.plots import ForestRow, forest_figure, save_figure
 from optical.report.tuning import is_tuning, tuning_report
@@ -66,10 +66,13 @@ AXES = ("backbone", "domain", "budget", "noise", "query_noise")
 AXIS_NAMES = {"backbone": "backbone", "domain": "domain", "budget": "budget", "noise": "bitext noise", "query_noise": "typo rate"}
 KD_FAMILY = "OT vs each KD baseline"
 ZERO_SHOT_FAMILY = "each method vs zero-shot"
-CHANGE_FAMILY = "change from the reference, OT vs each KD baseline"
+CHANGE_FAMILY = "change from the reference, OT vs each KD baseline and zero-shot"
 ABLATION_FAMILY = "each ablation vs ot"
 #: The method an ablation (another OT method, a variant, or a non-KD method such as hard_align) is compared with.
 ABLATION_REFERENCE = "ot"
+#: Marks a comparison whose baseline kept its initial student in every seed (dev selection chose step 0), so that
+#: the comparison is in effect one with the zero-shot model.
+INITIAL_BASELINE_MARK = "‡"
 #: Axes along which a worse value is a harder condition: their change comparisons read as robustness.
 NOISE_AXES = ("noise", "query_noise")
 
@@ -114,6 +117,14 @@ class Arm:
 
     def family(self, kind: str) -> str:
         return f"{kind}, arm {self.name}"
+
+
+def _arm_tasks(ctx: _Context, arm: Arm) -> list[str]:
+    """The question tasks an arm's axes act on: query typos leave the alignment task's FLORES sentences alone, so
+    its rows in the typo arm would repeat the reference arm's and inflate that arm's Holm families."""
+    if "query_noise" not in arm.axes:
+        return ctx.question_tasks
+    return [t for t in ctx.question_tasks if (spec := task_spec(t)) is not None and spec.takes_query_typos]
 
 
 def _arms(index: _Index) -> list[Arm]:
@@ -269,6 +280,15 @@ class _Context:
     images: list[Path] = field(default_factory=list)
     #: The study's variants: name -> the loss method it trains with (``ot-idf`` -> ``ot``).
     variants: dict[str, str] = field(default_factory=dict)
+    #: Each axis's values over every run the manifest plans, finished or not.
+    planned: dict[str, set] = field(default_factory=dict)
+    #: (lang, method, backbone, domain, budget, noise) -> per finished distillation run: did selection keep step 0?
+    kept_initial: dict[tuple, list[bool]] = field(default_factory=dict)
+
+    def baseline_kept_initial(self, row: QuestionRow) -> bool:
+        """Whether every seed of ``row``'s baseline kept its initial student in the row's training condition."""
+        flags = self.kept_initial.get((row.lang, row.baseline, *row.condition[: AXES.index("query_noise")]))
+        return bool(flags) and all(flags)
 
     def spec(self, method: str) -> MethodSpec:
         return MethodSpec.parse(self.variants.get(method, method))
@@ -306,6 +326,7 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
         return StudyReport(study_dir, study_dir / REPORT_DIR, tuning_report(study_dir, manifest).save(study_dir))
     settings = StatsSettings(n_resamples=n_resamples or int(manifest.get("config", {}).get("n_resamples", 10_000)))
     records, missing = _load_records(study_dir, manifest)
+    distills = _distill_records(study_dir, manifest)
     if not records:
         raise OpticalError(f"{study_dir} has no finished evaluation yet; run the study first")
     index = _Index(records, dict(manifest["reference"]))
@@ -322,6 +343,8 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
         variants={
             str(name): str(body["method"]) for name, body in ((manifest.get("config") or {}).get("variants") or {}).items()
         },
+        planned=_planned_values(manifest),
+        kept_initial=_kept_initial(distills),
     )
 
     doc = Document(
@@ -343,7 +366,7 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     _curve_section(doc, ctx, report, "query_noise", "Degradation vs query typo rate")
     _gap_section(doc, ctx)
     _bias_retention_section(doc, ctx)
-    _training_section(doc, study_dir, manifest)
+    _training_section(doc, distills)
     if missing:
         doc.add(Heading(2, "Missing evaluations"), Bullets([f"`{m}`" for m in missing]))
 
@@ -355,6 +378,34 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     return report
 
 
+def _distill_records(study_dir: Path, manifest: dict) -> list[tuple[dict, RunRecord]]:
+    """Each manifest entry with a finished distillation, with its ``run.json``."""
+    pairs = []
+    for entry in manifest["runs"]:
+        record = RunRecord.find(study_dir / entry["distill_dir"]) if entry.get("distill_dir") else None
+        if record is not None:
+            pairs.append((entry, record))
+    return pairs
+
+
+def _kept_initial(distills: list[tuple[dict, RunRecord]]) -> dict[tuple, list[bool]]:
+    kept: dict[tuple, list[bool]] = defaultdict(list)
+    for entry, record in distills:
+        if record.result.best_step is not None:
+            key = (entry["lang"], entry["method"], *(entry.get(axis) for axis in AXES[: AXES.index("query_noise")]))
+            kept[key].append(record.result.best_step == 0)
+    return dict(kept)
+
+
+def _planned_values(manifest: dict) -> dict[str, set]:
+    planned: dict[str, set] = defaultdict(set)
+    for entry in manifest["runs"]:
+        for axis in AXES:
+            values = entry.get("query_noises", []) if axis == "query_noise" else [entry.get(axis)]
+            planned[axis].update(v for v in values if v is not None)
+    return dict(planned)
+
+
 def _comparisons(ctx: _Context, pairs: list[tuple[str, str]], arm: Arm, family: str) -> list[QuestionRow]:
     """``method`` vs ``baseline`` on the main measure of every question task, language and condition of an arm.
 
@@ -364,7 +415,7 @@ def _comparisons(ctx: _Context, pairs: list[tuple[str, str]], arm: Arm, family: 
     for method, baseline in pairs:
         for lang in ctx.langs:
             for condition in arm.conditions:
-                for task in ctx.question_tasks:
+                for task in _arm_tasks(ctx, arm):
                     key, measure = f"{task}.{lang}", main_measure(task)
                     a = ctx.index.sample(lang, method, condition, key, measure)
                     b = ctx.index.sample(lang, baseline, condition, key, measure)
@@ -378,7 +429,8 @@ def _row_text(r: QuestionRow, ctx: _Context) -> str:
     c = r.comparison
     return (
         f"{r.lang} {r.task} {aggregate_name(c.measure)} ({_condition_label(r.condition, ctx.varying)}) "
-        f"{number(c.diff, True)} {interval(c.ci_low, c.ci_high, True)}, p_holm {p_value(c.p_holm)}"
+        f"{number(c.diff, True)} {interval(c.ci_low, c.ci_high, True)}, p_holm {p_holm_text(c)}"
+        + (f" {INITIAL_BASELINE_MARK}" if ctx.baseline_kept_initial(r) else "")
     )
 
 
@@ -455,8 +507,11 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
             "the per-query change from the reference condition (seed by seed) of OT with that of the baseline: "
             "positive means OT gains more, or loses less. At a glance: each cell counts the languages and conditions "
             "where the first system is significantly better / significantly worse / not significantly different "
-            "(Holm, within the arm), with the mean difference in brackets."
-        )
+            "(Holm, within the arm), with the mean difference in brackets; 'n ‡': n of those cells compare with a "
+            "baseline that kept its initial student in every seed. Tasks an arm's axis does not act on are left out "
+            "of it (query typos do not touch the alignment task)."
+        ),
+        Paragraph("Tasks: " + "; ".join(_task_legend(ctx)) + "."),
     )
     kd_pairs = [(ot, base) for ot in ot_methods for base in baselines]
     ablation_pairs = [
@@ -464,13 +519,15 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         for m in ctx.trained
         if ABLATION_REFERENCE in ctx.trained and m != ABLATION_REFERENCE and not ctx.is_kd(m)
     ]
+    # Zero-shot has no bitext: it changes only along the typo axis (elsewhere its "change" would be OT's own).
+    zero_changes = [(ot, ZERO_SHOT) for ot in ot_methods]
     results = [
         _ArmResult(
             arm,
             kd=_comparisons(ctx, kd_pairs, arm, arm.family(KD_FAMILY)),
             zero=_comparisons(ctx, [(m, ZERO_SHOT) for m in ctx.trained], arm, arm.family(ZERO_SHOT_FAMILY)),
             ablation=_comparisons(ctx, ablation_pairs, arm, arm.family(ABLATION_FAMILY)),
-            change=_changes(ctx, kd_pairs, arm) if arm.axes else [],
+            change=_changes(ctx, _change_pairs(arm, kd_pairs, zero_changes), arm) if arm.axes else [],
         )
         for arm in _arms(ctx.index)
     ]
@@ -479,10 +536,13 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         arm = result.arm
         report.question += result.kd + result.zero + result.ablation
         report.robustness += result.change
-        sentences = [_verdict(result.kd, ctx, ot, base) for ot, base in kd_pairs]
+        sentences = _initial_baseline_sentences(ctx, result)
+        sentences += [_verdict(result.kd, ctx, ot, base) for ot, base in kd_pairs]
         sentences += [_verdict(result.zero, ctx, m, ZERO_SHOT) for m in ctx.trained]
         sentences += [_verdict(result.ablation, ctx, m, base) for m, base in ablation_pairs]
-        sentences += [_verdict(result.change, ctx, ot, base, change=arm) for ot, base in kd_pairs]
+        sentences += [
+            _verdict(result.change, ctx, ot, base, change=arm) for ot, base in _change_pairs(arm, kd_pairs, zero_changes)
+        ]
         if not arm.axes:
             sentences += _resource_contrasts(ctx, kd_pairs + [(m, ZERO_SHOT) for m in ot_methods])
         levels = "; ".join(_condition_label(c, list(arm.axes)) for c in arm.conditions) if arm.axes else ""
@@ -499,7 +559,14 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
                         f"verdicts say nothing. Rerun `optical study report --resamples {needed}` or more."
                     )
                 )
-    doc.add(_comparison_table(report.question, ctx, ["method", "baseline", "condition", "method", "baseline"]))
+    doc.add(
+        Heading(3, "Every comparison of the arms above"),
+        Paragraph(
+            f"{INITIAL_BASELINE_MARK}: the baseline kept its initial student in every seed of that condition (dev "
+            "selection chose step 0), so the comparison is in effect one with the zero-shot model."
+        ),
+        _comparison_table(report.question, ctx, ["method", "baseline", "condition", "method score", "baseline score"]),
+    )
     if report.robustness:
         doc.add(
             _comparison_table(report.robustness, ctx, ["OT", "baseline", "changed condition", "OT change", "baseline change"])
@@ -525,6 +592,35 @@ class _ArmResult:
         )
 
 
+def _change_pairs(arm: Arm, kd_pairs: list[tuple[str, str]], zero_pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return kd_pairs + (zero_pairs if set(arm.axes) <= {"query_noise"} else [])
+
+
+def _task_legend(ctx: _Context) -> list[str]:
+    """Each compared task in one phrase, from the task registry: its queries and candidates, and its main measure."""
+    names: dict[str, list[str]] = defaultdict(list)  # one task can write several results (alignment: both directions)
+    for task in ctx.question_tasks:
+        spec = task_spec(task)
+        if spec is not None:
+            names[spec.help].append(task)
+    return [f"{' / '.join(tasks)}: {help_text}, {aggregate_name(main_measure(tasks[0]))}" for help_text, tasks in names.items()]
+
+
+def _initial_baseline_sentences(ctx: _Context, result: _ArmResult) -> list[str]:
+    """Where a KD baseline learned nothing that dev selection could see, OT's comparisons with it are in effect
+    with the zero-shot model: said before the verdicts that count them."""
+    langs: dict[str, set[str]] = defaultdict(set)
+    for row in result.kd + result.change:
+        if ctx.baseline_kept_initial(row):
+            langs[row.baseline].add(row.lang)
+    return [
+        f"{baseline} kept its initial student in every seed for {', '.join(lang for lang in ctx.langs if lang in chosen)} "
+        f"(dev selection chose step 0): there, comparisons with {baseline} (marked {INITIAL_BASELINE_MARK}) are in effect "
+        "comparisons with the zero-shot model."
+        for baseline, chosen in langs.items()
+    ]
+
+
 def _glance_table(results: list[_ArmResult], ctx: _Context) -> Table:
     """One row per arm and comparison, one column per task: how many cells (language x condition) went each way
     after Holm, and the mean difference; the subsections below name the cells."""
@@ -536,14 +632,18 @@ def _glance_table(results: list[_ArmResult], ctx: _Context) -> Table:
                 pair = [r for r in family_rows if r.method == method and r.baseline == baseline]
                 cells = []
                 for task in tasks:
-                    mine = [r.comparison for r in pair if r.task == task]
+                    mine = [r for r in pair if r.task == task]
                     if not mine:
                         cells.append("-")
                         continue
-                    better = sum(c.significant and c.diff > 0 for c in mine)
-                    worse = sum(c.significant and c.diff < 0 for c in mine)
-                    mean = number(float(np.mean([c.diff for c in mine])), True)
-                    cells.append(f"{better} / {worse} / {len(mine) - better - worse} ({mean})")
+                    better = sum(r.comparison.significant and r.comparison.diff > 0 for r in mine)
+                    worse = sum(r.comparison.significant and r.comparison.diff < 0 for r in mine)
+                    mean = number(float(np.mean([r.comparison.diff for r in mine])), True)
+                    initial = sum(ctx.baseline_kept_initial(r) for r in mine)
+                    cells.append(
+                        f"{better} / {worse} / {len(mine) - better - worse} ({mean})"
+                        + (f", {initial} {INITIAL_BASELINE_MARK}" if initial else "")
+                    )
                 label = f"{method} vs {baseline}" + (", change from the reference" if kind == CHANGE_FAMILY else "")
                 rows.append([result.arm.name, label, *cells])
     return Table(["arm", "comparison", *(f"{t} {aggregate_name(main_measure(t))}" for t in tasks)], rows)
@@ -562,7 +662,7 @@ def _resource_contrasts(ctx: _Context, pairs: list[tuple[str, str]]) -> list[str
     reference = ctx.index.ref_condition()
     sentences = []
     for method, baseline in pairs:
-        parts = []
+        parts, present = [], {"low": set(), "high": set()}
         for task in ctx.question_tasks:
             measure = main_measure(task)
             pooled = {}
@@ -573,6 +673,7 @@ def _resource_contrasts(ctx: _Context, pairs: list[tuple[str, str]]) -> list[str
                 diffs = {lang: d for lang, d in diffs.items() if d is not None}
                 if diffs and len({d.n_seeds for d in diffs.values()}) == 1:
                     pooled[group] = Sample.pooled(f"{method} − {baseline}", diffs)
+                    present[group] |= set(diffs)
             if len(pooled) == 2:
                 gap = resource_gap(pooled["low"], pooled["high"], ctx.settings)  # high - low
                 parts.append(
@@ -581,10 +682,10 @@ def _resource_contrasts(ctx: _Context, pairs: list[tuple[str, str]]) -> list[str
                 )
         if parts:
             sentences.append(
-                f"Low- vs high-resource, {method} − {baseline} at the reference (low: {', '.join(low)}; high: "
-                f"{', '.join(high)}; 95% CI of the contrast, each group resampled on its own over queries and seeds): "
-                + "; ".join(parts)
-                + "."
+                f"Low- vs high-resource, {method} − {baseline} at the reference (low: "
+                f"{', '.join(x for x in low if x in present['low'])}; "
+                f"high: {', '.join(x for x in high if x in present['high'])}; "
+                "95% CI of the contrast, each group resampled on its own over queries and seeds): " + "; ".join(parts) + "."
             )
     return sentences
 
@@ -593,11 +694,11 @@ def _comparison_table(rows: list[QuestionRow], ctx: _Context, names: list[str]) 
     """One row per comparison; ``names`` label the two systems, the condition and the two means (changes are signed)."""
     signed = "change" in names[3]
     return Table(
-        [names[0], names[1], "lang", "task", names[2], "n", names[3], names[4], "Δ [95% CI]", "p_holm", "significant"],
+        [names[0], names[1], "lang", "task", names[2], "n", names[3], names[4], "Δ [95% CI]", "p_holm"],
         [
             [
                 r.method,
-                r.baseline,
+                r.baseline + (f" {INITIAL_BASELINE_MARK}" if ctx.baseline_kept_initial(r) else ""),
                 r.lang,
                 f"{r.task} {aggregate_name(r.comparison.measure)}",
                 _condition_label(r.condition, ctx.varying),
@@ -605,8 +706,7 @@ def _comparison_table(rows: list[QuestionRow], ctx: _Context, names: list[str]) 
                 number(r.comparison.mean_a, signed),
                 number(r.comparison.mean_b, signed),
                 difference_text(r.comparison),
-                p_value(r.comparison.p_holm),
-                "yes" if r.comparison.significant else "no",
+                p_holm_text(r.comparison),
             ]
             for r in rows
         ],
@@ -648,7 +748,7 @@ def _changes(ctx: _Context, pairs: list[tuple[str, str]], arm: Arm) -> list[Ques
     for ot, base in pairs:
         for lang in ctx.langs:
             for condition in arm.conditions:
-                for task in ctx.question_tasks:
+                for task in _arm_tasks(ctx, arm):
                     key, measure = f"{task}.{lang}", main_measure(task)
                     changes = [ctx.index.change(lang, m, reference, condition, key, measure) for m in (ot, base)]
                     if None not in changes:
@@ -664,7 +764,17 @@ def _curve_section(doc: Document, ctx: _Context, report: StudyReport, axis: str,
     if axis == "query_noise":
         values = sorted(set(values) | {q for (_, q) in index.zero_shot})
     if len(values) < 2:
-        doc.add(Paragraph(f"Not measured: the study has one value of {axis} ({', '.join(map(str, values)) or 'none'})."))
+        pending = sorted(ctx.planned.get(axis, set()) - set(values))
+        if pending:
+            doc.add(
+                Paragraph(
+                    f"Pending: the study plans {AXIS_NAMES[axis]} {', '.join(map(str, pending))} beside "
+                    f"{', '.join(map(str, values)) or 'none'}, and none of those evaluations has finished yet."
+                )
+            )
+        else:
+            only = ", ".join(map(str, values)) or "none"
+            doc.add(Paragraph(f"Not measured: the study has one value of {AXIS_NAMES[axis]} ({only})."))
         return
     import matplotlib.pyplot as plt  # the backend is chosen by optical.report.plots
 
@@ -841,16 +951,13 @@ def _bias_retention_section(doc: Document, ctx: _Context) -> None:
     doc.add(Table(["trained on", *ctx.methods], rows))
 
 
-def _training_section(doc: Document, study_dir: Path, manifest: dict) -> None:
+def _training_section(doc: Document, distills: list[tuple[dict, RunRecord]]) -> None:
     """One row per distillation run, from its ``run.json``: what model selection kept and what training cost."""
     rows = []
     kept_initial: dict[tuple[str, str], list[bool]] = defaultdict(list)
     collapsed: dict[tuple[str, str], list[bool]] = defaultdict(list)
     minutes: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for entry in manifest["runs"]:
-        record = RunRecord.find(study_dir / entry["distill_dir"]) if entry.get("distill_dir") else None
-        if record is None:
-            continue
+    for entry, record in distills:
         result, start = record.result, record.result.dev_before
         if result.best_step is not None:
             condition = ", ".join(f"{axis} {cell_text(entry.get(axis))}" for axis in ("budget", "noise", "backbone", "domain"))
