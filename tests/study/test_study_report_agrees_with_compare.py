@@ -99,3 +99,22 @@ def test_a_baseline_that_kept_its_initial_student_is_marked(smoke_study, tmp_pat
     rows = report.question + report.robustness  # the level table and the change table
     assert len(ot_vs_mse) == sum(1 for r in rows if (r.method, r.baseline) == ("ot", "mse"))
     assert "| ot | zero-shot ‡" not in text  # only a trained baseline can keep its initial student
+
+
+def test_an_unfinished_study_says_what_each_cell_still_waits_for(smoke_study, tmp_path):
+    copy = tmp_path / "study"
+    shutil.copytree(smoke_study.study_dir, copy, ignore=shutil.ignore_patterns("report"))
+    manifest = json.loads((copy / "study.json").read_text())
+    unfinished = next(e for e in manifest["runs"] if e["method"] == "ot")
+    unfinished["status"] = "pending"
+    for rel in unfinished["eval_dirs"].values():
+        shutil.rmtree(copy / rel)
+    (copy / "study.json").write_text(json.dumps(manifest))
+    write_study_report(copy, n_resamples=RESAMPLES)
+    text = (copy / "report" / "report.md").read_text()
+    done = sum(e["status"] == "done" for e in manifest["runs"])
+    assert f"{done} of {len(manifest['runs'])} runs complete" in text and "Coverage, at the end" in text
+    coverage = text[text.index("## Coverage") :]
+    assert re.search(r"^\| ot \| [^|]+ \| 1 / 2 \| el \|$", coverage, re.MULTILINE)
+    assert re.search(r"^\| mse \| [^|]+ \| 2 / 2 \| - \|$", coverage, re.MULTILINE)
+    assert "## Coverage" not in (smoke_study.study_dir / "report" / "report.md").read_text()  # a finished study

@@ -73,8 +73,6 @@ ABLATION_REFERENCE = "ot"
 #: Marks a comparison whose baseline kept its initial student in every seed (dev selection chose step 0), so that
 #: the comparison is in effect one with the zero-shot model.
 INITIAL_BASELINE_MARK = "‡"
-#: Axes along which a worse value is a harder condition: their change comparisons read as robustness.
-NOISE_AXES = ("noise", "query_noise")
 
 
 @dataclass(frozen=True)
@@ -354,7 +352,8 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     doc.add(
         Paragraph(
             f"{done} of {len(manifest['runs'])} runs complete ({len(records)} evaluation run dirs read"
-            + (f"; {len(missing)} evaluations missing, left out" if missing else "")
+            + (f"; {len(missing)} evaluations not there yet" if missing else "")
+            + ("; what each cell holds so far: Coverage, at the end" if done < len(manifest["runs"]) else "")
             + "). "
             f"Reference condition: {_condition_label(index.ref_condition(), list(AXES))}. {policy_text(settings)}"
         )
@@ -367,8 +366,8 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     _gap_section(doc, ctx)
     _bias_retention_section(doc, ctx)
     _training_section(doc, distills)
-    if missing:
-        doc.add(Heading(2, "Missing evaluations"), Bullets([f"`{m}`" for m in missing]))
+    if done < len(manifest["runs"]):
+        _coverage_section(doc, manifest, ctx)
 
     atomic_write_text(report_dir / "report.md", doc.markdown())
     atomic_write_text(report_dir / "report.html", doc.html(report_dir))
@@ -425,20 +424,28 @@ def _comparisons(ctx: _Context, pairs: list[tuple[str, str]], arm: Arm, family: 
     return [QuestionRow(r.method, r.baseline, r.lang, r.task, r.condition, c) for r, c in zip(rows, corrected)]
 
 
-def _row_text(r: QuestionRow, ctx: _Context) -> str:
+def _row_text(r: QuestionRow, ctx: _Context, arm: Arm, change: bool) -> str:
+    """One comparison in a sentence: only the axes its arm varies name its condition; a change row also gives
+    both systems' changes."""
     c = r.comparison
+    where = f" ({_condition_label(r.condition, list(arm.axes))})" if arm.axes else ""
+    changes = f" ({r.method} {number(c.mean_a, True)}, {r.baseline} {number(c.mean_b, True)})" if change else ""
     return (
-        f"{r.lang} {r.task} {aggregate_name(c.measure)} ({_condition_label(r.condition, ctx.varying)}) "
+        f"{r.lang} {r.task} {aggregate_name(c.measure)}{where}{changes} "
         f"{number(c.diff, True)} {interval(c.ci_low, c.ci_high, True)}, p_holm {p_holm_text(c)}"
         + (f" {INITIAL_BASELINE_MARK}" if ctx.baseline_kept_initial(r) else "")
     )
 
 
-def _verdict(rows: list[QuestionRow], ctx: _Context, method: str, baseline: str, change: Arm | None = None) -> str | None:
+#: How many of a verdict's significant cells its sentence names (the largest differences); the rest are in the table.
+NAMED_IN_VERDICT = 6
+
+
+def _verdict(rows: list[QuestionRow], ctx: _Context, method: str, baseline: str, arm: Arm, change: bool = False) -> str | None:
     """One generated sentence: how often ``method`` is significantly better / worse than ``baseline``, and where.
 
-    With ``change`` the rows compare changes from the reference condition to that arm's conditions (positive:
-    ``method`` gains more or loses less); along a noise axis that reads as robustness.
+    With ``change`` the rows compare changes from the reference condition to the arm's conditions: ``method``'s
+    change minus ``baseline``'s, positive when ``method`` gains more or loses less.
     """
     mine = [r for r in rows if r.method == method and r.baseline == baseline]
     if not mine:
@@ -446,36 +453,33 @@ def _verdict(rows: list[QuestionRow], ctx: _Context, method: str, baseline: str,
     wins = [r for r in mine if r.comparison.significant and r.comparison.diff > 0]
     losses = [r for r in mine if r.comparison.significant and r.comparison.diff < 0]
     ties = len(mine) - len(wins) - len(losses)
-    counts = f"{len(wins)}, significantly {{}} in {len(losses)}, and not significantly different in {ties}"
-    if change is not None and set(change.axes) <= set(NOISE_AXES):
+    family = f"Holm family: {mine[0].comparison.family}, {len(rows)} comparisons"
+    if change:
         text = (
-            f"Robustness, {method} vs {baseline}: the change from the reference condition to a noisier one "
-            f"({len(mine)} comparisons) is significantly smaller for {method} in {counts.format('larger')} "
-            f"(Holm family: {mine[0].comparison.family})."
+            f"Change from the reference, {method} vs {baseline}: {method}'s change minus {baseline}'s is significantly "
+            f"positive ({method} gains more or loses less) in {len(wins)}, significantly negative in {len(losses)}, and "
+            f"not significantly different in {ties} of {len(mine)} comparisons ({family})."
         )
-        labels = (f"{method} degrades less", f"{method} degrades more")
-    elif change is not None:
-        text = (
-            f"Change from the reference, {method} vs {baseline}: moving {change.name} away from the reference is "
-            f"significantly more favourable to {method} in {counts.format('less favourable')} "
-            f"(of {len(mine)} comparisons; Holm family: {mine[0].comparison.family})."
-        )
-        labels = (f"{method} gains more", f"{method} gains less")
+        labels = (f"{method} gains more or loses less", f"{method} gains less or loses more")
     else:
         text = (
             f"{method} vs {baseline}: of {len(mine)} comparisons (language x condition x task, main measure), "
-            f"{method} is significantly better in {counts.format('worse')} "
-            f"(Holm family: {mine[0].comparison.family}, {len(rows)} comparisons)."
+            f"{method} is significantly better in {len(wins)}, significantly worse in {len(losses)}, and not "
+            f"significantly different in {ties} ({family})."
         )
         labels = ("Better", "Worse")
     for label, chosen in zip(labels, (wins, losses)):
         if chosen:
-            shown = sorted(chosen, key=lambda r: -abs(r.comparison.diff))[:6]
+            shown = sorted(chosen, key=lambda r: -abs(r.comparison.diff))[:NAMED_IN_VERDICT]
+            rest = len(chosen) - len(shown)
             text += (
-                f" {label}: " + "; ".join(_row_text(r, ctx) for r in shown) + ("; ..." if len(chosen) > len(shown) else "") + "."
+                f" {label}: "
+                + "; ".join(_row_text(r, ctx, arm, change) for r in shown)
+                + (f"; and {rest} more (table below)" if rest else "")
+                + "."
             )
     lang_group = {lang: g for g, members in ctx.groups.items() for lang in members}
-    for group in [] if change is not None else ctx.groups:
+    for group in [] if change else ctx.groups:
         in_group = [r for r in mine if lang_group.get(r.lang) == group]
         if in_group:
             mean = float(np.mean([r.comparison.diff for r in in_group]))
@@ -537,11 +541,11 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         report.question += result.kd + result.zero + result.ablation
         report.robustness += result.change
         sentences = _initial_baseline_sentences(ctx, result)
-        sentences += [_verdict(result.kd, ctx, ot, base) for ot, base in kd_pairs]
-        sentences += [_verdict(result.zero, ctx, m, ZERO_SHOT) for m in ctx.trained]
-        sentences += [_verdict(result.ablation, ctx, m, base) for m, base in ablation_pairs]
+        sentences += [_verdict(result.kd, ctx, ot, base, arm) for ot, base in kd_pairs]
+        sentences += [_verdict(result.zero, ctx, m, ZERO_SHOT, arm) for m in ctx.trained]
+        sentences += [_verdict(result.ablation, ctx, m, base, arm) for m, base in ablation_pairs]
         sentences += [
-            _verdict(result.change, ctx, ot, base, change=arm) for ot, base in _change_pairs(arm, kd_pairs, zero_changes)
+            _verdict(result.change, ctx, ot, base, arm, change=True) for ot, base in _change_pairs(arm, kd_pairs, zero_changes)
         ]
         if not arm.axes:
             sentences += _resource_contrasts(ctx, kd_pairs + [(m, ZERO_SHOT) for m in ot_methods])
@@ -949,6 +953,31 @@ def _bias_retention_section(doc: Document, ctx: _Context) -> None:
         for lang in ctx.langs
     ]
     doc.add(Table(["trained on", *ctx.methods], rows))
+
+
+def _coverage_section(doc: Document, manifest: dict, ctx: _Context) -> None:
+    """Per method and training condition: how many of its planned runs are done, and which languages still wait."""
+    cells: dict[tuple, list[dict]] = defaultdict(list)
+    for entry in manifest["runs"]:
+        condition = tuple(entry.get(axis) for axis in AXES[: AXES.index("query_noise")])
+        cells[(entry["method"], condition)].append(entry)
+    training_axes = [axis for axis in ctx.varying if axis != "query_noise"]
+    rows = []
+    for (method, condition), entries in cells.items():
+        waiting = {e["lang"] for e in entries if e["status"] != "done"}
+        rows.append(
+            [
+                method,
+                "-" if method == ZERO_SHOT else _condition_label((*condition, None), training_axes),
+                f"{sum(e['status'] == 'done' for e in entries)} / {len(entries)}",
+                ", ".join(lang for lang in dict.fromkeys(e["lang"] for e in entries) if lang in waiting) or "-",
+            ]
+        )
+    doc.add(
+        Heading(2, "Coverage"),
+        Paragraph("Runs done of those planned, per method and training condition, and the languages still waiting."),
+        Table(["method", "condition", "runs done", "languages waiting"], rows),
+    )
 
 
 def _training_section(doc: Document, distills: list[tuple[dict, RunRecord]]) -> None:
