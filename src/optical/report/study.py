@@ -834,28 +834,38 @@ def _difference_curves(doc: Document, ctx: _Context, report: StudyReport, axis: 
     ]
     if len({r.condition[position] for r in along}) < 2:
         return
+    from matplotlib.lines import Line2D
+
     tasks = [t for t in ctx.question_tasks if any(r.task == t for r in along)]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False, layout="constrained")
-    for ax, task in zip(axes[0], tasks):
-        series: dict[tuple[str, str, str], list[QuestionRow]] = defaultdict(list)
-        for r in along:
-            if r.task == task:
-                series[(r.method, r.baseline, r.lang)].append(r)
-        for (method, baseline, lang), rows in series.items():
-            rows.sort(key=lambda r: values.index(r.condition[position]))
-            xs = [values.index(r.condition[position]) for r in rows]
-            diffs = [r.comparison.diff for r in rows]
-            errors = [
-                [d - r.comparison.ci_low for d, r in zip(diffs, rows)],
-                [r.comparison.ci_high - d for d, r in zip(diffs, rows)],
-            ]
-            ax.errorbar(xs, diffs, yerr=errors, marker="o", capsize=3, label=f"{method} − {baseline}, {lang}")
-        ax.axhline(0.0, color="grey", linewidth=1)
-        ax.set_xticks(range(len(values)), [str(v) for v in values])
-        ax.set_title(f"{task} {aggregate_name(main_measure(task))}")
-        ax.set_xlabel(axis.replace("_", " "))
-        ax.set_ylabel("difference, 95% CI")
-        ax.legend(fontsize="small")
+    pairs = list(dict.fromkeys((r.method, r.baseline) for r in along))
+    langs = [lang for lang in ctx.langs if any(r.lang == lang for r in along)]
+    # One colour per language in every panel, one panel per pair and task, and languages side by side at each x.
+    colours = {lang: plt.get_cmap("tab10")(i % 10) for i, lang in enumerate(langs)}
+    shift = 0.3 / max(1, len(langs))
+    fig, axes = plt.subplots(
+        len(pairs), len(tasks), figsize=(3.8 * len(tasks) + 1.2, 2.8 * len(pairs)), squeeze=False, layout="constrained"
+    )
+    for row_axes, (method, baseline) in zip(axes, pairs):
+        for ax, task in zip(row_axes, tasks):
+            for i, lang in enumerate(langs):
+                rows = [r for r in along if (r.method, r.baseline, r.task, r.lang) == (method, baseline, task, lang)]
+                if not rows:
+                    continue
+                rows.sort(key=lambda r: values.index(r.condition[position]))
+                xs = [values.index(r.condition[position]) + (i - (len(langs) - 1) / 2) * shift for r in rows]
+                diffs = [r.comparison.diff for r in rows]
+                errors = [
+                    [d - r.comparison.ci_low for d, r in zip(diffs, rows)],
+                    [r.comparison.ci_high - d for d, r in zip(diffs, rows)],
+                ]
+                ax.errorbar(xs, diffs, yerr=errors, marker="o", markersize=4, capsize=2, color=colours[lang])
+            ax.axhline(0.0, color="grey", linewidth=1)
+            ax.set_xticks(range(len(values)), [str(v) for v in values])
+            ax.set_title(f"{method} − {baseline}: {task} {aggregate_name(main_measure(task))}", fontsize="medium")
+            ax.set_xlabel(axis.replace("_", " "))
+            ax.set_ylabel("difference, 95% CI")
+    handles = [Line2D([0], [0], color=colours[lang], marker="o", label=lang) for lang in langs]
+    fig.legend(handles=handles, title="language", loc="outside right upper")
     name = ctx.save_plot(fig, f"plots/{axis}.difference.png")
     doc.add(Heading(3, f"OT minus each KD baseline vs {axis.replace('_', ' ')}"))
     doc.add(
