@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from optical.data.languages import XQUADR_LANGS
 from optical.errors import OpticalError
 from optical.eval.metrics import aggregate_name
 from optical.eval.results import EVAL_JSON, ZERO_SHOT, EvalRun
@@ -930,8 +931,10 @@ def _bias_retention_section(doc: Document, ctx: _Context) -> None:
     else:
         doc.add(
             Paragraph(
-                "LangShare@10: share of the top 10 in the query's language; GoldRankGap: rank of the English gold "
-                "minus rank of the same-language gold (positive: the same-language answer ranks higher). Reference condition."
+                "LangShare@10: share of the top 10 in the query's language (the pool holds the same sentences in "
+                f"{len(XQUADR_LANGS)} languages, so a ranker blind to language puts about 1/{len(XQUADR_LANGS)} = "
+                f"{1 / len(XQUADR_LANGS):.2f} of its top 10 there); GoldRankGap: rank of the English gold minus rank of "
+                "the same-language gold (positive: the same-language answer ranks higher). Reference condition."
             )
         )
         rows = [
