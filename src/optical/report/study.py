@@ -782,19 +782,25 @@ def _curve_section(doc: Document, ctx: _Context, report: StudyReport, axis: str,
             doc.add(Paragraph(f"Not measured: the study has one value of {AXIS_NAMES[axis]} ({only})."))
         return
     import matplotlib.pyplot as plt  # the backend is chosen by optical.report.plots
+    from matplotlib.lines import Line2D
 
+    # One colour per method in every panel, methods side by side at each x, panels wrapped four to a row.
+    colours = {method: plt.get_cmap("tab10")(i % 10) for i, method in enumerate(m for m in ctx.methods if m != ZERO_SHOT)}
+    shift = 0.2 / max(1, len(colours))
+    n_cols = min(4, len(ctx.langs))
+    n_rows = -(-len(ctx.langs) // n_cols)
     for task in ctx.question_tasks:
         measure = main_measure(task)
         rows = []
-        fig, axes = plt.subplots(1, len(ctx.langs), figsize=(4.2 * len(ctx.langs), 3.4), squeeze=False, layout="constrained")
-        for ax, lang in zip(axes[0], ctx.langs):
+        fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.8 * n_cols + 1.4, 2.9 * n_rows), squeeze=False, layout="constrained")
+        for ax in axes.flat[len(ctx.langs) :]:
+            ax.set_visible(False)
+        for ax, lang in zip(axes.flat, ctx.langs):
             for method in ctx.methods:
                 if method == ZERO_SHOT and axis != "query_noise":
                     sample = index.sample(lang, method, index.ref_condition(), f"{task}.{lang}", measure)
                     if sample is not None:
-                        ax.axhline(
-                            summarize(sample, ctx.settings).mean, linestyle="--", color="grey", linewidth=1, label=ZERO_SHOT
-                        )
+                        ax.axhline(summarize(sample, ctx.settings).mean, linestyle="--", color="grey", linewidth=1)
                         rows.append([lang, method, "(any)", _cell_text(sample, ctx.settings)])
                     continue
                 points = []
@@ -804,14 +810,25 @@ def _curve_section(doc: Document, ctx: _Context, report: StudyReport, axis: str,
                         points.append((position, summarize(sample, ctx.settings)))
                         rows.append([lang, method, str(value), _cell_text(sample, ctx.settings)])
                 if points:
-                    xs = [x for x, _ in points]
-                    ax.plot(xs, [c.mean for _, c in points], marker="o", label=method)
-                    ax.fill_between(xs, [c.ci_low for _, c in points], [c.ci_high for _, c in points], alpha=0.2)
+                    colour = colours.get(method, "grey")
+                    offset = (list(colours).index(method) - (len(colours) - 1) / 2) * shift if method in colours else 0.0
+                    xs = [x + offset for x, _ in points]
+                    means = [c.mean for _, c in points]
+                    errors = [
+                        [m - c.ci_low for m, (_, c) in zip(means, points)],
+                        [c.ci_high - m for m, (_, c) in zip(means, points)],
+                    ]
+                    ax.errorbar(xs, means, yerr=errors, marker="o", markersize=4, capsize=2, color=colour)
             ax.set_xticks(range(len(values)), [str(v) for v in values])
-            ax.set_title(f"{task}.{lang}")
+            ax.set_title(f"{task}.{lang}", fontsize="medium")
             ax.set_xlabel(axis.replace("_", " "))
             ax.set_ylabel(aggregate_name(measure))
-            ax.legend(fontsize="small")
+        handles = [Line2D([0], [0], color=c, marker="o", label=m) for m, c in colours.items()]
+        if axis == "query_noise":
+            handles.append(Line2D([0], [0], color="grey", marker="o", label=ZERO_SHOT))
+        else:
+            handles.append(Line2D([0], [0], color="grey", linestyle="--", label=f"{ZERO_SHOT} (no bitext)"))
+        fig.legend(handles=handles, title="method", loc="outside right upper")
         name = ctx.save_plot(fig, f"plots/{axis}.{task}.png")
         doc.add(Heading(3, f"{task}: {aggregate_name(measure)} vs {axis.replace('_', ' ')} (other axes at reference)"))
         doc.add(Image(name, f"{task} {aggregate_name(measure)} vs {axis}, mean over seeds with 95% CI"))
