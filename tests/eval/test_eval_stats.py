@@ -233,8 +233,17 @@ def test_a_p_value_at_the_resampling_floor_is_printed_as_an_upper_bound():
     far = compare(Sample("a", seeds_a), b, "AP", StatsSettings(999))  # no resampled difference near 0
     assert far.p_value == pytest.approx(2 / 1000) and far.p_at_floor
     assert p_holm_text(far) == "≤ 0.002" and p_holm_text(far.with_holm(0.006)) == "≤ 0.006"
-    near = compare(Sample("a", (seeds_a[0],)), Sample("a2", (seeds_a[0],)), "AP", StatsSettings(999))
-    assert near.p_value == 1.0 and not near.p_at_floor and p_holm_text(near) == "1.000"
-    # The sign-flip test enumerates up to EXACT_MAX_NONZERO differences: its p is exact, never a floor.
+    # The same bootstrap with a difference that straddles 0: its floor is the same, its p far above it.
+    noisy = tuple({q: v + rng.normal(0, 0.3) for q, v in seeds.items()} for seeds in seeds_a)
+    centred = tuple({q: v - 0.5 for q, v in seeds.items()} for seeds in noisy)
+    near = compare(Sample("a", centred), b, "AP", StatsSettings(999))
+    assert near.p_floor == pytest.approx(2 / 1000) and near.p_value > 0.01 and not near.p_at_floor
+    assert not p_holm_text(near).startswith("≤")
+    # A bound is rounded up, so that it stays a bound: 2/10001 x 76 = 0.01520 prints as <= 0.016.
+    assert p_holm_text(far.with_holm(2 / 10001 * 76)) == "≤ 0.016"
+    # The sign-flip test (one seed each) enumerates up to EXACT_MAX_NONZERO differences: its p is exact, never a
+    # floor. Beyond that it samples, and its floor is 1/(R+1).
     exact = compare(Sample("a", ({"q0": 1.0, "q1": 1.0},)), Sample("b", ({"q0": 0.0, "q1": 0.0},)), "AP", StatsSettings(99))
     assert exact.p_floor == 0.0 and not exact.p_at_floor
+    sampled = compare(Sample("a", (seeds_a[0],)), b, "AP", StatsSettings(99))
+    assert sampled.p_value == pytest.approx(1 / 100) and sampled.p_at_floor

@@ -76,10 +76,10 @@ def test_a_family_too_large_for_its_resamples_is_flagged(smoke_study, tmp_path):
 
 def test_the_typo_arm_leaves_out_the_alignment_task_and_compares_ot_with_zero_shot(both):
     _, study, _ = both
-    typo_rows = [r for r in study.question + study.robustness if r.condition[4] != 0.0]
+    typo_rows = [r for r in study.question + study.changes if r.condition[4] != 0.0]
     assert typo_rows and {r.task for r in typo_rows} == {"clir_sentence"}  # query typos do not touch FLORES
     assert {r.task for r in study.question if r.condition[4] == 0.0} == {"clir_sentence", "align_x2en", "align_en2x"}
-    assert {(r.method, r.baseline) for r in study.robustness} == {("ot", "mse"), ("ot", "zero-shot")}
+    assert {(r.method, r.baseline) for r in study.changes} == {("ot", "mse"), ("ot", "zero-shot")}
 
 
 def test_a_baseline_that_kept_its_initial_student_is_marked(smoke_study, tmp_path):
@@ -96,7 +96,7 @@ def test_a_baseline_that_kept_its_initial_student_is_marked(smoke_study, tmp_pat
     text = (copy / "report" / "report.md").read_text()
     assert "mse kept its initial student in every seed for el (dev selection chose step 0)" in text
     ot_vs_mse = [line for line in text.splitlines() if line.startswith("| ot | mse ‡ | el |")]
-    rows = report.question + report.robustness  # the level table and the change table
+    rows = report.question + report.changes  # the level table and the change table
     assert len(ot_vs_mse) == sum(1 for r in rows if (r.method, r.baseline) == ("ot", "mse"))
     assert "| ot | zero-shot ‡" not in text  # only a trained baseline can keep its initial student
 
@@ -118,3 +118,21 @@ def test_an_unfinished_study_says_what_each_cell_still_waits_for(smoke_study, tm
     assert re.search(r"^\| ot \| [^|]+ \| 1 / 2 \| el \|$", coverage, re.MULTILINE)
     assert re.search(r"^\| mse \| [^|]+ \| 2 / 2 \| - \|$", coverage, re.MULTILINE)
     assert "## Coverage" not in (smoke_study.study_dir / "report" / "report.md").read_text()  # a finished study
+
+
+def test_planned_budgets_of_mixed_kinds_are_reported_as_pending_and_the_tasks_are_named(smoke_study, tmp_path):
+    copy = tmp_path / "study"
+    shutil.copytree(smoke_study.study_dir, copy, ignore=shutil.ignore_patterns("report"))
+    manifest = json.loads((copy / "study.json").read_text())
+    trained = next(e for e in manifest["runs"] if e["method"] == "mse")
+    for budget, run_id in ((500, "p500"), ("all", "pall")):  # queued runs of the budget arm, none finished
+        path = f"runs/{run_id}"
+        manifest["runs"].append(
+            {**trained, "id": run_id, "budget": budget, "status": "pending", "path": path,
+             "distill_dir": f"{path}/distill", "eval_dirs": {"0": f"{path}/eval-0"}}
+        )  # fmt: skip
+    (copy / "study.json").write_text(json.dumps(manifest))
+    write_study_report(copy, n_resamples=RESAMPLES)
+    text = (copy / "report" / "report.md").read_text()
+    assert "Pending: the study plans budget 500, all beside 64" in text
+    assert "Tasks: clir_sentence: questions in X against the English XQuAD-R sentences, MRR@10; align_x2en / align_en2x" in text

@@ -159,6 +159,18 @@ def aligned_values(
     return qids, a, b
 
 
+def _sign_flip_nonzero(diffs: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The differences a sign flip changes (zeros are left out of the statistic)."""
+    diffs = np.asarray(diffs, dtype=np.float64)
+    return diffs[np.abs(diffs) > _TOLERANCE]
+
+
+def sign_flip_p_floor(diffs: Sequence[float] | np.ndarray, n_resamples: int) -> float:
+    """The smallest p :func:`randomisation_test` can return for ``diffs``: 0 when it enumerates (the p is exact),
+    else ``1 / (n_resamples + 1)``."""
+    return 0.0 if len(_sign_flip_nonzero(diffs)) <= EXACT_MAX_NONZERO else 1 / (n_resamples + 1)
+
+
 def randomisation_test(
     diffs: Sequence[float] | np.ndarray, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
 ) -> float:
@@ -169,8 +181,7 @@ def randomisation_test(
     ``numpy.random.default_rng(seed)``. Zero differences are unchanged by a
     sign flip and are left out of the statistic (they do not change it).
     """
-    diffs = np.asarray(diffs, dtype=np.float64)
-    nonzero = diffs[np.abs(diffs) > _TOLERANCE]
+    nonzero = _sign_flip_nonzero(diffs)
     observed = abs(nonzero.sum())
     threshold = observed - _TOLERANCE * max(1.0, observed)
     if len(nonzero) <= EXACT_MAX_NONZERO:
@@ -503,8 +514,7 @@ def compare(a: Sample, b: Sample, measure: str, settings: StatsSettings = StatsS
     if max(a.n_seeds, b.n_seeds) == 1:
         p_value = randomisation_test(diffs, settings.n_resamples, settings.seed)
         ci = bootstrap_ci(diffs, settings.n_resamples, settings.seed)
-        monte_carlo = np.count_nonzero(np.abs(diffs) > _TOLERANCE) > EXACT_MAX_NONZERO  # else enumerated: exact
-        p_floor = 1 / (settings.n_resamples + 1) if monte_carlo else 0.0
+        p_floor = sign_flip_p_floor(diffs, settings.n_resamples)
     else:
         two_level = seed_and_query_bootstrap(a.per_seed, b.per_seed, settings.n_resamples, settings.seed)
         ci, p_value = two_level.ci, two_level.p_value

@@ -28,6 +28,7 @@ task its low/high resource gap (``high - low``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,7 +131,8 @@ def policy_text(settings: StatsSettings) -> str:
         f"(Holm 1979) within the family named beside it; {SIGNIFICANT_MARK} marks p_holm < {ALPHA}. The CIs are not "
         f"corrected for multiplicity: a CI clear of 0 without {SIGNIFICANT_MARK} did not survive Holm. A p printed as "
         "'≤ x' sits at its test's resampling floor (2/(R+1) for the bootstrap, 1/(R+1) for the sign-flip test, before "
-        "correction): the true p may be smaller."
+        "correction): the true p may be smaller, and so may that of a later p_holm of its family that Holm raised to "
+        "the same value."
     )
 
 
@@ -303,9 +305,12 @@ class ComparisonReport:
 
 
 def p_holm_text(c: PairedComparison) -> str:
-    """``0.015``, or ``≤ 0.015`` when the uncorrected p sits at its test's resampling floor (the true p may be
-    smaller: more resamples would show how much)."""
-    return ("≤ " if c.p_at_floor else "") + p_value(c.p_holm)
+    """``0.015``, or ``≤ 0.016`` when the uncorrected p sits at its test's resampling floor (the true p may be
+    smaller: more resamples would show how much); a bound is rounded up, so that it stays a bound."""
+    if not c.p_at_floor:
+        return p_value(c.p_holm)
+    digits = 3 if c.p_holm >= 0.001 else 1 - math.floor(math.log10(c.p_holm))  # as p_value prints it
+    return "≤ " + p_value(math.ceil(c.p_holm * 10**digits - 1e-9) / 10**digits)
 
 
 def difference_text(c: PairedComparison) -> str:

@@ -10,9 +10,10 @@ over its seeds, :func:`~optical.eval.stats.summarize` gives its mean and CI,
 here follow the study's *arms*: the reference condition is one arm, and the
 conditions that differ from it in one axis (bitext budget, bitext noise, typo
 rate, domain, backbone) form one arm per axis. Within each arm there are up to
-three families: OT against each KD baseline, every method against the
-zero-shot model, and the change from the reference of OT against that of each
-baseline. Families stay this small so that Holm can still pass a real
+four families: OT against each KD baseline, every method against the
+zero-shot model, each ablation against ot, and the change from the reference of
+OT against that of each baseline (and of zero-shot along the typo rate, the one
+axis that changes it). Families stay this small so that Holm can still pass a real
 difference (see :func:`~optical.eval.stats.resamples_for_family`). The text of
 the first section is generated from those results: it says where OT wins,
 where it loses and where nothing is significant, whichever way the numbers
@@ -21,6 +22,7 @@ fall.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import defaultdict
@@ -71,9 +73,9 @@ CHANGE_FAMILY = "change from the reference, OT vs each baseline"
 ABLATION_FAMILY = "each ablation vs ot"
 #: The method an ablation (another OT method, a variant, or a non-KD method such as hard_align) is compared with.
 ABLATION_REFERENCE = "ot"
-#: Marks a comparison whose baseline kept its initial student in every seed (dev selection chose step 0), so that
-#: the comparison is in effect one with the zero-shot model.
-INITIAL_BASELINE_MARK = "‡"
+#: Marks a system that kept its initial student in every seed of a comparison's condition (dev selection chose
+#: step 0): there it is the zero-shot model, and the comparison says nothing about what it learned.
+INITIAL_STUDENT_MARK = "‡"
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class QuestionRow:
     task: str
     condition: tuple
     comparison: PairedComparison
+    #: A comparison of changes from the reference condition to ``condition`` rather than of levels.
+    change: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,10 +122,11 @@ class Arm:
         return f"{kind}, arm {self.name}"
 
 
-def _arm_tasks(ctx: _Context, arm: Arm) -> list[str]:
-    """The question tasks an arm's axes act on: query typos leave the alignment task's FLORES sentences alone, so
-    its rows in the typo arm would repeat the reference arm's and inflate that arm's Holm families."""
-    if "query_noise" not in arm.axes:
+def _axis_tasks(ctx: _Context, axes: tuple[str, ...]) -> list[str]:
+    """The question tasks compared along ``axes``. Query typos leave the alignment task's FLORES sentences alone, so
+    where the typo rate varies its alignment rows would repeat those of the same training condition without typos
+    (and inflate the arm's Holm families)."""
+    if "query_noise" not in axes:
         return ctx.question_tasks
     return [t for t in ctx.question_tasks if (spec := task_spec(t)) is not None and spec.takes_query_typos]
 
@@ -142,7 +147,8 @@ class StudyReport:
     report_dir: Path
     files: list[Path]
     question: list[QuestionRow] = field(default_factory=list)
-    robustness: list[QuestionRow] = field(default_factory=list)
+    #: The change comparisons (from the reference to each arm's conditions), kept apart from the level ones.
+    changes: list[QuestionRow] = field(default_factory=list)
 
 
 def _load_records(study_dir: Path, manifest: dict) -> tuple[list[Record], list[str]]:
@@ -223,8 +229,17 @@ class _Index:
         return sorted({c for (_, _, c) in self.groups}, key=lambda c: json.dumps(c, default=str))
 
     def axis_values(self, axis: str) -> list:
-        values = {c[AXES.index(axis)] for (_, _, c) in self.groups}
-        return sorted(values, key=lambda v: (isinstance(v, str), v if not isinstance(v, str) else 0))
+        """The values of ``axis`` among the conditions whose other axes are at the reference (a curve's x values)."""
+        position, reference = AXES.index(axis), self.ref_condition()
+        values = {
+            c[position] for (_, _, c) in self.groups if all(x == r for i, (x, r) in enumerate(zip(c, reference)) if i != position)
+        }
+        return sorted(values, key=_axis_order)
+
+
+def _axis_order(value: Any) -> tuple:
+    """Numbers in order, then names (a budget is a count or ``all``)."""
+    return (isinstance(value, str), value if not isinstance(value, str) else 0, str(value))
 
 
 def _seed_paired_difference(first: dict[int | None, PerQuery], second: dict[int | None, PerQuery], label: str) -> Sample | None:
@@ -279,15 +294,29 @@ class _Context:
     images: list[Path] = field(default_factory=list)
     #: The study's variants: name -> the loss method it trains with (``ot-idf`` -> ``ot``).
     variants: dict[str, str] = field(default_factory=dict)
+    #: Every method the study plans, in its config's order (finished or not): plot colours follow it.
+    method_order: list[str] = field(default_factory=list)
     #: Each axis's values over every run the manifest plans, finished or not.
     planned: dict[str, set] = field(default_factory=dict)
     #: (lang, method, backbone, domain, budget, noise) -> per finished distillation run: did selection keep step 0?
     kept_initial: dict[tuple, list[bool]] = field(default_factory=dict)
 
-    def baseline_kept_initial(self, row: QuestionRow) -> bool:
-        """Whether every seed of ``row``'s baseline kept its initial student in the row's training condition."""
-        flags = self.kept_initial.get((row.lang, row.baseline, *row.condition[: AXES.index("query_noise")]))
+    def kept_initial_student(self, lang: str, method: str, condition: tuple) -> bool:
+        """Whether every seed of ``method`` kept its initial student in ``condition``'s training condition."""
+        flags = self.kept_initial.get((lang, method, *condition[: AXES.index("query_noise")]))
         return bool(flags) and all(flags)
+
+    def initial_systems(self, row: QuestionRow) -> list[str]:
+        """The systems of ``row`` that are the zero-shot model there: for a change, at the reference condition too."""
+        conditions = [row.condition, self.index.ref_condition()] if row.change else [row.condition]
+        return [
+            system
+            for system in (row.method, row.baseline)
+            if all(self.kept_initial_student(row.lang, system, condition) for condition in conditions)
+        ]
+
+    def system_text(self, row: QuestionRow, system: str) -> str:
+        return system + (f" {INITIAL_STUDENT_MARK}" if system in self.initial_systems(row) else "")
 
     def spec(self, method: str) -> MethodSpec:
         return MethodSpec.parse(self.variants.get(method, method))
@@ -343,6 +372,7 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
             str(name): str(body["method"]) for name, body in ((manifest.get("config") or {}).get("variants") or {}).items()
         },
         planned=_planned_values(manifest),
+        method_order=[m for m in dict.fromkeys(e["method"] for e in manifest["runs"]) if m != ZERO_SHOT],
         kept_initial=_kept_initial(distills),
     )
 
@@ -369,6 +399,10 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     _training_section(doc, distills)
     if done < len(manifest["runs"]):
         _coverage_section(doc, manifest, ctx)
+    finished = {e["path"] for e in manifest["runs"] if e["status"] == "done"}
+    lost = [m for m in missing if str(Path(m).parent) in finished]
+    if lost:  # a finished run whose evaluation is gone: the export or the store lost it
+        doc.add(Heading(2, "Missing evaluations of finished runs"), Bullets([f"`{m}`" for m in lost]))
 
     atomic_write_text(report_dir / "report.md", doc.markdown())
     atomic_write_text(report_dir / "report.html", doc.html(report_dir))
@@ -398,9 +432,15 @@ def _kept_initial(distills: list[tuple[dict, RunRecord]]) -> dict[tuple, list[bo
 
 
 def _planned_values(manifest: dict) -> dict[str, set]:
+    """Each axis's values over the planned runs whose other training axes are at the reference (a curve's x values)."""
+    reference = manifest["reference"]
+    training_axes = AXES[: AXES.index("query_noise")]
     planned: dict[str, set] = defaultdict(set)
     for entry in manifest["runs"]:
         for axis in AXES:
+            trained = entry["method"] != ZERO_SHOT  # zero-shot has no training axes: only its typo rates count
+            if trained and any(entry.get(other) != reference.get(other) for other in training_axes if other != axis):
+                continue
             values = entry.get("query_noises", []) if axis == "query_noise" else [entry.get(axis)]
             planned[axis].update(v for v in values if v is not None)
     return dict(planned)
@@ -415,14 +455,14 @@ def _comparisons(ctx: _Context, pairs: list[tuple[str, str]], arm: Arm, family: 
     for method, baseline in pairs:
         for lang in ctx.langs:
             for condition in arm.conditions:
-                for task in _arm_tasks(ctx, arm):
+                for task in _axis_tasks(ctx, arm.axes):
                     key, measure = f"{task}.{lang}", main_measure(task)
                     a = ctx.index.sample(lang, method, condition, key, measure)
                     b = ctx.index.sample(lang, baseline, condition, key, measure)
                     if a is not None and b is not None:
                         rows.append(QuestionRow(method, baseline, lang, task, condition, compare(a, b, measure, ctx.settings)))
     corrected = holm_family([r.comparison for r in rows], family)
-    return [QuestionRow(r.method, r.baseline, r.lang, r.task, r.condition, c) for r, c in zip(rows, corrected)]
+    return [dataclasses.replace(r, comparison=c) for r, c in zip(rows, corrected)]
 
 
 def _row_text(r: QuestionRow, ctx: _Context, arm: Arm, change: bool) -> str:
@@ -434,7 +474,7 @@ def _row_text(r: QuestionRow, ctx: _Context, arm: Arm, change: bool) -> str:
     return (
         f"{r.lang} {r.task} {aggregate_name(c.measure)}{where}{changes} "
         f"{number(c.diff, True)} {interval(c.ci_low, c.ci_high, True)}, p_holm {p_holm_text(c)}"
-        + (f" {INITIAL_BASELINE_MARK}" if ctx.baseline_kept_initial(r) else "")
+        + (f" {INITIAL_STUDENT_MARK}" if ctx.initial_systems(r) else "")
     )
 
 
@@ -512,8 +552,8 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
             "the per-query change from the reference condition (seed by seed) of OT with that of the baseline: "
             "positive means OT gains more, or loses less. At a glance: each cell counts the languages and conditions "
             "where the first system is significantly better / significantly worse / not significantly different "
-            "(Holm, within the arm), with the mean difference in brackets; 'n ‡': n of those cells compare with a "
-            "baseline that kept its initial student in every seed. Tasks an arm's axis does not act on are left out "
+            "(Holm, within the arm), with the mean difference in brackets; 'n ‡': in n of those cells a system kept its "
+            "initial student in every seed. Tasks an arm's axis does not act on are left out "
             "of it (query typos do not touch the alignment task)."
         ),
         Paragraph("Tasks: " + "; ".join(_task_legend(ctx)) + "."),
@@ -536,12 +576,14 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         )
         for arm in _arms(ctx.index)
     ]
-    doc.add(_glance_table(results, ctx))
+    glance = _glance_table(results, ctx)
+    if glance.rows:
+        doc.add(glance)
     for result in results:
         arm = result.arm
         report.question += result.kd + result.zero + result.ablation
-        report.robustness += result.change
-        sentences = _initial_baseline_sentences(ctx, result)
+        report.changes += result.change
+        sentences = _initial_student_sentences(ctx, result)
         sentences += [_verdict(result.kd, ctx, ot, base, arm) for ot, base in kd_pairs]
         sentences += [_verdict(result.zero, ctx, m, ZERO_SHOT, arm) for m in ctx.trained]
         sentences += [_verdict(result.ablation, ctx, m, base, arm) for m, base in ablation_pairs]
@@ -567,15 +609,14 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
     doc.add(
         Heading(3, "Every comparison of the arms above"),
         Paragraph(
-            f"{INITIAL_BASELINE_MARK}: the baseline kept its initial student in every seed of that condition (dev "
-            "selection chose step 0), so the comparison is in effect one with the zero-shot model."
+            f"{INITIAL_STUDENT_MARK} after a system: it kept its initial student in every seed of that training condition "
+            "(dev selection chose step 0; for a change, at the reference condition too), so there it is the zero-shot "
+            "model and the comparison says nothing about what it learned."
         ),
         _comparison_table(report.question, ctx, ["method", "baseline", "condition", "method score", "baseline score"]),
     )
-    if report.robustness:
-        doc.add(
-            _comparison_table(report.robustness, ctx, ["OT", "baseline", "changed condition", "OT change", "baseline change"])
-        )
+    if report.changes:
+        doc.add(_comparison_table(report.changes, ctx, ["OT", "baseline", "changed condition", "OT change", "baseline change"]))
 
 
 @dataclass(frozen=True)
@@ -598,7 +639,7 @@ class _ArmResult:
 
 
 def _change_pairs(arm: Arm, kd_pairs: list[tuple[str, str]], zero_pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return kd_pairs + (zero_pairs if set(arm.axes) <= {"query_noise"} else [])
+    return kd_pairs + (zero_pairs if set(arm.axes) == {"query_noise"} else [])
 
 
 def _task_legend(ctx: _Context) -> list[str]:
@@ -611,18 +652,21 @@ def _task_legend(ctx: _Context) -> list[str]:
     return [f"{' / '.join(tasks)}: {help_text}, {aggregate_name(main_measure(tasks[0]))}" for help_text, tasks in names.items()]
 
 
-def _initial_baseline_sentences(ctx: _Context, result: _ArmResult) -> list[str]:
-    """Where a KD baseline learned nothing that dev selection could see, OT's comparisons with it are in effect
-    with the zero-shot model: said before the verdicts that count them."""
-    langs: dict[str, set[str]] = defaultdict(set)
-    for row in result.kd + result.change:
-        if ctx.baseline_kept_initial(row):
-            langs[row.baseline].add(row.lang)
+def _initial_student_sentences(ctx: _Context, result: _ArmResult) -> list[str]:
+    """Where a trained system learned nothing that dev selection could see, its comparisons there are the zero-shot
+    model's: said before the verdicts that count them."""
+    langs: dict[tuple[str, tuple], set[str]] = defaultdict(set)
+    for _, rows in result.families():
+        for row in rows:
+            for system in ctx.initial_systems(row):
+                langs[(system, row.condition[: AXES.index("query_noise")])].add(row.lang)
+    training_axes = [axis for axis in result.arm.axes if axis != "query_noise"]
     return [
-        f"{baseline} kept its initial student in every seed for {', '.join(lang for lang in ctx.langs if lang in chosen)} "
-        f"(dev selection chose step 0): there, comparisons with {baseline} (marked {INITIAL_BASELINE_MARK}) are in effect "
-        "comparisons with the zero-shot model."
-        for baseline, chosen in langs.items()
+        f"{system} kept its initial student in every seed for {', '.join(lang for lang in ctx.langs if lang in chosen)}"
+        + (f" at {_condition_label((*condition, None), training_axes)}" if training_axes else "")
+        + f" (dev selection chose step 0): there, comparisons involving it (marked {INITIAL_STUDENT_MARK}) measure the "
+        "zero-shot model, not what it learned."
+        for (system, condition), chosen in langs.items()
     ]
 
 
@@ -644,10 +688,10 @@ def _glance_table(results: list[_ArmResult], ctx: _Context) -> Table:
                     better = sum(r.comparison.significant and r.comparison.diff > 0 for r in mine)
                     worse = sum(r.comparison.significant and r.comparison.diff < 0 for r in mine)
                     mean = number(float(np.mean([r.comparison.diff for r in mine])), True)
-                    initial = sum(ctx.baseline_kept_initial(r) for r in mine)
+                    initial = sum(bool(ctx.initial_systems(r)) for r in mine)
                     cells.append(
                         f"{better} / {worse} / {len(mine) - better - worse} ({mean})"
-                        + (f", {initial} {INITIAL_BASELINE_MARK}" if initial else "")
+                        + (f", {initial} {INITIAL_STUDENT_MARK}" if initial else "")
                     )
                 label = f"{method} vs {baseline}" + (", change from the reference" if kind == CHANGE_FAMILY else "")
                 rows.append([result.arm.name, label, *cells])
@@ -677,10 +721,11 @@ def _resource_contrasts(ctx: _Context, pairs: list[tuple[str, str]]) -> list[str
                 }
                 diffs = {lang: d for lang, d in diffs.items() if d is not None}
                 if diffs and len({d.n_seeds for d in diffs.values()}) == 1:
-                    pooled[group] = Sample.pooled(f"{method} − {baseline}", diffs)
-                    present[group] |= set(diffs)
+                    pooled[group] = (Sample.pooled(f"{method} − {baseline}", diffs), set(diffs))
             if len(pooled) == 2:
-                gap = resource_gap(pooled["low"], pooled["high"], ctx.settings)  # high - low
+                for group, (_, pooled_langs) in pooled.items():
+                    present[group] |= pooled_langs
+                gap = resource_gap(pooled["low"][0], pooled["high"][0], ctx.settings)  # high - low
                 parts.append(
                     f"{task} {aggregate_name(measure)}: low {number(gap.low_mean, True)}, high {number(gap.high_mean, True)}, "
                     f"low − high {number(-gap.gap, True)} {interval(-gap.ci.high, -gap.ci.low, True)}"
@@ -702,8 +747,8 @@ def _comparison_table(rows: list[QuestionRow], ctx: _Context, names: list[str]) 
         [names[0], names[1], "lang", "task", names[2], "n", names[3], names[4], "Δ [95% CI]", "p_holm"],
         [
             [
-                r.method,
-                r.baseline + (f" {INITIAL_BASELINE_MARK}" if ctx.baseline_kept_initial(r) else ""),
+                ctx.system_text(r, r.method),
+                ctx.system_text(r, r.baseline),
                 r.lang,
                 f"{r.task} {aggregate_name(r.comparison.measure)}",
                 _condition_label(r.condition, ctx.varying),
@@ -753,13 +798,14 @@ def _changes(ctx: _Context, pairs: list[tuple[str, str]], arm: Arm) -> list[Ques
     for ot, base in pairs:
         for lang in ctx.langs:
             for condition in arm.conditions:
-                for task in _arm_tasks(ctx, arm):
+                for task in _axis_tasks(ctx, arm.axes):
                     key, measure = f"{task}.{lang}", main_measure(task)
                     changes = [ctx.index.change(lang, m, reference, condition, key, measure) for m in (ot, base)]
                     if None not in changes:
-                        rows.append(QuestionRow(ot, base, lang, task, condition, compare(*changes, measure, ctx.settings)))
+                        comparison = compare(*changes, measure, ctx.settings)
+                        rows.append(QuestionRow(ot, base, lang, task, condition, comparison, change=True))
     corrected = holm_family([r.comparison for r in rows], arm.family(CHANGE_FAMILY))
-    return [QuestionRow(r.method, r.baseline, r.lang, r.task, r.condition, c) for r, c in zip(rows, corrected)]
+    return [dataclasses.replace(r, comparison=c) for r, c in zip(rows, corrected)]
 
 
 def _curve_section(doc: Document, ctx: _Context, report: StudyReport, axis: str, title: str) -> None:
@@ -769,7 +815,7 @@ def _curve_section(doc: Document, ctx: _Context, report: StudyReport, axis: str,
     if axis == "query_noise":
         values = sorted(set(values) | {q for (_, q) in index.zero_shot})
     if len(values) < 2:
-        pending = sorted(ctx.planned.get(axis, set()) - set(values))
+        pending = sorted(ctx.planned.get(axis, set()) - set(values), key=_axis_order)
         if pending:
             doc.add(
                 Paragraph(
@@ -784,12 +830,15 @@ def _curve_section(doc: Document, ctx: _Context, report: StudyReport, axis: str,
     import matplotlib.pyplot as plt  # the backend is chosen by optical.report.plots
     from matplotlib.lines import Line2D
 
-    # One colour per method in every panel, methods side by side at each x, panels wrapped four to a row.
-    colours = {method: plt.get_cmap("tab10")(i % 10) for i, method in enumerate(m for m in ctx.methods if m != ZERO_SHOT)}
+    # One colour per method in every panel (zero-shot black), methods side by side at each x, four panels to a row.
+    drawn = [m for m in ctx.methods if m != ZERO_SHOT or axis == "query_noise"]
+    colours = {m: c for m, c in zip(ctx.method_order, _palette(len(ctx.method_order))) if m in drawn}
+    if ZERO_SHOT in drawn:
+        colours[ZERO_SHOT] = "black"
     shift = 0.2 / max(1, len(colours))
     n_cols = min(4, len(ctx.langs))
     n_rows = -(-len(ctx.langs) // n_cols)
-    for task in ctx.question_tasks:
+    for task in _axis_tasks(ctx, (axis,)):
         measure = main_measure(task)
         rows = []
         fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.8 * n_cols + 1.4, 2.9 * n_rows), squeeze=False, layout="constrained")
@@ -800,7 +849,7 @@ def _curve_section(doc: Document, ctx: _Context, report: StudyReport, axis: str,
                 if method == ZERO_SHOT and axis != "query_noise":
                     sample = index.sample(lang, method, index.ref_condition(), f"{task}.{lang}", measure)
                     if sample is not None:
-                        ax.axhline(summarize(sample, ctx.settings).mean, linestyle="--", color="grey", linewidth=1)
+                        ax.axhline(summarize(sample, ctx.settings).mean, linestyle="--", color="black", linewidth=1)
                         rows.append([lang, method, "(any)", _cell_text(sample, ctx.settings)])
                     continue
                 points = []
@@ -810,24 +859,19 @@ def _curve_section(doc: Document, ctx: _Context, report: StudyReport, axis: str,
                         points.append((position, summarize(sample, ctx.settings)))
                         rows.append([lang, method, str(value), _cell_text(sample, ctx.settings)])
                 if points:
-                    colour = colours.get(method, "grey")
-                    offset = (list(colours).index(method) - (len(colours) - 1) / 2) * shift if method in colours else 0.0
+                    colour = colours[method]
+                    offset = (list(colours).index(method) - (len(colours) - 1) / 2) * shift
                     xs = [x + offset for x, _ in points]
                     means = [c.mean for _, c in points]
-                    errors = [
-                        [m - c.ci_low for m, (_, c) in zip(means, points)],
-                        [c.ci_high - m for m, (_, c) in zip(means, points)],
-                    ]
+                    errors = _error_bars(means, [(c.ci_low, c.ci_high) for _, c in points])
                     ax.errorbar(xs, means, yerr=errors, marker="o", markersize=4, capsize=2, color=colour)
             ax.set_xticks(range(len(values)), [str(v) for v in values])
             ax.set_title(f"{task}.{lang}", fontsize="medium")
             ax.set_xlabel(axis.replace("_", " "))
             ax.set_ylabel(aggregate_name(measure))
         handles = [Line2D([0], [0], color=c, marker="o", label=m) for m, c in colours.items()]
-        if axis == "query_noise":
-            handles.append(Line2D([0], [0], color="grey", marker="o", label=ZERO_SHOT))
-        else:
-            handles.append(Line2D([0], [0], color="grey", linestyle="--", label=f"{ZERO_SHOT} (no bitext)"))
+        if axis != "query_noise" and ZERO_SHOT in ctx.methods:
+            handles.append(Line2D([0], [0], color="black", linestyle="--", label=f"{ZERO_SHOT} (no bitext)"))
         fig.legend(handles=handles, title="method", loc="outside right upper")
         name = ctx.save_plot(fig, f"plots/{axis}.{task}.png")
         doc.add(Heading(3, f"{task}: {aggregate_name(measure)} vs {axis.replace('_', ' ')} (other axes at reference)"))
@@ -835,6 +879,24 @@ def _curve_section(doc: Document, ctx: _Context, report: StudyReport, axis: str,
         doc.add(Table(["lang", "method", axis, f"{aggregate_name(measure)} [95% CI] (seeds)"], rows))
 
     _difference_curves(doc, ctx, report, axis, values)
+
+
+def _palette(n: int) -> list:
+    """``n`` distinct colours: tab10 without its grey (black marks zero-shot, grey the zero line), then tab20's."""
+    import matplotlib.pyplot as plt
+
+    tab10 = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
+    pale = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i % 2 and i != 15]
+    colours = tab10 + pale
+    return [colours[i % len(colours)] for i in range(n)]
+
+
+def _error_bars(centres: list[float], intervals: list[tuple[float, float]]) -> list[list[float]]:
+    """matplotlib's ``yerr`` from CIs, never negative: a constant cell's mean can sit a rounding error outside its CI."""
+    return [
+        [max(0.0, c - low) for c, (low, _) in zip(centres, intervals)],
+        [max(0.0, high - c) for c, (_, high) in zip(centres, intervals)],
+    ]
 
 
 def _difference_curves(doc: Document, ctx: _Context, report: StudyReport, axis: str, values: list) -> None:
@@ -847,18 +909,23 @@ def _difference_curves(doc: Document, ctx: _Context, report: StudyReport, axis: 
         r
         for r in report.question
         if ctx.uses_ot(r.method)
-        and r.baseline != ZERO_SHOT
+        and ctx.is_kd(r.baseline)
         and all(x == ref for i, (x, ref) in enumerate(zip(r.condition, reference)) if i != position)
     ]
-    if len({r.condition[position] for r in along}) < 2:
+    # A pair or task drawn at one value of the axis only (e.g. a baseline run at the reference alone) is no curve.
+    spread: dict[tuple[str, str, str], set] = defaultdict(set)
+    for r in along:
+        spread[(r.method, r.baseline, r.task)].add(r.condition[position])
+    along = [r for r in along if len(spread[(r.method, r.baseline, r.task)]) >= 2]
+    if not along:
         return
     from matplotlib.lines import Line2D
 
-    tasks = [t for t in ctx.question_tasks if any(r.task == t for r in along)]
+    tasks = [t for t in _axis_tasks(ctx, (axis,)) if any(r.task == t for r in along)]
     pairs = list(dict.fromkeys((r.method, r.baseline) for r in along))
     langs = [lang for lang in ctx.langs if any(r.lang == lang for r in along)]
     # One colour per language in every panel, one panel per pair and task, and languages side by side at each x.
-    colours = {lang: plt.get_cmap("tab10")(i % 10) for i, lang in enumerate(langs)}
+    colours = dict(zip(langs, _palette(len(langs))))
     shift = 0.3 / max(1, len(langs))
     fig, axes = plt.subplots(
         len(pairs), len(tasks), figsize=(3.8 * len(tasks) + 1.2, 2.8 * len(pairs)), squeeze=False, layout="constrained"
@@ -872,10 +939,7 @@ def _difference_curves(doc: Document, ctx: _Context, report: StudyReport, axis: 
                 rows.sort(key=lambda r: values.index(r.condition[position]))
                 xs = [values.index(r.condition[position]) + (i - (len(langs) - 1) / 2) * shift for r in rows]
                 diffs = [r.comparison.diff for r in rows]
-                errors = [
-                    [d - r.comparison.ci_low for d, r in zip(diffs, rows)],
-                    [r.comparison.ci_high - d for d, r in zip(diffs, rows)],
-                ]
+                errors = _error_bars(diffs, [(r.comparison.ci_low, r.comparison.ci_high) for r in rows])
                 ax.errorbar(xs, diffs, yerr=errors, marker="o", markersize=4, capsize=2, color=colours[lang])
             ax.axhline(0.0, color="grey", linewidth=1)
             ax.set_xticks(range(len(values)), [str(v) for v in values])

@@ -306,8 +306,8 @@ class _MeasuredRates:
                 # Medians: a run that shared the machine or sat paused (SIGSTOP counts as training time) is an
                 # outlier, not a rate.
                 pps = statistics.median(d.result.pairs_per_second for d in matches)
-                overhead = statistics.median(d.timings.total_seconds - d.timings.train_seconds for d in matches)
-                return pps, max(0.0, overhead), f"measured ({len(matches)} runs, same {'/'.join(key)})"
+                overhead = statistics.median(d.timings.overhead_seconds for d in matches)
+                return pps, overhead, f"measured ({len(matches)} runs, same {'/'.join(key)})"
         return DEFAULT_PAIRS_PER_SECOND, DEFAULT_DISTILL_OVERHEAD_S, "default"
 
     def _eval_seconds(self, teacher: str, tasks: list[str], precision: str) -> tuple[float, str]:
