@@ -1062,7 +1062,7 @@ def _coverage_section(doc: Document, manifest: dict, ctx: _Context) -> None:
         rows.append(
             [
                 method,
-                "-" if method == ZERO_SHOT else _condition_label((*condition, None), training_axes),
+                _coverage_condition(method, condition, training_axes, ctx.varying),
                 f"{sum(e['status'] == 'done' for e in entries)} / {len(entries)}",
                 ", ".join(lang for lang in dict.fromkeys(e["lang"] for e in entries) if lang in waiting) or "-",
             ]
@@ -1072,6 +1072,12 @@ def _coverage_section(doc: Document, manifest: dict, ctx: _Context) -> None:
         Paragraph("Runs done of those planned, per method and training condition, and the languages still waiting."),
         Table(["method", "condition", "runs done", "languages waiting"], rows),
     )
+
+
+def _coverage_condition(method: str, condition: tuple, training_axes: list[str], varying: list[str]) -> str:
+    if method == ZERO_SHOT:  # no training condition; one model per backbone
+        return _condition_label((*condition, None), ["backbone"]) if "backbone" in varying else "-"
+    return _condition_label((*condition, None), training_axes) if training_axes else "reference"
 
 
 def _training_section(doc: Document, distills: list[tuple[dict, RunRecord]]) -> None:
