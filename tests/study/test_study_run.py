@@ -273,3 +273,21 @@ def test_runs_held_by_a_committed_export_are_not_recomputed_with_an_empty_store(
         main(["study", "run", "--config", str(SMOKE_CONFIG), "--out", str(tmp_path / "s2"), "--from-export", str(tmp_path)]) == 2
     )
     assert "no study.json there" in capsys.readouterr().err
+
+
+def test_evaluation_estimates_prefer_the_same_teacher_and_precision_then_the_same_precision():
+    from optical.study.runner import DEFAULT_EVAL_SECONDS, _MeasuredRates
+
+    tasks = ["clir_sentence", "align"]
+
+    def finished(teacher: str, precision: str, seconds: float) -> dict:
+        return {"teacher": teacher, "config": {"eval": {"tasks": tasks, "mixed_precision": precision}},
+                "timings": {"wall_seconds": seconds}}  # fmt: skip
+
+    evals = [finished("e5", "no", 30.0), finished("e5", "bf16", 12.0), finished("minilm", "no", 40.0)]
+    rates = _MeasuredRates([], evals)
+    assert rates._eval_seconds("minilm", tasks, "no")[0] == 40.0  # same teacher and precision
+    seconds, basis = rates._eval_seconds("minilm", tasks, "bf16")  # no such run: the same precision, another teacher
+    assert seconds == 12.0 and "another teacher" in basis
+    assert _MeasuredRates([], evals[:1])._eval_seconds("minilm", tasks, "bf16")[0] == 30.0  # only another teacher's
+    assert _MeasuredRates([], evals)._eval_seconds("minilm", ["pool"], "no") == (DEFAULT_EVAL_SECONDS, "default")

@@ -291,11 +291,13 @@ class _MeasuredRates:
         return cls(distills, evals)
 
     def _distill_rate(self, config: dict) -> tuple[float, float, str]:
-        """(pairs/s, overhead s, basis) from the closest finished runs. Precision comes first after the models
-        and the method: bf16 runs train about twice as fast as fp32 ones on a CPU that has it."""
+        """(pairs/s, overhead s, basis) from the closest finished runs. Precision comes first after the student
+        and the method, before the teacher: bf16 runs train about twice as fast as fp32 ones on a CPU that has it,
+        while the teacher's token embeddings come from its cache, so the teacher barely changes a step's cost."""
         keys = (
             ("student", "teacher", "method", "mixed_precision", "batch_size", "max_length"),
             ("student", "teacher", "method", "mixed_precision"),
+            ("student", "method", "mixed_precision", "batch_size", "max_length"),
             ("student", "teacher", "method", "batch_size", "max_length"),
             ("student", "teacher", "method"),
             ("student", "teacher"),
@@ -311,16 +313,24 @@ class _MeasuredRates:
         return DEFAULT_PAIRS_PER_SECOND, DEFAULT_DISTILL_OVERHEAD_S, "default"
 
     def _eval_seconds(self, teacher: str, tasks: list[str], precision: str) -> tuple[float, str]:
-        """Median wall seconds of the finished evaluations of the same teacher and tasks, of the same precision
-        where there are some (bf16 encodes long passages about 2.7 times as fast as fp32 on a CPU that has it)."""
-        matches = [
-            e
-            for e in self.evals
-            if _same_model(e.get("teacher"), teacher)
-            and sorted(e.get("config", {}).get("eval", {}).get("tasks", [])) == sorted(tasks)
-        ]
-        same_precision = [e for e in matches if {**LEGACY_EVAL_VALUES, **e["config"]["eval"]}["mixed_precision"] == precision]
-        for chosen, basis in ((same_precision, "same precision"), (matches, "any precision")):
+        """Median wall seconds of the finished evaluations of the same tasks, of the same teacher and precision where
+        there are some (bf16 encodes long passages about 2.7 times as fast as fp32 on a CPU that has it), then of
+        another teacher at the same precision (the teacher's document embeddings come from its cache, so the
+        student's forward passes dominate), then of the same teacher at any precision, then of any evaluation of
+        those tasks."""
+        same_tasks = [e for e in self.evals if sorted(e.get("config", {}).get("eval", {}).get("tasks", [])) == sorted(tasks)]
+        same_teacher = [e for e in same_tasks if _same_model(e.get("teacher"), teacher)]
+
+        def at_precision(evals: list[dict]) -> list[dict]:
+            return [e for e in evals if {**LEGACY_EVAL_VALUES, **e["config"]["eval"]}["mixed_precision"] == precision]
+
+        tiers = (
+            (at_precision(same_teacher), "same teacher and precision"),
+            (at_precision(same_tasks), "same precision, another teacher"),
+            (same_teacher, "same teacher, any precision"),
+            (same_tasks, "another teacher and precision"),
+        )
+        for chosen, basis in tiers:
             if chosen:
                 seconds = statistics.median(e["timings"]["wall_seconds"] for e in chosen)
                 return seconds, f"measured ({len(chosen)} evals, {basis})"
