@@ -136,3 +136,21 @@ def test_planned_budgets_of_mixed_kinds_are_reported_as_pending_and_the_tasks_ar
     text = (copy / "report" / "report.md").read_text()
     assert "Pending: the study plans budget 500, all beside 64" in text
     assert "Tasks: clir_sentence: questions in X against the English XQuAD-R sentences, MRR@10; align_x2en / align_en2x" in text
+
+
+def test_a_kept_collapsed_student_is_said_and_marked(smoke_study, tmp_path):
+    copy = tmp_path / "study"
+    shutil.copytree(smoke_study.study_dir, copy, ignore=shutil.ignore_patterns("report"))
+    manifest = json.loads((copy / "study.json").read_text())
+    for entry in manifest["runs"]:
+        if entry["method"] == "ot":  # as if selection had kept step 4, whose dev-question spread fell to 2%
+            run_json = copy / entry["distill_dir"] / "run.json"
+            info = json.loads(run_json.read_text())
+            spreads = [{"step": 0, "dev_query_spread": 0.5}, {"step": 4, "dev_query_spread": 0.01}]
+            info["result"].update(best_step=4, history=spreads)
+            run_json.write_text(json.dumps(info))
+    write_study_report(copy, n_resamples=RESAMPLES)
+    text = (copy / "report" / "report.md").read_text()
+    assert "ot's kept student had collapsed (pooled dev-question embeddings nearly identical) in 2 of 2 seeds for el" in text
+    assert re.search(r"^\| reference \| ot vs mse \| .*, 1 § \|", text, re.MULTILINE)
+    assert "| ot § | mse | el |" in text and "| mse § |" not in text

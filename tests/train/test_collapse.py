@@ -37,9 +37,13 @@ def test_a_student_whose_outputs_are_made_constant_is_flagged_as_collapsed(tiny_
     ]
     assert result_with(history).collapsed_at == 8 and result_with(history).spread_measured
     assert result_with(history[:2]).collapsed_at is None
+    # Collapsed at step 8 is not the same as keeping a collapsed student: selection may keep an earlier step.
+    assert not result_with(history).kept_collapsed
+    kept_last = RunResult(**{**result_with(history).__dict__, "best_step": 8})
+    assert kept_last.kept_collapsed and not RunResult(**{**kept_last.__dict__, "best_step": 4}).kept_collapsed
     # Runs written before the spread was recorded: nothing measured, nothing claimed.
     old = result_with([{"step": 0, "xquad_dev_mrr@10": 0.1}])
-    assert old.collapsed_at is None and not old.spread_measured
+    assert old.collapsed_at is None and not old.spread_measured and not old.kept_collapsed
 
 
 def test_embedding_spread_is_one_minus_the_mean_pairwise_cosine():

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ from optical.report.plots import ForestRow, forest_figure, save_figure
 from optical.report.tuning import is_tuning, tuning_report
 from optical.storage import atomic_write_text, load_json_file
 from optical.study.layout import MANIFEST, REPORT_DIR
-from optical.train.record import COLLAPSE_SPREAD_RATIO, RunRecord
+from optical.train.record import COLLAPSE_SPREAD_RATIO, RunRecord, RunResult
 
 #: The tasks whose main measure the research-question section compares, in display order.
 QUESTION_TASKS = ("clir_sentence", "clir_paragraph", "pool", "align_x2en", "align_en2x")
@@ -76,6 +77,9 @@ ABLATION_REFERENCE = "ot"
 #: Marks a system that kept its initial student in every seed of a comparison's condition (dev selection chose
 #: step 0): there it is the zero-shot model, and the comparison says nothing about what it learned.
 INITIAL_STUDENT_MARK = "‡"
+#: Marks a system whose kept student had collapsed in at least one seed (pooled embeddings of different sentences
+#: nearly identical): its scores there are a collapsed encoder's, not a weak one's.
+COLLAPSED_STUDENT_MARK = "§"
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,8 @@ class _Context:
     planned: dict[str, set] = field(default_factory=dict)
     #: (lang, method, backbone, domain, budget, noise) -> per finished distillation run: did selection keep step 0?
     kept_initial: dict[tuple, list[bool]] = field(default_factory=dict)
+    #: The same key -> per finished distillation run: had the student selection kept collapsed?
+    kept_collapsed: dict[tuple, list[bool]] = field(default_factory=dict)
 
     def kept_initial_student(self, lang: str, method: str, condition: tuple) -> bool:
         """Whether every seed of ``method`` kept its initial student in ``condition``'s training condition."""
@@ -315,8 +321,19 @@ class _Context:
             if all(self.kept_initial_student(row.lang, system, condition) for condition in conditions)
         ]
 
-    def system_text(self, row: QuestionRow, system: str) -> str:
-        return system + (f" {INITIAL_STUDENT_MARK}" if system in self.initial_systems(row) else "")
+    def collapsed_seeds(self, lang: str, method: str, condition: tuple) -> tuple[int, int]:
+        """(seeds whose kept student had collapsed, seeds) of ``method`` in ``condition``'s training condition."""
+        flags = self.kept_collapsed.get((lang, method, *condition[: AXES.index("query_noise")]), [])
+        return sum(flags), len(flags)
+
+    def collapsed_systems(self, row: QuestionRow) -> list[str]:
+        return [system for system in (row.method, row.baseline) if self.collapsed_seeds(row.lang, system, row.condition)[0]]
+
+    def marks(self, row: QuestionRow, system: str | None = None) -> str:
+        """The marks of ``row`` (of one of its systems when named): kept its initial student, kept a collapsed one."""
+        flagged = ((INITIAL_STUDENT_MARK, self.initial_systems(row)), (COLLAPSED_STUDENT_MARK, self.collapsed_systems(row)))
+        marks = [mark for mark, systems in flagged if (system in systems if system else systems)]
+        return "".join(f" {mark}" for mark in marks)
 
     def spec(self, method: str) -> MethodSpec:
         return MethodSpec.parse(self.variants.get(method, method))
@@ -373,7 +390,8 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
         },
         planned=_planned_values(manifest),
         method_order=[m for m in dict.fromkeys(e["method"] for e in manifest["runs"]) if m != ZERO_SHOT],
-        kept_initial=_kept_initial(distills),
+        kept_initial=_selection_flags(distills, lambda result: result.best_step == 0),
+        kept_collapsed=_selection_flags(distills, lambda result: result.kept_collapsed),
     )
 
     doc = Document(
@@ -422,13 +440,14 @@ def _distill_records(study_dir: Path, manifest: dict) -> list[tuple[dict, RunRec
     return pairs
 
 
-def _kept_initial(distills: list[tuple[dict, RunRecord]]) -> dict[tuple, list[bool]]:
-    kept: dict[tuple, list[bool]] = defaultdict(list)
+def _selection_flags(distills: list[tuple[dict, RunRecord]], flag: Callable[[RunResult], bool]) -> dict[tuple, list[bool]]:
+    """(lang, method, training condition) -> ``flag`` of each finished run whose model selection kept a step."""
+    flags: dict[tuple, list[bool]] = defaultdict(list)
     for entry, record in distills:
         if record.result.best_step is not None:
             key = (entry["lang"], entry["method"], *(entry.get(axis) for axis in AXES[: AXES.index("query_noise")]))
-            kept[key].append(record.result.best_step == 0)
-    return dict(kept)
+            flags[key].append(bool(flag(record.result)))
+    return dict(flags)
 
 
 def _planned_values(manifest: dict) -> dict[str, set]:
@@ -473,8 +492,7 @@ def _row_text(r: QuestionRow, ctx: _Context, arm: Arm, change: bool) -> str:
     changes = f" ({r.method} {number(c.mean_a, True)}, {r.baseline} {number(c.mean_b, True)})" if change else ""
     return (
         f"{r.lang} {r.task} {aggregate_name(c.measure)}{where}{changes} "
-        f"{number(c.diff, True)} {interval(c.ci_low, c.ci_high, True)}, p_holm {p_holm_text(c)}"
-        + (f" {INITIAL_STUDENT_MARK}" if ctx.initial_systems(r) else "")
+        f"{number(c.diff, True)} {interval(c.ci_low, c.ci_high, True)}, p_holm {p_holm_text(c)}" + ctx.marks(r)
     )
 
 
@@ -553,8 +571,9 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
             "positive means OT gains more, or loses less. At a glance: each cell counts the languages and conditions "
             "where the first system is significantly better / significantly worse / not significantly different "
             "(Holm, within the arm), with the mean difference in brackets; 'n ‡': in n of those cells a system kept its "
-            "initial student in every seed. Tasks an arm's axis does not act on are left out "
-            "of it (query typos do not touch the alignment task)."
+            "initial student in every seed; 'n §': in n of them a system's kept student had collapsed in some seed. "
+            "Where the typo rate varies, the alignment task is left out: typos touch only the retrieval queries, so its "
+            "rows would repeat those of the same students without typos."
         ),
         Paragraph("Tasks: " + "; ".join(_task_legend(ctx)) + "."),
     )
@@ -583,7 +602,7 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         arm = result.arm
         report.question += result.kd + result.zero + result.ablation
         report.changes += result.change
-        sentences = _initial_student_sentences(ctx, result)
+        sentences = _selection_caveats(ctx, result)
         sentences += [_verdict(result.kd, ctx, ot, base, arm) for ot, base in kd_pairs]
         sentences += [_verdict(result.zero, ctx, m, ZERO_SHOT, arm) for m in ctx.trained]
         sentences += [_verdict(result.ablation, ctx, m, base, arm) for m, base in ablation_pairs]
@@ -611,7 +630,9 @@ def _question_section(doc: Document, report: StudyReport, ctx: _Context) -> None
         Paragraph(
             f"{INITIAL_STUDENT_MARK} after a system: it kept its initial student in every seed of that training condition "
             "(dev selection chose step 0; for a change, at the reference condition too), so there it is the zero-shot "
-            "model and the comparison says nothing about what it learned."
+            f"model and the comparison says nothing about what it learned. {COLLAPSED_STUDENT_MARK} after a system: in at "
+            "least one seed the student it kept had collapsed (pooled embeddings of different dev questions nearly "
+            "identical), so its scores there are a collapsed encoder's."
         ),
         _comparison_table(report.question, ctx, ["method", "baseline", "condition", "method score", "baseline score"]),
     )
@@ -652,16 +673,29 @@ def _task_legend(ctx: _Context) -> list[str]:
     return [f"{' / '.join(tasks)}: {help_text}, {aggregate_name(main_measure(tasks[0]))}" for help_text, tasks in names.items()]
 
 
-def _initial_student_sentences(ctx: _Context, result: _ArmResult) -> list[str]:
-    """Where a trained system learned nothing that dev selection could see, its comparisons there are the zero-shot
-    model's: said before the verdicts that count them."""
+def _selection_caveats(ctx: _Context, result: _ArmResult) -> list[str]:
+    """What model selection kept that changes what a comparison means, said before the verdicts that count them:
+    a collapsed student (its scores are a collapsed encoder's), and an initial one (there it is the zero-shot model)."""
     langs: dict[tuple[str, tuple], set[str]] = defaultdict(set)
     for _, rows in result.families():
         for row in rows:
             for system in ctx.initial_systems(row):
                 langs[(system, row.condition[: AXES.index("query_noise")])].add(row.lang)
     training_axes = [axis for axis in result.arm.axes if axis != "query_noise"]
-    return [
+    collapsed: dict[tuple[str, tuple], dict[str, tuple[int, int]]] = defaultdict(dict)
+    for _, rows in result.families():
+        for row in rows:
+            for system in ctx.collapsed_systems(row):
+                condition = row.condition[: AXES.index("query_noise")]
+                collapsed[(system, condition)][row.lang] = ctx.collapsed_seeds(row.lang, system, row.condition)
+    collapse_sentences = [
+        f"{system}'s kept student had collapsed (pooled dev-question embeddings nearly identical) in "
+        + ", ".join(f"{k} of {n} seeds for {lang}" for lang in ctx.langs if lang in seeds for k, n in [seeds[lang]])
+        + (f" at {_condition_label((*condition, None), training_axes)}" if training_axes else "")
+        + f": its scores there (marked {COLLAPSED_STUDENT_MARK}) are a collapsed encoder's."
+        for (system, condition), seeds in collapsed.items()
+    ]
+    return collapse_sentences + [
         f"{system} kept its initial student in every seed for {', '.join(lang for lang in ctx.langs if lang in chosen)}"
         + (f" at {_condition_label((*condition, None), training_axes)}" if training_axes else "")
         + f" (dev selection chose step 0): there, comparisons involving it (marked {INITIAL_STUDENT_MARK}) measure the "
@@ -688,10 +722,13 @@ def _glance_table(results: list[_ArmResult], ctx: _Context) -> Table:
                     better = sum(r.comparison.significant and r.comparison.diff > 0 for r in mine)
                     worse = sum(r.comparison.significant and r.comparison.diff < 0 for r in mine)
                     mean = number(float(np.mean([r.comparison.diff for r in mine])), True)
-                    initial = sum(bool(ctx.initial_systems(r)) for r in mine)
+                    flagged = [
+                        (sum(bool(ctx.initial_systems(r)) for r in mine), INITIAL_STUDENT_MARK),
+                        (sum(bool(ctx.collapsed_systems(r)) for r in mine), COLLAPSED_STUDENT_MARK),
+                    ]
                     cells.append(
                         f"{better} / {worse} / {len(mine) - better - worse} ({mean})"
-                        + (f", {initial} {INITIAL_STUDENT_MARK}" if initial else "")
+                        + "".join(f", {n} {mark}" for n, mark in flagged if n)
                     )
                 label = f"{method} vs {baseline}" + (", change from the reference" if kind == CHANGE_FAMILY else "")
                 rows.append([result.arm.name, label, *cells])
@@ -747,8 +784,8 @@ def _comparison_table(rows: list[QuestionRow], ctx: _Context, names: list[str]) 
         [names[0], names[1], "lang", "task", names[2], "n", names[3], names[4], "Δ [95% CI]", "p_holm"],
         [
             [
-                ctx.system_text(r, r.method),
-                ctx.system_text(r, r.baseline),
+                r.method + ctx.marks(r, r.method),
+                r.baseline + ctx.marks(r, r.baseline),
                 r.lang,
                 f"{r.task} {aggregate_name(r.comparison.measure)}",
                 _condition_label(r.condition, ctx.varying),

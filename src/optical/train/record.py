@@ -127,15 +127,32 @@ class RunResult:
         """Whether the dev evaluations recorded the query-embedding spread (not in runs written before it existed)."""
         return any(SPREAD_KEY in h for h in self.history)
 
+    def _spreads(self) -> tuple[float, dict[int, float]] | None:
+        """The initial student's spread and each dev step's, or None when not measured from step 0."""
+        spreads = [(h["step"], h[SPREAD_KEY]) for h in self.history if SPREAD_KEY in h]
+        if not spreads or spreads[0][0] != 0 or spreads[0][1] <= 0:
+            return None
+        return spreads[0][1], dict(spreads)
+
+    @property
+    def kept_collapsed(self) -> bool:
+        """Whether the student model selection kept (``best_step``) had collapsed: what the run's evaluations
+        score is then an encoder that maps different sentences to nearly the same vector."""
+        measured = self._spreads()
+        if measured is None or self.best_step is None or self.best_step not in measured[1]:
+            return False
+        initial, by_step = measured
+        return by_step[self.best_step] < COLLAPSE_SPREAD_RATIO * initial
+
     @property
     def collapsed_at(self) -> int | None:
         """The first dev step whose query-embedding spread fell below :data:`COLLAPSE_SPREAD_RATIO` x the initial
         student's (step 0), or None (also for runs without a spread in their history)."""
-        spreads = [(h["step"], h[SPREAD_KEY]) for h in self.history if SPREAD_KEY in h]
-        if not spreads or spreads[0][0] != 0 or spreads[0][1] <= 0:
+        measured = self._spreads()
+        if measured is None:
             return None
-        initial = spreads[0][1]
-        return next((step for step, spread in spreads[1:] if spread < COLLAPSE_SPREAD_RATIO * initial), None)
+        initial, by_step = measured
+        return next((step for step, spread in by_step.items() if step != 0 and spread < COLLAPSE_SPREAD_RATIO * initial), None)
 
     @property
     def dev_before(self) -> float | None:
