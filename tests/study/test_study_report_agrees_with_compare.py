@@ -154,3 +154,22 @@ def test_a_kept_collapsed_student_is_said_and_marked(smoke_study, tmp_path):
     assert "ot's kept student had collapsed (pooled dev-question embeddings nearly identical) in 2 of 2 seeds for el" in text
     assert re.search(r"^\| reference \| ot vs mse \| .*, 1 § \|", text, re.MULTILINE)
     assert "| ot § | mse | el |" in text and "| mse § |" not in text
+
+
+def test_the_study_report_writes_its_comparisons_as_data(both):
+    _, study, _ = both
+    written = json.loads((study.report_dir / "comparisons.json").read_text())
+    rows = study.question + study.changes
+    assert len(written["comparisons"]) == len(rows) and written["n_resamples"] == RESAMPLES
+    for on_disk, row in zip(written["comparisons"], rows):
+        names = (on_disk["method"], on_disk["baseline"], on_disk["lang"], on_disk["task"])
+        assert names == (row.method, row.baseline, row.lang, row.task)
+        assert (on_disk["diff"], on_disk["ci_low"], on_disk["p_holm"], on_disk["family"]) == (
+            row.comparison.diff,
+            row.comparison.ci_low,
+            row.comparison.p_holm,
+            row.comparison.family,
+        )
+        assert on_disk["kind"] == ("change" if row.change else "level")
+        assert on_disk["condition"]["query_noise"] == row.condition[4]
+    assert study.report_dir / "comparisons.json" in study.files  # so an export carries it

@@ -57,7 +57,7 @@ from optical.report.compare import difference_text, p_holm_text, policy_text
 from optical.report.document import Bullets, Document, Heading, Image, Paragraph, Table
 from optical.report.plots import ForestRow, forest_figure, save_figure
 from optical.report.tuning import is_tuning, tuning_report
-from optical.storage import atomic_write_text, load_json_file
+from optical.storage import atomic_write_json, atomic_write_text, load_json_file
 from optical.study.layout import MANIFEST, REPORT_DIR
 from optical.train.record import COLLAPSE_SPREAD_RATIO, RunRecord, RunResult
 
@@ -74,6 +74,8 @@ CHANGE_FAMILY = "change from the reference, OT vs each baseline"
 ABLATION_FAMILY = "each ablation vs ot"
 #: The method an ablation (another OT method, a variant, or a non-KD method such as hard_align) is compared with.
 ABLATION_REFERENCE = "ot"
+#: Every comparison of the first section, machine-readable, beside report.md (for other tools and the READMEs).
+COMPARISONS_JSON = "comparisons.json"
 #: Marks a system that kept its initial student in every seed of a comparison's condition (dev selection chose
 #: step 0): there it is the zero-shot model, and the comparison says nothing about what it learned.
 INITIAL_STUDENT_MARK = "‡"
@@ -424,9 +426,15 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
 
     atomic_write_text(report_dir / "report.md", doc.markdown())
     atomic_write_text(report_dir / "report.html", doc.html(report_dir))
+    atomic_write_json(report_dir / COMPARISONS_JSON, _comparisons_json(report, ctx))
     for stale in sorted(set((report_dir / "plots").glob("*.png")) - {report_dir / p for p in ctx.images}):
         stale.unlink()  # a plot of an earlier report that this one no longer draws (or names differently)
-    report.files = [report_dir / "report.md", report_dir / "report.html", *(report_dir / p for p in ctx.images)]
+    report.files = [
+        report_dir / "report.md",
+        report_dir / "report.html",
+        report_dir / COMPARISONS_JSON,
+        *(report_dir / p for p in ctx.images),
+    ]
     return report
 
 
@@ -1109,6 +1117,31 @@ def _coverage_section(doc: Document, manifest: dict, ctx: _Context) -> None:
         Paragraph("Runs done of those planned, per method and training condition, and the languages still waiting."),
         Table(["method", "condition", "runs done", "languages waiting"], rows),
     )
+
+
+def _comparisons_json(report: StudyReport, ctx: _Context) -> dict[str, Any]:
+    """The first section's comparisons as data: each with its condition, family, statistics and marks."""
+
+    def row(r: QuestionRow) -> dict[str, Any]:
+        return {
+            "kind": "change" if r.change else "level",
+            "method": r.method,
+            "baseline": r.baseline,
+            "lang": r.lang,
+            "task": r.task,
+            "condition": dict(zip(AXES, r.condition)),
+            "kept_initial_student": ctx.initial_systems(r),
+            "kept_collapsed_student": ctx.collapsed_systems(r),
+            **dataclasses.asdict(r.comparison),
+        }
+
+    return {
+        "alpha": ALPHA,
+        "n_resamples": ctx.settings.n_resamples,
+        "seed": ctx.settings.seed,
+        "reference": dict(zip(AXES, ctx.index.ref_condition())),
+        "comparisons": [row(r) for r in report.question + report.changes],
+    }
 
 
 def _coverage_condition(method: str, condition: tuple, training_axes: list[str], varying: list[str]) -> str:
