@@ -67,6 +67,9 @@ RETENTION = "retention.en"
 BIAS_MEASURES = ("LangShare@10", "GoldRankGap")
 #: Conditions (axis values) of a record: everything but language, method and seed.
 AXES = ("backbone", "domain", "budget", "noise", "query_noise")
+#: The axes that decide how a student was trained (all but the typo rate, applied at evaluation); a condition's
+#: first TRAINED entries.
+TRAINED = AXES.index("query_noise")
 AXIS_NAMES = {"backbone": "backbone", "domain": "domain", "budget": "budget", "noise": "bitext noise", "query_noise": "typo rate"}
 KD_FAMILY = "OT vs each KD baseline"
 ZERO_SHOT_FAMILY = "each method vs zero-shot"
@@ -311,7 +314,7 @@ class _Context:
 
     def kept_initial_student(self, lang: str, method: str, condition: tuple) -> bool:
         """Whether every seed of ``method`` kept its initial student in ``condition``'s training condition."""
-        flags = self.kept_initial.get((lang, method, *condition[: AXES.index("query_noise")]))
+        flags = self.kept_initial.get((lang, method, *condition[:TRAINED]))
         return bool(flags) and all(flags)
 
     def initial_systems(self, row: QuestionRow) -> list[str]:
@@ -325,7 +328,7 @@ class _Context:
 
     def collapsed_seeds(self, lang: str, method: str, condition: tuple) -> tuple[int, int]:
         """(seeds whose kept student had collapsed, seeds) of ``method`` in ``condition``'s training condition."""
-        flags = self.kept_collapsed.get((lang, method, *condition[: AXES.index("query_noise")]), [])
+        flags = self.kept_collapsed.get((lang, method, *condition[:TRAINED]), [])
         return sum(flags), len(flags)
 
     def collapsed_systems(self, row: QuestionRow) -> list[str]:
@@ -453,7 +456,7 @@ def _selection_flags(distills: list[tuple[dict, RunRecord]], flag: Callable[[Run
     flags: dict[tuple, list[bool]] = defaultdict(list)
     for entry, record in distills:
         if record.result.best_step is not None:
-            key = (entry["lang"], entry["method"], *(entry.get(axis) for axis in AXES[: AXES.index("query_noise")]))
+            key = (entry["lang"], entry["method"], *(entry.get(axis) for axis in AXES[:TRAINED]))
             flags[key].append(bool(flag(record.result)))
     return dict(flags)
 
@@ -461,7 +464,7 @@ def _selection_flags(distills: list[tuple[dict, RunRecord]], flag: Callable[[Run
 def _planned_values(manifest: dict) -> dict[str, set]:
     """Each axis's values over the planned runs whose other training axes are at the reference (a curve's x values)."""
     reference = manifest["reference"]
-    training_axes = AXES[: AXES.index("query_noise")]
+    training_axes = AXES[:TRAINED]
     planned: dict[str, set] = defaultdict(set)
     for entry in manifest["runs"]:
         for axis in AXES:
@@ -688,13 +691,13 @@ def _selection_caveats(ctx: _Context, result: _ArmResult) -> list[str]:
     for _, rows in result.families():
         for row in rows:
             for system in ctx.initial_systems(row):
-                langs[(system, row.condition[: AXES.index("query_noise")])].add(row.lang)
+                langs[(system, row.condition[:TRAINED])].add(row.lang)
     training_axes = [axis for axis in result.arm.axes if axis != "query_noise"]
     collapsed: dict[tuple[str, tuple], dict[str, tuple[int, int]]] = defaultdict(dict)
     for _, rows in result.families():
         for row in rows:
             for system in ctx.collapsed_systems(row):
-                condition = row.condition[: AXES.index("query_noise")]
+                condition = row.condition[:TRAINED]
                 collapsed[(system, condition)][row.lang] = ctx.collapsed_seeds(row.lang, system, row.condition)
     collapse_sentences = [
         f"{system}'s kept student had collapsed (pooled dev-question embeddings nearly identical) in "
@@ -1098,7 +1101,7 @@ def _coverage_section(doc: Document, manifest: dict, ctx: _Context) -> None:
     """Per method and training condition: how many of its planned runs are done, and which languages still wait."""
     cells: dict[tuple, list[dict]] = defaultdict(list)
     for entry in manifest["runs"]:
-        condition = tuple(entry.get(axis) for axis in AXES[: AXES.index("query_noise")])
+        condition = tuple(entry.get(axis) for axis in AXES[:TRAINED])
         cells[(entry["method"], condition)].append(entry)
     training_axes = [axis for axis in ctx.varying if axis != "query_noise"]
     rows = []
