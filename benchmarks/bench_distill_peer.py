@@ -28,6 +28,9 @@ Usage (next to nothing else running)::
     .venv/bin/python benchmarks/bench_distill_peer.py --model /tmp/tiny --pairs 64 --dry-run   # a check: records nothing
     .venv/bin/python benchmarks/bench_distill_peer.py --only cuda --model DIR   # on a GPU box; DIR: e5-small's
                                                                                 # config.json + tokenizer files
+    python3 benchmarks/bench_distill_peer.py --only host --host-device cuda --key-suffix _cuda   # feeding a GPU
+
+benchmarks/gpu_box.sh runs the CUDA parts, and the CUDA tests, in one call of a lent GPU machine.
 
 The peer needs the ``datasets`` package (``SentenceTransformerTrainer`` trains on a ``datasets.Dataset``).
 """
@@ -260,7 +263,7 @@ def bench_host(args, work: Path) -> dict[str, float | str]:
     results: dict[str, float | str] = {}
     budget = args.host_batches * 256
     for method in ("ot", "mse"):
-        config = loop_config(work / f"host-{method}", method, tiny, budget, "cpu")
+        config = loop_config(work / f"host-{method}", method, tiny, budget, args.host_device)
         run = distill(config, progress=False)
         speed = RunRecord.load(run.out_dir).throughput
         results[f"host_pairs_per_second_{method}"] = round(speed.pairs_per_second, 1)
@@ -271,7 +274,7 @@ def bench_host(args, work: Path) -> dict[str, float | str]:
     results["host_pairs_per_second"] = results["host_pairs_per_second_mse"]
     results["host_setup"] = (
         f"optical distill with a tiny BertModel (hidden 16, 1 layer, 1 head, no dropout: little compute), el, {budget} pairs, "
-        "batch 256, max length 64, length grouping, mse and ot with ot.tol=0 (fixed iterations), cpu, "
+        f"batch 256, max length 64, length grouping, mse and ot with ot.tol=0 (fixed iterations), {args.host_device}, "
         f"{torch.get_num_threads()} torch thread(s); pairs/s of the training loop (run.json throughput); "
         "host_pairs_per_second is the mse run's (ot adds a 256x64x64 Sinkhorn solve per step, which is compute); "
         "host_data_pairs_per_second_*: pairs over the seconds of the data phase alone (slicing token ids and the "
@@ -296,6 +299,8 @@ def e5_shaped(source: Path, target: Path, seed: int = 0) -> Path:
 
 
 def bench_cuda(args, work: Path) -> dict[str, float | str]:
+    import dataclasses
+
     if not torch.cuda.is_available():
         raise SystemExit("--only cuda needs a CUDA device")
     model = e5_shaped(Path(str(resolve_model(args.model))), work / "e5-shaped")
@@ -303,17 +308,24 @@ def bench_cuda(args, work: Path) -> dict[str, float | str]:
     speeds = {}
     for method in ("mse", "ot"):
         config = loop_config(work / f"cuda-{method}", method, model, budget, "cuda", precision="bf16")
+        config = dataclasses.replace(config, epochs=args.cuda_epochs)
         speeds[method] = RunRecord.load(distill(config, progress=False).out_dir).throughput
+    # The same ot run at the default tolerance: a convergence check (a read from the device) every 5 iterations.
+    checked = dataclasses.replace(config, out_dir=str(work / "cuda-ot-checked"), loss_options={})
+    speeds["ot_checked"] = RunRecord.load(distill(checked, progress=False).out_dir).throughput
     return {
         "distill_mse_pairs_per_second_cuda": round(speeds["mse"].pairs_per_second, 1),
         "distill_ot_pairs_per_second_cuda": round(speeds["ot"].pairs_per_second, 1),
+        "distill_ot_checked_pairs_per_second_cuda": round(speeds["ot_checked"].pairs_per_second, 1),
         "distill_ot_step_over_mse_step_cuda": round(speeds["mse"].pairs_per_second / speeds["ot"].pairs_per_second, 3),
         "distill_phase_seconds_ot_cuda": json.dumps(speeds["ot"].phase_seconds),
+        "distill_phase_seconds_mse_cuda": json.dumps(speeds["mse"].phase_seconds),
         "distill_setup_cuda": (
-            f"optical distill el, {budget} pairs, batch 256, max length 64, bf16, select_on none, no mid-run "
-            "checkpoint, ot with ot.tol=0 (fixed iterations) and mse; a model with multilingual-e5-small's config "
+            f"optical distill el, {budget} pairs x {args.cuda_epochs} epochs, batch 256, max length 64, bf16, select_on "
+            "none, no mid-run checkpoint, ot with ot.tol=0 (fixed iterations) and mse; ot_checked: ot at the default "
+            "tolerance (a convergence check every 5 Sinkhorn iterations); a model with multilingual-e5-small's config "
             "and tokenizer and random weights (the real weights exceed the GPU box's transfer limit; speed only); "
-            "pairs/s of the training loop (run.json throughput, teacher cache excluded)"
+            "pairs/s of the training loop (run.json throughput, teacher cache excluded, first steps included)"
         ),
     }
 
@@ -329,7 +341,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--host-batches", type=int, default=40, help="batches of 256 in the host-bound run")
-    parser.add_argument("--cuda-batches", type=int, default=32, help="batches of 256 in each CUDA run")
+    parser.add_argument("--cuda-batches", type=int, default=32, help="batches of 256 in each epoch of a CUDA run")
+    parser.add_argument("--cuda-epochs", type=int, default=4, help="epochs of each CUDA run")
+    parser.add_argument(
+        "--host-device", default="cpu", help="device of the tiny model in the host-bound run (cuda: the feeding bound of a GPU)"
+    )
+    parser.add_argument(
+        "--key-suffix", default="", help="appended to every recorded key (e.g. _gpu_box: the host bound of another machine)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the figures, record nothing")
     args = parser.parse_args(argv)
     if args.threads:
@@ -344,8 +363,9 @@ def main(argv: list[str] | None = None) -> int:
             if part in parts:
                 results.update(bench(args, work))
                 print(json.dumps({k: v for k, v in results.items() if not k.endswith("_setup")}, indent=1), flush=True)
+    results = {key + args.key_suffix: value for key, value in results.items()}
     if not args.dry_run:
-        record(results, SCRIPT, device="cuda" if parts == ["cuda"] else "cpu")
+        record(results, SCRIPT, device="cuda" if "cuda" in (*parts, args.host_device) else "cpu")
     return 0
 
 

@@ -14,6 +14,8 @@ from optical.train.batches import epoch_batches
 from optical.train.precision import check_precision, cpu_bf16_support, resolve_precision
 from optical.train.record import RunRecord
 
+NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
 
 def test_length_grouping_keeps_the_rows_and_cuts_padding(tiny_config):
     lengths = [(i * 37) % 29 + 1 for i in range(300)]
@@ -88,8 +90,9 @@ def test_loss_logs_are_read_in_bursts_and_each_step_is_logged_once(tiny_config, 
     assert all(isinstance(line["loss"], float) and line["loss"] > 0 and "ot" in line and "mse" in line for line in lines)
 
 
-def test_large_batches_with_grad_accumulation(tiny_config):
-    result = distill(tiny_config("ot", budget=1024, batch_size=256, grad_accum=2, max_length=24), progress=False)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)])
+def test_large_batches_with_grad_accumulation(tiny_config, device):
+    result = distill(tiny_config("ot", budget=1024, batch_size=256, grad_accum=2, max_length=24, device=device), progress=False)
     assert result.steps == 2
     record = RunRecord.load(result.out_dir)
     assert record.throughput.pairs_per_second > 0 and record.result.pairs_per_second > 0
@@ -160,10 +163,13 @@ def test_bf16_training_on_a_capable_cpu(tiny_config):
     assert all(json.loads(line)["loss"] == json.loads(line)["loss"] for line in lines)  # no NaN
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_the_steady_state_cuda_step_never_syncs(tiny_config):
-    """Under CUDA: after a warm-up step, training steps run with sync debug mode 'error'."""
-    config = tiny_config("mse", budget=256, batch_size=32, device="cuda", checkpoint_every=1000)
+@NEEDS_CUDA
+@pytest.mark.parametrize("method", ["mse", "ot"])
+def test_the_steady_state_cuda_step_never_syncs(tiny_config, method):
+    """Under CUDA: after a warm-up step, training steps run with sync debug mode 'error' (ot at a fixed
+    number of Sinkhorn iterations, the mode that promises it)."""
+    options = {"ot": {"tol": 0.0}} if method == "ot" else {}
+    config = tiny_config(method, budget=256, batch_size=32, device="cuda", checkpoint_every=1000, loss_options=options)
     trainer = DistillTrainer(config, progress=False)
     trainer.check_inputs()
     trainer.setup()

@@ -149,8 +149,12 @@ def sinkhorn(
         tol: stop when, over the whole batch, the max L1 row-marginal error
             (balanced) or the max change of the potentials (unbalanced) is < tol.
             Checked every ``check_every`` iterations. ``tol=0`` runs exactly
-            ``max_iter`` iterations with no check inside the loop, so on a GPU the
-            solve never waits for the host (one underflow check at the end).
+            ``max_iter`` iterations with no check inside the loop. On an
+            accelerator it then reads nothing back from the device at all: the
+            NaN/inf checks of cost and marginals are skipped (a non-finite input
+            shows as a non-finite value, which the trainer's loss logs catch) and
+            the exact log-sum-exp replaces the separable one, whose underflow
+            check would wait for the device.
         tau: KL marginal relaxation strength; None (or inf) = balanced.
         grad: "detach": iterations run without graph, ``value = <P.detach(), C>``,
             so ``d value / d C = P``, which by the envelope theorem is the
@@ -187,7 +191,9 @@ def sinkhorn(
 
     work_dtype = torch.float64 if cost.dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=cost.device.type, enabled=False):
-        result = _solve(cost.to(work_dtype), a, b, mask_a, mask_b, eps, max_iter, tol, tau, grad, check_every)
+        # On an accelerator every host check waits for the device; with a fixed iteration count there is none.
+        host_checks = tol > 0 or cost.device.type == "cpu"
+        result = _solve(cost.to(work_dtype), a, b, mask_a, mask_b, eps, max_iter, tol, tau, grad, check_every, host_checks)
     if unbatched:
         result = OTResult(
             plan=result.plan[0],
@@ -209,9 +215,10 @@ def _check_vector(name: str, tensor: Tensor | None, shape: tuple[int, int], bool
 
 
 def _marginal(
-    weights: Tensor | None, mask: Tensor | None, size: tuple[int, int], cost: Tensor, normalise: bool
+    weights: Tensor | None, mask: Tensor | None, size: tuple[int, int], cost: Tensor, normalise: bool, check: bool
 ) -> tuple[Tensor, Tensor | None]:
-    """(marginal, validity mask or None when every entry is real) in the cost's dtype."""
+    """(marginal, validity mask or None when every entry is real) in the cost's dtype; ``check``: refuse
+    non-finite or negative weights (a read from the device)."""
     if weights is None:
         if mask is None:
             return torch.full(size, 1.0 / size[1], dtype=cost.dtype, device=cost.device), None
@@ -219,7 +226,7 @@ def _marginal(
         weights = valid.to(cost.dtype)
         return weights / weights.sum(-1, keepdim=True).clamp_min(1.0), valid
     weights = weights.detach().to(device=cost.device, dtype=cost.dtype)
-    if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+    if check and (not bool(torch.isfinite(weights).all()) or bool((weights < 0).any())):
         raise OpticalError("sinkhorn: marginals must be finite and non-negative")
     valid = weights > 0
     if mask is not None:
@@ -242,11 +249,12 @@ def _solve(
     tau: float | None,
     grad: str,
     check_every: int,
+    host_checks: bool,
 ) -> OTResult:
     batch, n, m = cost.shape
     balanced = tau is None
-    a, valid_a = _marginal(a, mask_a, (batch, n), cost, normalise=balanced)
-    b, valid_b = _marginal(b, mask_b, (batch, m), cost, normalise=balanced)
+    a, valid_a = _marginal(a, mask_a, (batch, n), cost, normalise=balanced, check=host_checks)
+    b, valid_b = _marginal(b, mask_b, (batch, m), cost, normalise=balanced, check=host_checks)
     has_padding = valid_a is not None or valid_b is not None
     if has_padding:
         valid_a = torch.ones_like(a, dtype=torch.bool) if valid_a is None else valid_a
@@ -265,7 +273,7 @@ def _solve(
     else:
         log_a, log_b = torch.log(a), torch.log(b)
     # One reduction instead of an elementwise isfinite pass: NaN/inf propagate into the sum.
-    if not math.isfinite(float(cost.detach().sum())) and not bool(torch.isfinite(cost).all()):
+    if host_checks and not math.isfinite(float(cost.detach().sum())) and not bool(torch.isfinite(cost).all()):
         raise OpticalError("sinkhorn: cost has NaN/inf at unmasked entries; mask them or fix the cost")
 
     # Dual potentials are kept divided by eps (u = f/eps, v = g/eps) so the loop
@@ -279,7 +287,8 @@ def _solve(
         if has_padding:
             log_kernel = log_kernel.masked_fill(~valid, _MASKED_LOG)
         schedule = _Schedule(scale, eps, max_iter, tol, check_every)
-        u, v, n_iter, potential_change = _iterate(log_kernel, _Marginals(log_a, log_b, a), schedule, separable=not differentiable)
+        separable = not differentiable and host_checks  # the separable sums need an underflow check
+        u, v, n_iter, potential_change = _iterate(log_kernel, _Marginals(log_a, log_b, a), schedule, separable=separable)
         plan = torch.exp(log_kernel + u.unsqueeze(-1) + v.unsqueeze(-2))
         if has_padding:
             plan = plan.masked_fill(~valid, 0.0)

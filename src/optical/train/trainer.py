@@ -36,9 +36,9 @@ Guarantees:
   accumulation; only the main process writes the run (each other process writes only its RNG state into
   the checkpoint being built), and a checkpoint resumes only under the number of processes that wrote it;
 * the training step reads nothing back from the device: loss logs stay there and are read every
-  :attr:`DistillTrainer.log_every` steps (and before a dev evaluation or a checkpoint). On CUDA two
-  reads remain outside this module: the OT loss's Sinkhorn (``optical.ot``) checks the cost for NaN/inf
-  with one read per call and checks underflow at its last iteration.
+  :attr:`DistillTrainer.log_every` steps (and before a dev evaluation or a checkpoint). The OT loss's
+  Sinkhorn (``optical.ot``) reads from the device only when it checks convergence: with ``ot.tol=0``
+  (a fixed number of iterations) an accelerator's step never waits for it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The checks that need a GPU, as one call of a lent GPU machine (the workplace's `device` tool).
+#
+#   bash benchmarks/gpu_box.sh prepare   # here: .whl/ (optical's pure-Python needs the GPU image lacks)
+#                                        # and .gpu/ (e5-small's config + tokenizer, an el-only data dir)
+#   bash benchmarks/gpu_box.sh run       # there, with carry [".whl", ".gpu"]; results under $OUT
+#
+# `run` runs the CUDA tests (sync-free steps, the CUDA Sinkhorn, large batches with accumulation), the CUDA
+# distillation benchmark, and the host bound measured on that machine's CPUs and with the tiny model on its
+# GPU. The data dir holds the real en-el bitext and XQuAD el/en files and empty stand-ins for the rest
+# (the trainer checks that every file of the layout is present; a run of el reads only those).
+set -u -o pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+prepare() {
+    local data=${OPTICAL_DATA_DIR:-../shared/data} model=${E5_DIR:-$HOME/.cache/optical/models/multilingual-e5-small}
+    rm -rf .whl .gpu && mkdir -p .whl .gpu/data .gpu/e5
+    local platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+    for pin in platformdirs==4.14.8 langcodes==3.5.1 language_data==1.4.0 marisa-trie==1.4.1; do
+        python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+            "${platforms[@]}" -d .whl "$pin" || return 1
+    done
+    (cd "$data" && find . -type f) | while read -r file; do
+        mkdir -p ".gpu/data/$(dirname "$file")"
+        case "$file" in
+            */en-el.tsv | */xquad.el.json | */xquad.en.json | ./xquad-r/el.json | ./xquad-r/en.json) cp "$data/$file" ".gpu/data/$file" ;;
+            *) if [ "$(stat -c %s "$data/$file")" -lt 200000 ]; then cp "$data/$file" ".gpu/data/$file"; else : >".gpu/data/$file"; fi ;;
+        esac
+    done
+    find "$model" -mindepth 1 -maxdepth 1 ! -name "*.safetensors" ! -name "*.bin" ! -name "*onnx*" ! -name openvino -exec cp -r {} .gpu/e5/ \;
+    du -sh .whl .gpu
+}
+
+run() {
+    : "${OUT:?run is for the GPU machine, where OUT is set}"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site:$here/src:$here/benchmarks OPTICAL_DATA_DIR=$here/.gpu/data OPTICAL_CACHE_DIR=/tmp/optical-cache
+    export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/machine.txt"
+    python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/machine.txt"
+    timeout 180 python3 -m pytest -q -p no:cacheprovider --basetemp /tmp/pt -k cuda \
+        tests/ot/test_sinkhorn_cuda.py tests/train/test_throughput.py 2>&1 | tee "$OUT/pytest.log"
+    timeout 240 python3 benchmarks/bench_distill_peer.py --only cuda --model .gpu/e5 2>&1 | grep -v "Writing model" | tee "$OUT/bench_cuda.log"
+    timeout 60 python3 benchmarks/bench_distill_peer.py --only host --key-suffix _gpu_box 2>&1 | tee "$OUT/bench_host.log"
+    timeout 60 python3 benchmarks/bench_distill_peer.py --only host --host-device cuda --key-suffix _cuda 2>&1 | tee -a "$OUT/bench_host.log"
+    cp benchmarks/results.json "$OUT/results.json"
+}
+
+case "${1:-}" in
+    prepare) prepare ;;
+    run) run ;;
+    *) echo "usage: bash benchmarks/gpu_box.sh prepare|run" >&2; exit 2 ;;
+esac
