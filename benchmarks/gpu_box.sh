@@ -39,7 +39,7 @@ run() {
     export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/machine.txt"
     python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/machine.txt"
-    timeout 180 python3 -m pytest -q -p no:cacheprovider --basetemp /tmp/pt -k cuda \
+    [ -n "${SKIP_TESTS:-}" ] || timeout 180 python3 -m pytest -q -p no:cacheprovider --basetemp /tmp/pt -k cuda \
         tests/ot/test_sinkhorn_cuda.py tests/train/test_throughput.py 2>&1 | tee "$OUT/pytest.log"
     timeout 240 python3 benchmarks/bench_distill_peer.py --only cuda --model .gpu/e5 2>&1 | grep -v "Writing model" | tee "$OUT/bench_cuda.log"
     timeout 60 python3 benchmarks/bench_distill_peer.py --only host --key-suffix _gpu_box 2>&1 | tee "$OUT/bench_host.log"
@@ -50,5 +50,7 @@ run() {
 case "${1:-}" in
     prepare) prepare ;;
     run) run ;;
-    *) echo "usage: bash benchmarks/gpu_box.sh prepare|run" >&2; exit 2 ;;
+    # The benchmarks alone (a second call after the tests passed).
+    bench) SKIP_TESTS=1 run ;;
+    *) echo "usage: bash benchmarks/gpu_box.sh prepare|run|bench" >&2; exit 2 ;;
 esac
