@@ -4,6 +4,7 @@
 #   bash benchmarks/gpu_box.sh prepare   # here: .whl/ (optical's pure-Python needs the GPU image lacks)
 #                                        # and .gpu/ (e5-small's config + tokenizer, an el-only data dir)
 #   bash benchmarks/gpu_box.sh run       # there, with carry [".whl", ".gpu"]; results under $OUT
+#   GPU_BOX_PARTS="tests cuda" CUDA_BATCH_SIZES=256 bash benchmarks/gpu_box.sh run   # a shorter call
 #
 # `run` runs the CUDA tests (sync-free steps, the CUDA Sinkhorn, large batches with accumulation), the CUDA
 # distillation benchmark, and the host bound measured on that machine's CPUs and with the tiny model on its
@@ -34,23 +35,29 @@ prepare() {
 
 run() {
     : "${OUT:?run is for the GPU machine, where OUT is set}"
+    local parts=${GPU_BOX_PARTS:-tests cuda host}
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH=/tmp/site:$here/src:$here/benchmarks OPTICAL_DATA_DIR=$here/.gpu/data OPTICAL_CACHE_DIR=/tmp/optical-cache
     export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/machine.txt"
     python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/machine.txt"
-    [ -n "${SKIP_TESTS:-}" ] || timeout 180 python3 -m pytest -q -p no:cacheprovider --basetemp /tmp/pt -k cuda \
-        tests/ot/test_sinkhorn_cuda.py tests/train/test_throughput.py 2>&1 | tee "$OUT/pytest.log"
-    timeout 240 python3 benchmarks/bench_distill_peer.py --only cuda --model .gpu/e5 2>&1 | grep -v "Writing model" | tee "$OUT/bench_cuda.log"
-    timeout 60 python3 benchmarks/bench_distill_peer.py --only host --key-suffix _gpu_box 2>&1 | tee "$OUT/bench_host.log"
-    timeout 60 python3 benchmarks/bench_distill_peer.py --only host --host-device cuda --key-suffix _cuda 2>&1 | tee -a "$OUT/bench_host.log"
+    if [[ " $parts " == *" tests "* ]]; then
+        timeout 180 python3 -m pytest -q -p no:cacheprovider --basetemp /tmp/pt -k cuda \
+            tests/ot/test_sinkhorn_cuda.py tests/train/test_throughput.py 2>&1 | tee "$OUT/pytest.log"
+    fi
+    if [[ " $parts " == *" cuda "* ]]; then
+        timeout 240 python3 benchmarks/bench_distill_peer.py --only cuda --model .gpu/e5 ${CUDA_BATCH_SIZES:+--cuda-batch-sizes $CUDA_BATCH_SIZES} \
+            2>&1 | grep -v "Writing model" | tee "$OUT/bench_cuda.log"
+    fi
+    if [[ " $parts " == *" host "* ]]; then
+        timeout 60 python3 benchmarks/bench_distill_peer.py --only host --key-suffix _gpu_box 2>&1 | tee "$OUT/bench_host.log"
+        timeout 60 python3 benchmarks/bench_distill_peer.py --only host --host-device cuda --key-suffix _cuda 2>&1 | tee -a "$OUT/bench_host.log"
+    fi
     cp benchmarks/results.json "$OUT/results.json"
 }
 
 case "${1:-}" in
     prepare) prepare ;;
     run) run ;;
-    # The benchmarks alone (a second call after the tests passed).
-    bench) SKIP_TESTS=1 run ;;
-    *) echo "usage: bash benchmarks/gpu_box.sh prepare|run|bench" >&2; exit 2 ;;
+    *) echo "usage: bash benchmarks/gpu_box.sh prepare|run  (GPU_BOX_PARTS='tests cuda host', CUDA_BATCH_SIZES=256,1024)" >&2; exit 2 ;;
 esac

@@ -29,13 +29,18 @@ def test_a_fixed_iteration_cuda_solve_never_syncs_and_matches_the_cpu(tau):
     mask_b[2, 3:] = False
     solve = dict(eps=EPS, tau=tau, max_iter=200, tol=0.0)
     on_cpu = sinkhorn(cost, a, b, mask_a=mask_a, mask_b=mask_b, **solve)
+    shorter = sinkhorn(cost[:, :6, :5], a[:, :6], b[:, :5], **solve)
     moved = [t.cuda() for t in (cost, a, b, mask_a, mask_b)]
+    sinkhorn(moved[0], moved[1], moved[2], mask_a=moved[3], mask_b=moved[4], **solve)  # captures its graph
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         on_gpu = sinkhorn(moved[0], moved[1], moved[2], mask_a=moved[3], mask_b=moved[4], **solve)
+        # Another length in the same padded shape (8 x 8) replays the same graph.
+        shorter_on_gpu = sinkhorn(moved[0][:, :6, :5], moved[1][:, :6], moved[2][:, :5], **solve)
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert on_gpu.n_iter == 200
     torch.testing.assert_close(on_gpu.plan.cpu(), on_cpu.plan, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(on_gpu.value.cpu(), on_cpu.value, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(shorter_on_gpu.plan.cpu(), shorter.plan, rtol=1e-4, atol=1e-6)

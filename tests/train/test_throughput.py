@@ -166,7 +166,7 @@ def test_bf16_training_on_a_capable_cpu(tiny_config):
 @NEEDS_CUDA
 @pytest.mark.parametrize("method", ["mse", "ot"])
 def test_the_steady_state_cuda_step_never_syncs(tiny_config, method):
-    """Under CUDA: after a warm-up step, training steps run with sync debug mode 'error' (ot at a fixed
+    """Under CUDA: after a warm-up epoch, training steps run with sync debug mode 'error' (ot at a fixed
     number of Sinkhorn iterations, the mode that promises it)."""
     options = {"ot": {"tol": 0.0}} if method == "ot" else {}
     config = tiny_config(method, budget=256, batch_size=32, device="cuda", checkpoint_every=1000, loss_options=options)
@@ -182,14 +182,13 @@ def test_the_steady_state_cuda_step_never_syncs(tiny_config, method):
 
     batches = trainer.epoch_batches(0)
     flat = torch.tensor([i for b in batches for i in b], device="cuda")
-    trainer.training_step(StepBatch(batches[0], flat[: len(batches[0])]))  # warm-up: allocations, lazy init
+    steps = [StepBatch(rows, flat[k * config.batch_size : k * config.batch_size + len(rows)]) for k, rows in enumerate(batches)]
+    for step in steps:  # warm-up: allocations, lazy init, and the Sinkhorn graph of each padded shape
+        trainer.training_step(step)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        logs = []
-        for k, rows in enumerate(batches[1:6], start=1):
-            start = k * config.batch_size
-            logs.append(trainer.training_step(StepBatch(rows, flat[start : start + len(rows)])).logs)
+        logs = [trainer.training_step(step).logs for step in steps]
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert all(float(entry["loss"]) > 0 for entry in logs)
