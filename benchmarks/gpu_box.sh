@@ -35,7 +35,7 @@ prepare() {
 
 run() {
     : "${OUT:?run is for the GPU machine, where OUT is set}"
-    local parts=${GPU_BOX_PARTS:-tests cuda host}
+    local parts=${GPU_BOX_PARTS:-tests cuda host} failed=""
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH=/tmp/site:$here/src:$here/benchmarks OPTICAL_DATA_DIR=$here/.gpu/data OPTICAL_CACHE_DIR=/tmp/optical-cache
     export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
@@ -43,17 +43,20 @@ run() {
     python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/machine.txt"
     if [[ " $parts " == *" tests "* ]]; then
         timeout 180 python3 -m pytest -q -p no:cacheprovider --basetemp /tmp/pt -k cuda \
-            tests/ot/test_sinkhorn_cuda.py tests/train/test_throughput.py 2>&1 | tee "$OUT/pytest.log"
+            tests/ot/test_sinkhorn_cuda.py tests/train/test_throughput.py 2>&1 | tee "$OUT/pytest.log" || failed+=" tests"
     fi
     if [[ " $parts " == *" cuda "* ]]; then
         timeout 240 python3 benchmarks/bench_distill_peer.py --only cuda --model .gpu/e5 ${CUDA_BATCH_SIZES:+--cuda-batch-sizes $CUDA_BATCH_SIZES} \
-            2>&1 | grep -v "Writing model" | tee "$OUT/bench_cuda.log"
+            2>&1 | tee "$OUT/bench_cuda.log" || failed+=" cuda"
     fi
     if [[ " $parts " == *" host "* ]]; then
-        timeout 60 python3 benchmarks/bench_distill_peer.py --only host --key-suffix _gpu_box 2>&1 | tee "$OUT/bench_host.log"
-        timeout 60 python3 benchmarks/bench_distill_peer.py --only host --host-device cuda --key-suffix _cuda 2>&1 | tee -a "$OUT/bench_host.log"
+        timeout 60 python3 benchmarks/bench_distill_peer.py --only host --key-suffix _gpu_box 2>&1 | tee "$OUT/bench_host.log" \
+            || failed+=" host"
+        timeout 60 python3 benchmarks/bench_distill_peer.py --only host --host-device cuda --key-suffix _cuda 2>&1 \
+            | tee -a "$OUT/bench_host.log" || failed+=" host-cuda"
     fi
     cp benchmarks/results.json "$OUT/results.json"
+    [ -z "$failed" ] || { echo "gpu_box: failed:$failed" >&2; return 1; }
 }
 
 case "${1:-}" in

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from optical.ot import sinkhorn
+from optical.ot._sinkhorn import _GRAPHED_SWEEPS
 
 EPS = 0.1
 
@@ -31,7 +32,9 @@ def test_a_fixed_iteration_cuda_solve_never_syncs_and_matches_the_cpu(tau):
     on_cpu = sinkhorn(cost, a, b, mask_a=mask_a, mask_b=mask_b, **solve)
     shorter = sinkhorn(cost[:, :6, :5], a[:, :6], b[:, :5], **solve)
     moved = [t.cuda() for t in (cost, a, b, mask_a, mask_b)]
+    _GRAPHED_SWEEPS.clear()
     sinkhorn(moved[0], moved[1], moved[2], mask_a=moved[3], mask_b=moved[4], **solve)  # captures its graph
+    assert len(_GRAPHED_SWEEPS._captured) == 1
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
@@ -41,6 +44,7 @@ def test_a_fixed_iteration_cuda_solve_never_syncs_and_matches_the_cpu(tau):
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert on_gpu.n_iter == 200
+    assert len(_GRAPHED_SWEEPS._captured) == 1
     torch.testing.assert_close(on_gpu.plan.cpu(), on_cpu.plan, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(on_gpu.value.cpu(), on_cpu.value, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(shorter_on_gpu.plan.cpu(), shorter.plan, rtol=1e-4, atol=1e-6)

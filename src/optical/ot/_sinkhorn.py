@@ -78,6 +78,7 @@ Example
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -150,11 +151,14 @@ def sinkhorn(
             (balanced) or the max change of the potentials (unbalanced) is < tol.
             Checked every ``check_every`` iterations. ``tol=0`` runs exactly
             ``max_iter`` iterations with no check inside the loop. On an
-            accelerator it then reads nothing back from the device at all: the
-            NaN/inf checks of cost and marginals are skipped (a non-finite input
-            shows as a non-finite value, which the trainer's loss logs catch) and
-            the exact log-sum-exp replaces the separable one, whose underflow
-            check would wait for the device.
+            accelerator it then reads nothing back from the device: the checks
+            of the inputs are skipped (a non-finite cost shows as a non-finite
+            value, which the trainer's loss logs catch; non-finite or negative
+            marginal weights count as zero mass, i.e. masked) and the exact
+            log-sum-exp replaces the separable one, whose underflow check would
+            wait for the device. On CUDA (detach mode) the loop replays from a
+            CUDA graph, captured the first time a padded shape appears (that
+            capture waits for the device once).
         tau: KL marginal relaxation strength; None (or inf) = balanced.
         grad: "detach": iterations run without graph, ``value = <P.detach(), C>``,
             so ``d value / d C = P``, which by the envelope theorem is the
@@ -347,56 +351,76 @@ class _GraphedSweeps:
 
     At the sizes of token alignment (256 problems of up to 64 x 64 tokens a step) each of the ~16 kernels of
     an iteration runs in microseconds, so a hundred iterations launched one by one keep the host busy far
-    longer than the device (measured on an H200: 24 ms of a 78 ms e5-small training step). A captured graph
-    launches them all at once. Problems are padded to power-of-two sizes (at least 8) with masked entries,
-    which the masked solve ignores exactly as it ignores padding tokens, so that a run of varied lengths
-    needs a handful of graphs: one per (batch, padded shape, dtype, device, schedule), captured at first use
-    (a capture waits for the device once).
+    longer than the device (measured on an H200: 24 ms of a 78 ms e5-small training step; 7 ms with graphs).
+    A captured graph launches them all at once. Problems are padded to power-of-two sizes (at least 8) with
+    masked entries, which the masked solve ignores exactly as it ignores padding tokens, so that a run of
+    varied lengths needs a handful of graphs: one per (batch, padded shape, dtype, device, scale, eps,
+    max_iter), captured at first use. The least recently used graphs are dropped once the cached kernels
+    exceed :attr:`max_elements` entries (each graph holds its buffers and a memory pool).
     """
 
+    #: Cached [B, N, M] kernel entries in all (2**27: 512 MiB of float32 per buffer of that shape; a training
+    #: run at batch 256 and max length 64 needs at most 16 graphs of 2**20).
+    max_elements = 2**27
+
     def __init__(self) -> None:
-        self._captured: dict[tuple, _CapturedSweep] = {}
+        self._captured: OrderedDict[tuple, _CapturedSweep] = OrderedDict()
 
     @staticmethod
     def _bucket(size: int) -> int:
         return max(8, 1 << (size - 1).bit_length())
 
+    def clear(self) -> None:
+        self._captured.clear()
+
     def run(self, log_kernel: Tensor, log_a: Tensor, log_b: Tensor, schedule: _Schedule) -> tuple[Tensor, Tensor, Tensor]:
         """(u, v, potential change) of ``schedule.max_iter`` exact-LSE iterations from zero potentials."""
         batch, n, m = log_kernel.shape
         shape = (batch, self._bucket(n), self._bucket(m))
-        key = (shape, log_kernel.dtype, log_kernel.device, schedule)
-        captured = self._captured.get(key)
-        if captured is None:
-            captured = self._captured[key] = self._capture(shape, log_kernel.dtype, log_kernel.device, schedule)
-        for buffer, value in ((captured.log_kernel, log_kernel), (captured.log_a, log_a), (captured.log_b, log_b)):
-            buffer.fill_(_MASKED_LOG)
-            buffer[(slice(None),) + tuple(slice(0, size) for size in value.shape[1:])].copy_(value)
-        captured.graph.replay()
-        return captured.u[:, :n].clone(), captured.v[:, :m].clone(), captured.potential_change.clone()
+        # tol and check_every do not enter a fixed-iteration loop.
+        key = (shape, log_kernel.dtype, log_kernel.device, schedule.scale, schedule.eps, schedule.max_iter)
+        with torch.cuda.device(log_kernel.device):
+            captured = self._captured.get(key)
+            if captured is None:
+                self._make_room(shape[0] * shape[1] * shape[2])
+                captured = self._captured[key] = self._capture(shape, log_kernel.dtype, log_kernel.device, schedule)
+            self._captured.move_to_end(key)
+            for buffer, value in ((captured.log_kernel, log_kernel), (captured.log_a, log_a), (captured.log_b, log_b)):
+                buffer.fill_(_MASKED_LOG)
+                buffer[(slice(None),) + tuple(slice(0, size) for size in value.shape[1:])].copy_(value)
+            captured.graph.replay()
+            return captured.u[:, :n].clone(), captured.v[:, :m].clone(), captured.potential_change.clone()
+
+    def _make_room(self, elements: int) -> None:
+        held = sum(c.log_kernel.numel() for c in self._captured.values())
+        while self._captured and held + elements > self.max_elements:
+            _, dropped = self._captured.popitem(last=False)
+            held -= dropped.log_kernel.numel()
 
     @staticmethod
     def _capture(shape: tuple[int, int, int], dtype: torch.dtype, device: torch.device, schedule: _Schedule) -> _CapturedSweep:
         batch, n, m = shape
-        log_kernel = torch.full(shape, _MASKED_LOG, dtype=dtype, device=device)
-        log_a = torch.full((batch, n), _MASKED_LOG, dtype=dtype, device=device)
-        log_b = torch.full((batch, m), _MASKED_LOG, dtype=dtype, device=device)
+        # Normal tensors even when the first call comes under inference mode: later calls may come from training.
+        with torch.inference_mode(False):
+            log_kernel = torch.full(shape, _MASKED_LOG, dtype=dtype, device=device)
+            log_a = torch.full((batch, n), _MASKED_LOG, dtype=dtype, device=device)
+            log_b = torch.full((batch, m), _MASKED_LOG, dtype=dtype, device=device)
 
-        def sweep() -> tuple[Tensor, Tensor, Tensor]:
-            start_u, start_v = torch.zeros_like(log_a), torch.zeros_like(log_b)
-            marginals = _Marginals(log_a, log_b, None)
-            u, v, _, change, _ = _sweep(_ExactLSE(log_kernel), start_u, start_v, 0, marginals, schedule)
-            return u, v, change
+            def sweep() -> tuple[Tensor, Tensor, Tensor]:
+                start_u, start_v = torch.zeros_like(log_a), torch.zeros_like(log_b)
+                marginals = _Marginals(log_a, log_b, None)
+                u, v, _, change, _ = _sweep(_ExactLSE(log_kernel), start_u, start_v, 0, marginals, schedule)
+                return u, v, change
 
-        # Capture needs one run outside the graph first (on a side stream), so that lazy initialisation is done.
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            sweep()
-        torch.cuda.current_stream(device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            u, v, change = sweep()
+            # Capture needs one run outside the graph first (on a side stream), so that lazy initialisation is done.
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                sweep()
+            torch.cuda.current_stream(device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=side):
+                u, v, change = sweep()
         return _CapturedSweep(graph, log_kernel, log_a, log_b, u, v, change)
 
 

@@ -38,7 +38,8 @@ Guarantees:
 * the training step reads nothing back from the device: loss logs stay there and are read every
   :attr:`DistillTrainer.log_every` steps (and before a dev evaluation or a checkpoint). The OT loss's
   Sinkhorn (``optical.ot``) reads from the device only when it checks convergence: with ``ot.tol=0``
-  (a fixed number of iterations) an accelerator's step never waits for it.
+  (a fixed number of iterations) an accelerator's step does not wait for it, once the CUDA graph of each
+  padded problem shape has been captured (a capture waits once).
 """
 
 from __future__ import annotations
