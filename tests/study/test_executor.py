@@ -86,6 +86,9 @@ def test_ray_study_matches_the_sequential_one_and_redoes_a_killed_workers_run(sm
     assert killer.killed_run is not None, "no worker was caught training: the kill was not exercised"
     killed = json.loads((store / killer.killed_run / "distill" / "run.json").read_text())
     assert killed["completed"]
+    # Ray gave each run's process one intra-op thread per CPU it asked for, as the dry run's estimate assumes.
+    assert {json.loads(path.read_text())["throughput"]["torch_threads"] for path in store.glob("*/distill/run.json")} == {1}
+    assert {json.loads(path.read_text())["timings"]["torch_threads"] for path in store.glob("*/eval-*/eval.json")} == {1}
 
     def comparable(runs: list[dict]) -> list[dict]:
         return [{k: v for k, v in run.items() if k != "path"} for run in runs]

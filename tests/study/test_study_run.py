@@ -17,6 +17,7 @@ from optical.cli import main
 from optical.errors import OpticalError
 from optical.report import write_study_report
 from optical.study import dry_run, load_study_config, run_study
+from optical.study.executor import Concurrency, RayExecutor, RayResources
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "study-smoke.yaml"
 
@@ -125,6 +126,37 @@ def test_dry_run_rates_come_from_runs_of_the_same_precision(smoke_study, smoke_r
     other = "bf16" if ran == "no" else "no"
     assert bases[ran] and all("mixed_precision/batch_size/max_length" in b for b in bases[ran])
     assert bases[other] and not any("mixed_precision" in b for b in bases[other])
+
+
+def test_dry_run_divides_by_the_runs_at_once_and_scales_rates_to_their_threads(smoke_study, smoke_raw, tmp_path):
+    """Runs that share the machine each train slower: a plan at a thread count no finished run had borrows their
+    speed scaled to its threads, and the total divides the runs' time by how many run at once."""
+    raw = copy.deepcopy(smoke_raw)
+    raw["seeds"] = [7]  # runs not in the store, so each is estimated
+    config = load_study_config(write_config(tmp_path / "seed7.yaml", raw))
+    local = dry_run(config, store=smoke_study.store)
+    threads = local.concurrency.threads_per_run
+    assert local.concurrency == Concurrency(runs_at_once=1, threads_per_run=threads)
+    assert "(one run at a time" in local.render()
+
+    def on_ray(cpus: int, **cluster):
+        return dry_run(config, store=smoke_study.store, executor=RayExecutor(resources=RayResources(cpus=cpus), **cluster))
+
+    # As many threads per run as the finished runs had, two runs at once: the same runs' time, halved.
+    alike = on_ray(threads, num_cpus=2 * threads)
+    assert alike.concurrency == Concurrency(runs_at_once=2, threads_per_run=threads)
+    assert alike.total_seconds == pytest.approx(local.total_seconds / 2)
+    assert "2 runs at once" in alike.render()
+
+    # Twice the threads of any finished run: their speed scaled up, so each training takes less time than measured.
+    wider = on_ray(2 * threads, num_cpus=2 * threads)
+    assert wider.concurrency.runs_at_once == 1
+    trained = [run_id for run_id, e in local.estimates.items() if e.basis.startswith("distill")]
+    assert trained and all("scaled from other thread counts" in wider.estimates[r].basis for r in trained)
+    assert all(wider.estimates[r].seconds < local.estimates[r].seconds for r in trained)
+    # A cluster joined by address runs as many at once as it likes: the estimate is the runs' time, and says so.
+    remote = on_ray(threads, address="auto")
+    assert remote.total_seconds == pytest.approx(local.total_seconds) and "the cluster decides" in remote.render()
 
 
 def _dry_run_options(smoke_study) -> list[str]:

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from optical.errors import OpticalError
 from optical.storage import atomic_write_json
@@ -68,6 +69,7 @@ def test_a_run_writes_a_record_whose_fields_match_the_result(tiny_config):
     speed = record.throughput
     assert speed.pairs_per_second > 0 and speed.tokens_per_second > speed.pairs_per_second
     assert 0.0 <= speed.padding_fraction < 1.0 and speed.length_grouping
+    assert speed.torch_threads == torch.get_num_threads()
     assert set(speed.phase_seconds) == {"data", "forward", "loss", "backward", "optimizer"}
     assert all(v >= 0 for v in speed.phase_seconds.values()) and speed.phase_seconds["forward"] > 0
     assert record.student_files["model.safetensors"]["size"] == (result.student_dir / "model.safetensors").stat().st_size

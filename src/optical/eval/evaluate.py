@@ -417,6 +417,7 @@ def _save_run(
             "wall_seconds": wall,
             "forward_seconds": clock.forward_seconds,
             "forward_fraction": clock.forward_seconds / wall,
+            "torch_threads": torch.get_num_threads(),
         },
         versions=versions(),
     )

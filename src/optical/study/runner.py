@@ -39,7 +39,7 @@ from optical.formatting import cell_text
 from optical.losses.combined import MethodSpec
 from optical.storage import atomic_directory, atomic_write_bytes, atomic_write_json, cache_root, check_output_dir
 from optical.study.config import ModelSpec, StudyConfig
-from optical.study.executor import LocalExecutor, RayExecutor, RunTask
+from optical.study.executor import Concurrency, LocalExecutor, RayExecutor, RunTask
 from optical.study.grid import StudyPlan, StudyRun, expand
 from optical.study.layout import DISTILL_DIR, MANIFEST, RUN_JSON, RUNS_DIR, eval_dir_name
 from optical.study.status import RunStatus, run_status
@@ -75,6 +75,7 @@ class DryRun:
     statuses: list[RunStatus]
     estimates: dict[str, RunEstimate]
     total_seconds: float
+    concurrency: Concurrency
     rate_notes: list[str] = field(default_factory=list)
 
     def render(self) -> str:
@@ -106,9 +107,14 @@ class DryRun:
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         pending = sum(1 for s in self.statuses if not s.done)
         lines.append("")
+        at_once, threads = self.concurrency.runs_at_once, self.concurrency.threads_per_run
+        how = {
+            None: f"the runs' time one after another, at {threads} threads each: the cluster decides how many run at once",
+            1: f"one run at a time, {threads} threads",
+        }.get(at_once, f"{at_once} runs at once, {threads} thread{'s' if threads > 1 else ''} each")
         lines.append(
             f"{len(self.statuses)} runs: {len(self.statuses) - pending} done, {pending} to run; "
-            f"estimated time to finish: {_duration(self.total_seconds)}"
+            f"estimated time to finish: {_duration(self.total_seconds)} ({how})"
         )
         for cell in self.plan.skipped:
             lines.append(f"skipped: {cell.lang} / {cell.backbone} / {cell.domain}: {cell.reason}")
@@ -247,11 +253,14 @@ def dry_run(
     study_dir: str | Path | None = None,
     store: str | Path | None = None,
     from_export: str | Path | None = None,
+    executor: LocalExecutor | RayExecutor | None = None,
 ) -> DryRun:
     """List the runs with their status and estimate the time the pending ones need; writes nothing.
 
     It refuses what :func:`run_study` would refuse (the study dir, the store, the export), and a run counts as done
-    when the store or the export holds it finished, as it would in a real run (:func:`adopt_exported`)."""
+    when the store or the export holds it finished, as it would in a real run (:func:`adopt_exported`). Each run's
+    time comes from finished runs that had the threads ``executor`` will give it (:class:`Concurrency`), and the
+    total divides the runs' time by how many run at once."""
     store_path = _resolve_store(config, store)
     if study_dir is not None:
         check_study_dirs(config, Path(study_dir), store_path)
@@ -262,22 +271,35 @@ def dry_run(
         status = run_status(run, store_path / run.run_id)
         exported = _exported_status(run, export_dir) if not status.done else None
         statuses.append(exported if exported is not None and exported.done else status)
-    rates = _MeasuredRates.from_store(store_path)
+    concurrency = (executor or LocalExecutor()).concurrency()
+    rates = _MeasuredRates.from_store(store_path, concurrency.threads_per_run)
     estimates = {}
     for status in statuses:
         if not status.done:
             estimates[status.run.run_id] = rates.estimate(status, config)
-    return DryRun(plan, statuses, estimates, sum(e.seconds for e in estimates.values()), rates.notes(estimates))
+    run_seconds = sum(e.seconds for e in estimates.values())
+    return DryRun(plan, statuses, estimates, run_seconds / (concurrency.runs_at_once or 1), concurrency, rates.notes(estimates))
 
 
 class _MeasuredRates:
-    """Throughputs read from finished runs in the store (run.json, eval.json)."""
+    """Throughputs read from finished runs in the store (run.json, eval.json), preferring those of runs that had
+    ``threads`` torch threads. A record written before the thread count was stored counts as a run at this
+    machine's default (``default_threads``): until then, studies ran one run at a time. Where only runs at other
+    thread counts were measured, their speed is scaled in proportion to the threads (the cautious guess: on 2
+    cores, two 1-thread e5-small runs at once each trained at 0.61 of one 2-thread run's pairs/s, not 0.5)."""
 
-    def __init__(self, distills: list[RunRecord], evals: list[dict]) -> None:
+    def __init__(self, distills: list[RunRecord], evals: list[dict], threads: int, default_threads: int) -> None:
         self.distills, self.evals = distills, evals
+        self.threads, self.default_threads = threads, default_threads
+
+    def _thread_ratio(self, recorded: int | None) -> float:
+        """The planned threads over a finished run's: 1 for a run like the planned ones."""
+        return self.threads / (recorded or self.default_threads)
 
     @classmethod
-    def from_store(cls, store: Path) -> _MeasuredRates:
+    def from_store(cls, store: Path, threads: int) -> _MeasuredRates:
+        import torch
+
         distills, evals = [], []
         if store.is_dir():
             for run_json in store.glob(f"*/{DISTILL_DIR}/{RUN_JSON}"):
@@ -288,7 +310,7 @@ class _MeasuredRates:
                 info = _read_json(eval_json)
                 if info and info.get("timings", {}).get("wall_seconds"):
                     evals.append(info)
-        return cls(distills, evals)
+        return cls(distills, evals, threads, torch.get_num_threads())
 
     def _distill_rate(self, config: dict) -> tuple[float, float, str]:
         """(pairs/s, overhead s, basis) from the closest finished runs. Precision comes first after the student
@@ -302,14 +324,17 @@ class _MeasuredRates:
             ("student", "teacher", "method"),
             ("student", "teacher"),
         )
-        for key in keys:
-            matches = [d for d in self.distills if all(_same_value(k, getattr(d.config, k), config.get(k)) for k in key)]
-            if matches:
-                # Medians: a run that shared the machine or sat paused (SIGSTOP counts as training time) is an
-                # outlier, not a rate.
-                pps = statistics.median(d.result.pairs_per_second for d in matches)
-                overhead = statistics.median(d.timings.overhead_seconds for d in matches)
-                return pps, overhead, f"measured ({len(matches)} runs, same {'/'.join(key)})"
+        ratio = {id(d): self._thread_ratio(d.throughput and d.throughput.torch_threads) for d in self.distills}
+        same_threads = [d for d in self.distills if ratio[id(d)] == 1]
+        for runs, threads_basis in ((same_threads, ""), (self.distills, f", scaled from other thread counts to {self.threads}")):
+            for key in keys:
+                matches = [d for d in runs if all(_same_value(k, getattr(d.config, k), config.get(k)) for k in key)]
+                if matches:
+                    # Medians: a run that shared the machine or sat paused (SIGSTOP counts as training time) is an
+                    # outlier, not a rate.
+                    pps = statistics.median(d.result.pairs_per_second * ratio[id(d)] for d in matches)
+                    overhead = statistics.median(d.timings.overhead_seconds for d in matches)
+                    return pps, overhead, f"measured ({len(matches)} runs, same {'/'.join(key)}{threads_basis})"
         return DEFAULT_PAIRS_PER_SECOND, DEFAULT_DISTILL_OVERHEAD_S, "default"
 
     def _eval_seconds(self, teacher: str, tasks: list[str], precision: str) -> tuple[float, str]:
@@ -319,6 +344,10 @@ class _MeasuredRates:
         student's forward passes dominate), then of the same teacher at any precision, then of any evaluation of
         those tasks."""
         same_tasks = [e for e in self.evals if sorted(e.get("config", {}).get("eval", {}).get("tasks", [])) == sorted(tasks)]
+        same_threads = [e for e in same_tasks if self._thread_ratio(e["timings"].get("torch_threads")) == 1]
+        scaled = not same_threads and bool(same_tasks)
+        threads_basis = f", scaled from other thread counts to {self.threads}" if scaled else ""
+        same_tasks = same_threads or same_tasks
         same_teacher = [e for e in same_tasks if _same_model(e.get("teacher"), teacher)]
 
         def at_precision(evals: list[dict]) -> list[dict]:
@@ -332,8 +361,11 @@ class _MeasuredRates:
         )
         for chosen, basis in tiers:
             if chosen:
-                seconds = statistics.median(e["timings"]["wall_seconds"] for e in chosen)
-                return seconds, f"measured ({len(chosen)} evals, {basis})"
+                seconds = statistics.median(
+                    e["timings"]["wall_seconds"] / (self._thread_ratio(e["timings"].get("torch_threads")) if scaled else 1)
+                    for e in chosen
+                )
+                return seconds, f"measured ({len(chosen)} evals, {basis}{threads_basis})"
         return DEFAULT_EVAL_SECONDS, "default"
 
     def estimate(self, status: RunStatus, config: StudyConfig) -> RunEstimate:

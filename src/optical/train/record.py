@@ -20,7 +20,7 @@ keeps the keys and their order of the files written before this class existed::
       "student_files": {"model.safetensors": {"size": 470637416, "sha256": "..."}, ...},
       "throughput": {"pairs_per_second": ..., "tokens_per_second": ..., "padding_fraction": 0.12,
                      "phase_seconds": {"data": ..., "forward": ..., "loss": ..., "backward": ..., "optimizer": ...},
-                     "tokenize_seconds": ..., "length_grouping": true}
+                     "tokenize_seconds": ..., "length_grouping": true, "torch_threads": 2}
     }
 
 ``student_files`` (size and sha256 of every file of ``student/``) is absent from records written
@@ -167,7 +167,9 @@ class RunThroughput:
 
     ``phase_seconds`` splits the steps' time into data (slicing the tokenized batches and the teacher
     cache), forward, loss, backward and optimizer; ``padding_fraction`` is the share of padded positions
-    in the student's batches; ``tokenize_seconds`` the one-off tokenization of the bitext.
+    in the student's batches; ``tokenize_seconds`` the one-off tokenization of the bitext; ``torch_threads``
+    the intra-op threads each process had (None in records written before it was stored), which a study's dry
+    run needs to tell a run that had the machine to itself from one of several sharing it.
     """
 
     pairs_per_second: float
@@ -176,6 +178,7 @@ class RunThroughput:
     phase_seconds: dict[str, float]
     tokenize_seconds: float
     length_grouping: bool
+    torch_threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -185,6 +188,7 @@ class RunThroughput:
             "phase_seconds": dict(self.phase_seconds),
             "tokenize_seconds": self.tokenize_seconds,
             "length_grouping": self.length_grouping,
+            **({"torch_threads": self.torch_threads} if self.torch_threads is not None else {}),
         }
 
     @classmethod
@@ -199,6 +203,7 @@ class RunThroughput:
                 {str(k): float(v) for k, v in value["phase_seconds"].items()},
                 float(value["tokenize_seconds"]),
                 bool(value["length_grouping"]),
+                int(value["torch_threads"]) if value.get("torch_threads") is not None else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise OpticalError(f"{origin}: throughput is malformed") from None

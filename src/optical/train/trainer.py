@@ -756,6 +756,7 @@ class DistillTrainer:
             phase_seconds={k: round(v, 4) for k, v in self.clock.seconds.items()},
             tokenize_seconds=round(self.timings.get("tokenize_seconds", 0.0), 4),
             length_grouping=self.config.length_grouping,
+            torch_threads=torch.get_num_threads(),
         )
 
 
