@@ -173,3 +173,35 @@ def test_the_study_report_writes_its_comparisons_as_data(both):
         assert on_disk["kind"] == ("change" if row.change else "level")
         assert on_disk["condition"]["query_noise"] == row.condition[4]
     assert study.report_dir / "comparisons.json" in study.files  # so an export carries it
+
+
+def test_the_cost_table_keeps_runs_of_different_thread_counts_apart(smoke_study, tmp_path):
+    copy = tmp_path / "study"
+    shutil.copytree(smoke_study.study_dir, copy, ignore=shutil.ignore_patterns("report"))
+    runs = json.loads((copy / "study.json").read_text())["runs"]
+    run_jsons = [copy / entry["distill_dir"] / "run.json" for entry in runs if entry.get("distill_dir")]
+
+    def cost_rows() -> list[str]:
+        write_study_report(copy, n_resamples=RESAMPLES)
+        text = (copy / "report" / "report.md").read_text()
+        table = text.split("Cost: training minutes per run", 1)[1].split("\n\n", 2)[1]
+        return table.splitlines()
+
+    threads = {json.loads(path.read_text())["throughput"]["torch_threads"] for path in run_jsons}
+    assert len(threads) == 1 and next(iter(threads)) >= 1  # every smoke run recorded its threads
+    rows = cost_rows()
+    assert rows[0] == "| method | budget | threads | runs | median min | min | max |"
+    assert all(f"| {next(iter(threads))} | 2 |" in row for row in rows[2:]) and len(rows) == 4  # mse, ot: 2 seeds each
+
+    # One run as if computed beside another on fewer threads: a row of its own.
+    info = json.loads(run_jsons[0].read_text())
+    info["throughput"]["torch_threads"] = next(iter(threads)) + 1
+    run_jsons[0].write_text(json.dumps(info))
+    assert len(cost_rows()) == 5
+
+    # Records written before threads were recorded: the table keeps its old columns.
+    for path in run_jsons:
+        info = json.loads(path.read_text())
+        del info["throughput"]["torch_threads"]
+        path.write_text(json.dumps(info))
+    assert cost_rows()[0] == "| method | budget | runs | median min | min | max |"

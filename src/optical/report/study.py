@@ -1158,7 +1158,10 @@ def _training_section(doc: Document, distills: list[tuple[dict, RunRecord]]) -> 
     rows = []
     kept_initial: dict[tuple[str, str], list[bool]] = defaultdict(list)
     collapsed: dict[tuple[str, str], list[bool]] = defaultdict(list)
-    minutes: dict[tuple[str, str], list[float]] = defaultdict(list)
+    minutes: dict[tuple[str, ...], list[float]] = defaultdict(list)
+    # Runs computed several at once on one machine (a local Ray cluster) each had fewer threads and took longer: the
+    # cost table keeps them apart once runs record their threads (older records do not: no column then).
+    by_threads = any(record.throughput and record.throughput.torch_threads for _, record in distills)
     for entry, record in distills:
         result, start = record.result, record.result.dev_before
         if result.best_step is not None:
@@ -1166,7 +1169,9 @@ def _training_section(doc: Document, distills: list[tuple[dict, RunRecord]]) -> 
             kept_initial[(entry["method"], condition)].append(result.best_step == 0)
             if result.spread_measured:
                 collapsed[(entry["method"], condition)].append(result.collapsed_at is not None)
-        minutes[(entry["method"], str(entry["budget"]))].append(record.timings.train_seconds / 60)
+        threads = record.throughput and record.throughput.torch_threads
+        cost_key = (entry["method"], str(entry["budget"]), *((str(threads or "-"),) if by_threads else ()))
+        minutes[cost_key].append(record.timings.train_seconds / 60)
         rows.append(
             [
                 entry["lang"],
@@ -1210,14 +1215,20 @@ def _training_section(doc: Document, distills: list[tuple[dict, RunRecord]]) -> 
     if minutes:
         doc.add(
             Paragraph(
-                "Cost: training minutes per run (wall clock of the training loop) by method and bitext budget. The median "
-                "is the typical cost; the max shows runs that were paused or shared the machine."
+                "Cost: training minutes per run (wall clock of the training loop) by method and bitext budget"
+                + (
+                    " and the torch threads each run had (runs computed several at once on one machine had fewer "
+                    "threads each and took longer per run; '-': not recorded)"
+                    if by_threads
+                    else ""
+                )
+                + ". The median is the typical cost; the max shows runs that were paused or shared the machine."
             ),
             Table(
-                ["method", "budget", "runs", "median min", "min", "max"],
+                ["method", "budget", *(["threads"] if by_threads else []), "runs", "median min", "min", "max"],
                 [
-                    [method, budget, str(len(v)), f"{np.median(v):.1f}", f"{min(v):.1f}", f"{max(v):.1f}"]
-                    for (method, budget), v in sorted(minutes.items())
+                    [*key, str(len(v)), f"{np.median(v):.1f}", f"{min(v):.1f}", f"{max(v):.1f}"]
+                    for key, v in sorted(minutes.items())
                 ],
             ),
         )
