@@ -316,10 +316,19 @@ def test_evaluation_estimates_prefer_the_same_teacher_and_precision_then_the_sam
         return {"teacher": teacher, "config": {"eval": {"tasks": tasks, "mixed_precision": precision}},
                 "timings": {"wall_seconds": seconds}}  # fmt: skip
 
+    def measured(evals: list[dict]) -> _MeasuredRates:  # planned runs at 2 threads; older records count as 2
+        return _MeasuredRates([], evals, threads=2, default_threads=2)
+
     evals = [finished("e5", "no", 30.0), finished("e5", "bf16", 12.0), finished("minilm", "no", 40.0)]
-    rates = _MeasuredRates([], evals)
+    rates = measured(evals)
     assert rates._eval_seconds("minilm", tasks, "no")[0] == 40.0  # same teacher and precision
     seconds, basis = rates._eval_seconds("minilm", tasks, "bf16")  # no such run: the same precision, another teacher
     assert seconds == 12.0 and "another teacher" in basis
-    assert _MeasuredRates([], evals[:1])._eval_seconds("minilm", tasks, "bf16")[0] == 30.0  # only another teacher's
-    assert _MeasuredRates([], evals)._eval_seconds("minilm", ["pool"], "no") == (DEFAULT_EVAL_SECONDS, "default")
+    assert measured(evals[:1])._eval_seconds("minilm", tasks, "bf16")[0] == 30.0  # only another teacher's
+    assert measured(evals)._eval_seconds("minilm", ["pool"], "no") == (DEFAULT_EVAL_SECONDS, "default")
+    # Evaluations at 2 threads are preferred to a faster-looking one at 1; with only the 1-thread one, its time halves.
+    one_thread = finished("minilm", "no", 50.0)
+    one_thread["timings"]["torch_threads"] = 1
+    assert measured([*evals, one_thread])._eval_seconds("minilm", tasks, "no")[0] == 40.0
+    seconds, basis = measured([one_thread])._eval_seconds("minilm", tasks, "no")
+    assert seconds == 25.0 and "scaled from other thread counts to 2" in basis
