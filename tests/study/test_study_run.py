@@ -128,32 +128,44 @@ def test_dry_run_rates_come_from_runs_of_the_same_precision(smoke_study, smoke_r
     assert bases[other] and not any("mixed_precision" in b for b in bases[other])
 
 
-def test_dry_run_divides_by_the_runs_at_once_and_scales_rates_to_their_threads(smoke_study, smoke_raw, tmp_path):
-    """Runs that share the machine each train slower: a plan at a thread count no finished run had borrows their
-    speed scaled to its threads, and the total divides the runs' time by how many run at once."""
+def test_dry_run_divides_by_the_runs_at_once_and_scales_rates_to_their_cores(smoke_study, smoke_raw, tmp_path):
+    """Runs that share the machine each train slower: a plan whose runs get fewer cores than any finished run had
+    borrows their speed scaled down, and the total divides the runs' time by how many run at once."""
     raw = copy.deepcopy(smoke_raw)
     raw["seeds"] = [7]  # runs not in the store, so each is estimated
     config = load_study_config(write_config(tmp_path / "seed7.yaml", raw))
     local = dry_run(config, store=smoke_study.store)
     threads = local.concurrency.threads_per_run
-    assert local.concurrency == Concurrency(runs_at_once=1, threads_per_run=threads)
-    assert "(one run at a time" in local.render()
+    assert local.concurrency.runs_at_once == 1 and "(one run at a time" in local.render()
+    trained = [run_id for run_id, e in local.estimates.items() if e.basis.startswith("distill")]
+    assert trained and not any("other thread counts" in local.estimates[r].basis for r in trained)
 
-    def on_ray(cpus: int, **cluster):
+    def on_ray(cpus: float, **cluster):
         return dry_run(config, store=smoke_study.store, executor=RayExecutor(resources=RayResources(cpus=cpus), **cluster))
 
-    # As many threads per run as the finished runs had, two runs at once: the same runs' time, halved.
+    # As many threads per run as the finished runs had, two runs at once: the same runs' time, halved, unless one
+    # run is longer than the rest together.
     alike = on_ray(threads, num_cpus=2 * threads)
-    assert alike.concurrency == Concurrency(runs_at_once=2, threads_per_run=threads)
-    assert alike.total_seconds == pytest.approx(local.total_seconds / 2)
+    assert alike.concurrency == Concurrency(runs_at_once=2, threads_per_run=threads, cores_per_run=threads)
+    longest = max(e.seconds for e in local.estimates.values())
+    assert alike.total_seconds == pytest.approx(max(local.total_seconds / 2, longest))
+    assert alike.total_seconds < local.total_seconds
     assert "2 runs at once" in alike.render()
 
-    # Twice the threads of any finished run: their speed scaled up, so each training takes less time than measured.
+    # Half a CPU per run: 4 x threads runs at once on 2 x threads cores, each on one thread with half a core, so
+    # each training takes longer than measured; the total is still never below the longest run.
+    halves = on_ray(0.5, num_cpus=2 * threads)
+    assert halves.concurrency == Concurrency(runs_at_once=4 * threads, threads_per_run=1, cores_per_run=0.5)
+    assert all("at other thread counts than 1" in halves.estimates[r].basis for r in trained) or threads == 1
+    assert all(halves.estimates[r].seconds > local.estimates[r].seconds for r in trained)
+    assert halves.total_seconds >= max(e.seconds for e in halves.estimates.values())
+
+    # Twice the threads of any finished run: measured elsewhere, and not assumed faster for it.
     wider = on_ray(2 * threads, num_cpus=2 * threads)
     assert wider.concurrency.runs_at_once == 1
-    trained = [run_id for run_id, e in local.estimates.items() if e.basis.startswith("distill")]
-    assert trained and all("scaled from other thread counts" in wider.estimates[r].basis for r in trained)
-    assert all(wider.estimates[r].seconds < local.estimates[r].seconds for r in trained)
+    assert all("at other thread counts than" in wider.estimates[r].basis for r in trained)
+    assert all(wider.estimates[r].seconds == pytest.approx(local.estimates[r].seconds) for r in trained)
+
     # A cluster joined by address runs as many at once as it likes: the estimate is the runs' time, and says so.
     remote = on_ray(threads, address="auto")
     assert remote.total_seconds == pytest.approx(local.total_seconds) and "the cluster decides" in remote.render()
@@ -317,7 +329,7 @@ def test_evaluation_estimates_prefer_the_same_teacher_and_precision_then_the_sam
                 "timings": {"wall_seconds": seconds}}  # fmt: skip
 
     def measured(evals: list[dict]) -> _MeasuredRates:  # planned runs at 2 threads; older records count as 2
-        return _MeasuredRates([], evals, threads=2, default_threads=2)
+        return _MeasuredRates([], evals, Concurrency(runs_at_once=1, threads_per_run=2, cores_per_run=2.0), default_threads=2)
 
     evals = [finished("e5", "no", 30.0), finished("e5", "bf16", 12.0), finished("minilm", "no", 40.0)]
     rates = measured(evals)
@@ -326,9 +338,15 @@ def test_evaluation_estimates_prefer_the_same_teacher_and_precision_then_the_sam
     assert seconds == 12.0 and "another teacher" in basis
     assert measured(evals[:1])._eval_seconds("minilm", tasks, "bf16")[0] == 30.0  # only another teacher's
     assert measured(evals)._eval_seconds("minilm", ["pool"], "no") == (DEFAULT_EVAL_SECONDS, "default")
-    # Evaluations at 2 threads are preferred to a faster-looking one at 1; with only the 1-thread one, its time halves.
-    one_thread = finished("minilm", "no", 50.0)
-    one_thread["timings"]["torch_threads"] = 1
-    assert measured([*evals, one_thread])._eval_seconds("minilm", tasks, "no")[0] == 40.0
-    seconds, basis = measured([one_thread])._eval_seconds("minilm", tasks, "no")
-    assert seconds == 25.0 and "scaled from other thread counts to 2" in basis
+    # Evaluations at the planned 2 threads are preferred within a tier; one at 4 threads, on the planned runs' 2
+    # cores, would take twice as long; one at 1 thread is not assumed to get faster.
+    four_threads, one_thread = finished("minilm", "no", 10.0), finished("minilm", "no", 50.0)
+    four_threads["timings"]["torch_threads"], one_thread["timings"]["torch_threads"] = 4, 1
+    assert measured([*evals, four_threads, one_thread])._eval_seconds("minilm", tasks, "no")[0] == 40.0
+    seconds, basis = measured([four_threads])._eval_seconds("minilm", tasks, "no")
+    assert seconds == 20.0 and "at other thread counts than 2" in basis
+    assert measured([one_thread])._eval_seconds("minilm", tasks, "no")[0] == 50.0
+    # A precision match outranks a thread-count match: bf16 at 4 threads beats fp32 at 2 for a bf16 plan.
+    bf16_four = finished("minilm", "bf16", 6.0)
+    bf16_four["timings"]["torch_threads"] = 4
+    assert measured([*evals, bf16_four])._eval_seconds("minilm", tasks, "bf16")[0] == 12.0

@@ -1228,7 +1228,7 @@ def _training_section(doc: Document, distills: list[tuple[dict, RunRecord]]) -> 
                 ["method", "budget", *(["threads"] if by_threads else []), "runs", "median min", "min", "max"],
                 [
                     [*key, str(len(v)), f"{np.median(v):.1f}", f"{min(v):.1f}", f"{max(v):.1f}"]
-                    for key, v in sorted(minutes.items())
+                    for key, v in sorted(minutes.items(), key=lambda item: _cost_order(item[0]))
                 ],
             ),
         )
@@ -1251,6 +1251,11 @@ def _training_section(doc: Document, distills: list[tuple[dict, RunRecord]]) -> 
                 "a run that learned little; n/a where the runs did not record the spread."
             ),
         )
+
+
+def _cost_order(key: tuple[str, ...]) -> tuple:
+    """Cost rows by method, budget, then threads in numeric order ('-', not recorded, first)."""
+    return (*key[:2], *(int(t) if t.isdigit() else 0 for t in key[2:]))
 
 
 def _share(flags: list[bool] | None) -> str:

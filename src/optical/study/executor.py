@@ -106,12 +106,25 @@ def execute_run(task: RunTask, progress: bool = False) -> RunOutcome:
 @dataclass(frozen=True)
 class Concurrency:
     """How an executor will run a study's runs, as far as the dry run's estimate needs to know: how many at once
-    (None: the cluster decides, which the driver cannot know before it connects) and the torch intra-op threads
-    each run gets. A run that shares the machine trains at its own, slower, rate (measured on 2 cores:
-    e5-small, bf16, 1 thread each for 2 runs at once, 37 pairs/s per run against 61 for one run on 2 threads)."""
+    (None: the cluster decides, which the driver cannot know before it connects), the torch intra-op threads each
+    run gets, and the cores each has when every slot is busy (fewer than its threads when runs ask for a fraction of
+    a CPU). A run that shares the machine trains at its own, slower, rate (measured on 2 cores: e5-small, bf16,
+    1 thread each for 2 runs at once, 37 pairs/s per run against 61 for one run on 2 threads)."""
 
     runs_at_once: int | None
     threads_per_run: int
+    cores_per_run: float
+
+
+def available_cores() -> float:
+    """The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a container's or a Slurm
+    job's limit, which ``os.cpu_count()`` ignores; Ray sizes a local cluster by such a quota too)."""
+    cores = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return cores
+    return min(cores, int(quota) / int(period)) if quota != "max" and int(period) > 0 else cores
 
 
 class LocalExecutor:
@@ -126,7 +139,8 @@ class LocalExecutor:
     def concurrency(self) -> Concurrency:
         import torch
 
-        return Concurrency(runs_at_once=1, threads_per_run=torch.get_num_threads())
+        threads = torch.get_num_threads()
+        return Concurrency(runs_at_once=1, threads_per_run=threads, cores_per_run=min(float(threads), available_cores()))
 
     def run(self, tasks: Sequence[RunTask]) -> Iterator[RunOutcome]:
         for task in tasks:
@@ -171,12 +185,17 @@ class RayExecutor:
 
     def concurrency(self) -> Concurrency:
         """A local cluster holds this machine's cores (or ``num_cpus``) and runs as many runs at once as their
-        ``--cpus-per-run`` fit; Ray gives each task's process that many intra-op threads (``OMP_NUM_THREADS``)."""
-        threads = max(1, int(self.resources.cpus))
-        if self.address is not None or self.resources.gpus:
-            return Concurrency(runs_at_once=None, threads_per_run=threads)
-        cores = self.num_cpus or os.cpu_count() or 1
-        return Concurrency(runs_at_once=max(1, int(cores // self.resources.cpus)), threads_per_run=threads)
+        ``--cpus-per-run`` fit. Ray sets each task's ``OMP_NUM_THREADS`` to its CPUs (rounded down, at least 1)
+        unless the driver's environment already sets it, which the workers then inherit. Where runs get GPUs (asked
+        for, or by default on a machine that has them) the GPUs, not the cores, bound how many run at once: the
+        cluster decides, as it does for a cluster joined by address."""
+        inherited = os.environ.get("OMP_NUM_THREADS", "")
+        threads = int(inherited) if inherited.isdigit() and int(inherited) > 0 else max(1, int(self.resources.cpus))
+        if self.address is not None or self.resources.gpus or (self.resources.gpus is None and _local_gpus()):
+            return Concurrency(runs_at_once=None, threads_per_run=threads, cores_per_run=float(threads))
+        cores = float(self.num_cpus) if self.num_cpus else available_cores()
+        at_once = max(1, int(cores // self.resources.cpus))
+        return Concurrency(runs_at_once=at_once, threads_per_run=threads, cores_per_run=min(float(threads), cores / at_once))
 
     def _connect(self):
         try:
@@ -219,6 +238,12 @@ class RayExecutor:
         finally:
             if started_here:
                 ray.shutdown()
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def make_executor(

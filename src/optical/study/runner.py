@@ -107,11 +107,12 @@ class DryRun:
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         pending = sum(1 for s in self.statuses if not s.done)
         lines.append("")
-        at_once, threads = self.concurrency.runs_at_once, self.concurrency.threads_per_run
+        at_once = self.concurrency.runs_at_once
+        threads = f"{self.concurrency.threads_per_run} thread{'s' if self.concurrency.threads_per_run > 1 else ''}"
         how = {
-            None: f"the runs' time one after another, at {threads} threads each: the cluster decides how many run at once",
-            1: f"one run at a time, {threads} threads",
-        }.get(at_once, f"{at_once} runs at once, {threads} thread{'s' if threads > 1 else ''} each")
+            None: f"the runs' time one after another, {threads} each: the cluster decides how many run at once",
+            1: f"one run at a time, {threads}",
+        }.get(at_once, f"{at_once} runs at once, {threads} each")
         lines.append(
             f"{len(self.statuses)} runs: {len(self.statuses) - pending} done, {pending} to run; "
             f"estimated time to finish: {_duration(self.total_seconds)} ({how})"
@@ -272,32 +273,38 @@ def dry_run(
         exported = _exported_status(run, export_dir) if not status.done else None
         statuses.append(exported if exported is not None and exported.done else status)
     concurrency = (executor or LocalExecutor()).concurrency()
-    rates = _MeasuredRates.from_store(store_path, concurrency.threads_per_run)
+    rates = _MeasuredRates.from_store(store_path, concurrency)
     estimates = {}
     for status in statuses:
         if not status.done:
             estimates[status.run.run_id] = rates.estimate(status, config)
-    run_seconds = sum(e.seconds for e in estimates.values())
-    return DryRun(plan, statuses, estimates, run_seconds / (concurrency.runs_at_once or 1), concurrency, rates.notes(estimates))
+    seconds = [e.seconds for e in estimates.values()]
+    # Several at once: the runs' time shared among the slots, but never less than the longest run takes alone.
+    total = max(sum(seconds) / (concurrency.runs_at_once or 1), max(seconds, default=0.0))
+    return DryRun(plan, statuses, estimates, total, concurrency, rates.notes(estimates))
 
 
 class _MeasuredRates:
-    """Throughputs read from finished runs in the store (run.json, eval.json), preferring those of runs that had
-    ``threads`` torch threads. A record written before the thread count was stored counts as a run at this
-    machine's default (``default_threads``): until then, studies ran one run at a time. Where only runs at other
-    thread counts were measured, their speed is scaled in proportion to the threads (the cautious guess: on 2
-    cores, two 1-thread e5-small runs at once each trained at 0.61 of one 2-thread run's pairs/s, not 0.5)."""
+    """Throughputs read from finished runs in the store (run.json, eval.json), at each tier of likeness preferring
+    runs that had the planned torch threads. A record written before the thread count was stored counts as a run at
+    this machine's default (``default_threads``): until then, studies ran one run at a time. A run with more
+    threads than the planned ones have cores is slowed in proportion (on 2 cores, two 1-thread e5-small runs at once
+    each trained at 0.61 of one 2-thread run's pairs/s, so proportion, 0.5, is the cautious guess); a run with
+    fewer is not sped up (threads rarely scale that well)."""
 
-    def __init__(self, distills: list[RunRecord], evals: list[dict], threads: int, default_threads: int) -> None:
+    def __init__(self, distills: list[RunRecord], evals: list[dict], planned: Concurrency, default_threads: int) -> None:
         self.distills, self.evals = distills, evals
-        self.threads, self.default_threads = threads, default_threads
+        self.planned, self.default_threads = planned, default_threads
 
-    def _thread_ratio(self, recorded: int | None) -> float:
-        """The planned threads over a finished run's: 1 for a run like the planned ones."""
-        return self.threads / (recorded or self.default_threads)
+    def _speed_ratio(self, recorded: int | None) -> float:
+        """A planned run's speed over that of a finished run with ``recorded`` threads (at most 1)."""
+        return min(1.0, self.planned.cores_per_run / (recorded or self.default_threads))
+
+    def _same_threads(self, recorded: int | None) -> bool:
+        return (recorded or self.default_threads) == self.planned.threads_per_run
 
     @classmethod
-    def from_store(cls, store: Path, threads: int) -> _MeasuredRates:
+    def from_store(cls, store: Path, planned: Concurrency) -> _MeasuredRates:
         import torch
 
         distills, evals = [], []
@@ -310,7 +317,7 @@ class _MeasuredRates:
                 info = _read_json(eval_json)
                 if info and info.get("timings", {}).get("wall_seconds"):
                     evals.append(info)
-        return cls(distills, evals, threads, torch.get_num_threads())
+        return cls(distills, evals, planned, torch.get_num_threads())
 
     def _distill_rate(self, config: dict) -> tuple[float, float, str]:
         """(pairs/s, overhead s, basis) from the closest finished runs. Precision comes first after the student
@@ -324,17 +331,22 @@ class _MeasuredRates:
             ("student", "teacher", "method"),
             ("student", "teacher"),
         )
-        ratio = {id(d): self._thread_ratio(d.throughput and d.throughput.torch_threads) for d in self.distills}
-        same_threads = [d for d in self.distills if ratio[id(d)] == 1]
-        for runs, threads_basis in ((same_threads, ""), (self.distills, f", scaled from other thread counts to {self.threads}")):
-            for key in keys:
-                matches = [d for d in runs if all(_same_value(k, getattr(d.config, k), config.get(k)) for k in key)]
-                if matches:
-                    # Medians: a run that shared the machine or sat paused (SIGSTOP counts as training time) is an
-                    # outlier, not a rate.
-                    pps = statistics.median(d.result.pairs_per_second * ratio[id(d)] for d in matches)
-                    overhead = statistics.median(d.timings.overhead_seconds for d in matches)
-                    return pps, overhead, f"measured ({len(matches)} runs, same {'/'.join(key)}{threads_basis})"
+
+        def threads(record: RunRecord) -> int | None:
+            return record.throughput.torch_threads if record.throughput else None
+
+        for key in keys:
+            matches = [d for d in self.distills if all(_same_value(k, getattr(d.config, k), config.get(k)) for k in key)]
+            if not matches:
+                continue
+            alike = [d for d in matches if self._same_threads(threads(d))]
+            chosen = alike or matches
+            # Medians: a run that shared the machine or sat paused (SIGSTOP counts as training time) is an outlier,
+            # not a rate.
+            pps = statistics.median(d.result.pairs_per_second * self._speed_ratio(threads(d)) for d in chosen)
+            overhead = statistics.median(d.timings.overhead_seconds for d in chosen)
+            at_threads = "" if alike else f", at other thread counts than {self.planned.threads_per_run}"
+            return pps, overhead, f"measured ({len(chosen)} runs, same {'/'.join(key)}{at_threads})"
         return DEFAULT_PAIRS_PER_SECOND, DEFAULT_DISTILL_OVERHEAD_S, "default"
 
     def _eval_seconds(self, teacher: str, tasks: list[str], precision: str) -> tuple[float, str]:
@@ -344,10 +356,6 @@ class _MeasuredRates:
         student's forward passes dominate), then of the same teacher at any precision, then of any evaluation of
         those tasks."""
         same_tasks = [e for e in self.evals if sorted(e.get("config", {}).get("eval", {}).get("tasks", [])) == sorted(tasks)]
-        same_threads = [e for e in same_tasks if self._thread_ratio(e["timings"].get("torch_threads")) == 1]
-        scaled = not same_threads and bool(same_tasks)
-        threads_basis = f", scaled from other thread counts to {self.threads}" if scaled else ""
-        same_tasks = same_threads or same_tasks
         same_teacher = [e for e in same_tasks if _same_model(e.get("teacher"), teacher)]
 
         def at_precision(evals: list[dict]) -> list[dict]:
@@ -361,11 +369,12 @@ class _MeasuredRates:
         )
         for chosen, basis in tiers:
             if chosen:
+                alike = [e for e in chosen if self._same_threads(e["timings"].get("torch_threads"))]
+                at_threads = "" if alike else f", at other thread counts than {self.planned.threads_per_run}"
                 seconds = statistics.median(
-                    e["timings"]["wall_seconds"] / (self._thread_ratio(e["timings"].get("torch_threads")) if scaled else 1)
-                    for e in chosen
+                    e["timings"]["wall_seconds"] / self._speed_ratio(e["timings"].get("torch_threads")) for e in alike or chosen
                 )
-                return seconds, f"measured ({len(chosen)} evals, {basis}{threads_basis})"
+                return seconds, f"measured ({len(alike or chosen)} evals, {basis}{at_threads})"
         return DEFAULT_EVAL_SECONDS, "default"
 
     def estimate(self, status: RunStatus, config: StudyConfig) -> RunEstimate:
