@@ -1161,7 +1161,7 @@ def _training_section(doc: Document, distills: list[tuple[dict, RunRecord]]) -> 
     minutes: dict[tuple[str, ...], list[float]] = defaultdict(list)
     # Runs computed several at once on one machine (a local Ray cluster) each had fewer threads and took longer: the
     # cost table keeps them apart once runs record their threads (older records do not: no column then).
-    by_threads = any(record.throughput and record.throughput.torch_threads for _, record in distills)
+    by_threads = any(record.torch_threads for _, record in distills)
     for entry, record in distills:
         result, start = record.result, record.result.dev_before
         if result.best_step is not None:
@@ -1169,8 +1169,7 @@ def _training_section(doc: Document, distills: list[tuple[dict, RunRecord]]) -> 
             kept_initial[(entry["method"], condition)].append(result.best_step == 0)
             if result.spread_measured:
                 collapsed[(entry["method"], condition)].append(result.collapsed_at is not None)
-        threads = record.throughput and record.throughput.torch_threads
-        cost_key = (entry["method"], str(entry["budget"]), *((str(threads or "-"),) if by_threads else ()))
+        cost_key = (entry["method"], str(entry["budget"]), *((str(record.torch_threads or "-"),) if by_threads else ()))
         minutes[cost_key].append(record.timings.train_seconds / 60)
         rows.append(
             [

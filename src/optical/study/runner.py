@@ -332,18 +332,15 @@ class _MeasuredRates:
             ("student", "teacher"),
         )
 
-        def threads(record: RunRecord) -> int | None:
-            return record.throughput.torch_threads if record.throughput else None
-
         for key in keys:
             matches = [d for d in self.distills if all(_same_value(k, getattr(d.config, k), config.get(k)) for k in key)]
             if not matches:
                 continue
-            alike = [d for d in matches if self._same_threads(threads(d))]
+            alike = [d for d in matches if self._same_threads(d.torch_threads)]
             chosen = alike or matches
             # Medians: a run that shared the machine or sat paused (SIGSTOP counts as training time) is an outlier,
             # not a rate.
-            pps = statistics.median(d.result.pairs_per_second * self._speed_ratio(threads(d)) for d in chosen)
+            pps = statistics.median(d.result.pairs_per_second * self._speed_ratio(d.torch_threads) for d in chosen)
             overhead = statistics.median(d.timings.overhead_seconds for d in chosen)
             at_threads = "" if alike else f", at other thread counts than {self.planned.threads_per_run}"
             return pps, overhead, f"measured ({len(chosen)} runs, same {'/'.join(key)}{at_threads})"

@@ -240,6 +240,11 @@ class RunRecord:
     out_dir: Path | None = field(default=None, compare=False)
 
     @property
+    def torch_threads(self) -> int | None:
+        """The intra-op threads the run had (None where its record predates the field)."""
+        return self.throughput.torch_threads if self.throughput else None
+
+    @property
     def student_dir(self) -> Path:
         if self.out_dir is None:
             raise OpticalError("this run record was not read from an output dir, so it has no student dir")
