@@ -319,6 +319,21 @@ def test_runs_held_by_a_committed_export_are_not_recomputed_with_an_empty_store(
     assert "no study.json there" in capsys.readouterr().err
 
 
+def test_a_new_machine_estimates_from_the_rates_of_the_committed_export(smoke_study, smoke_raw, tmp_path):
+    """With an empty store, the export's finished runs give the rates of the runs still to do."""
+    from optical.study.export import export_study
+
+    export = export_study(smoke_study.study_dir, tmp_path / "export").out_dir
+    raw = copy.deepcopy(smoke_raw)
+    raw["seeds"] = [7]  # runs the export does not hold
+    config = load_study_config(write_config(tmp_path / "more-seeds.yaml", raw))
+    alone = dry_run(config, store=tmp_path / "empty-store")
+    adopted = dry_run(config, store=tmp_path / "empty-store", from_export=export)
+    assert all("default" in e.basis for e in alone.estimates.values())
+    assert adopted.estimates and not any("default" in e.basis for e in adopted.estimates.values())
+    assert "4 finished distill runs and 10 finished evaluations in the store and the export" in adopted.render()
+
+
 def test_evaluation_estimates_prefer_the_same_teacher_and_precision_then_the_same_precision():
     from optical.study.runner import DEFAULT_EVAL_SECONDS, _MeasuredRates
 

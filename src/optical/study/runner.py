@@ -273,7 +273,7 @@ def dry_run(
         exported = _exported_status(run, export_dir) if not status.done else None
         statuses.append(exported if exported is not None and exported.done else status)
     concurrency = (executor or LocalExecutor()).concurrency()
-    rates = _MeasuredRates.from_store(store_path, concurrency)
+    rates = _MeasuredRates.from_runs(store_path, export_dir, concurrency)
     estimates = {}
     for status in statuses:
         if not status.done:
@@ -285,7 +285,7 @@ def dry_run(
 
 
 class _MeasuredRates:
-    """Throughputs read from finished runs in the store (run.json, eval.json), at each tier of likeness preferring
+    """Throughputs read from finished runs (run.json, eval.json) of the store and the export, at each tier of likeness preferring
     runs that had the planned torch threads. A record written before the thread count was stored counts as a run at
     this machine's default (``default_threads``): until then, studies ran one run at a time. A run with more
     threads than the planned ones have cores is slowed in proportion (on 2 cores, two 1-thread e5-small runs at once
@@ -304,16 +304,22 @@ class _MeasuredRates:
         return (recorded or self.default_threads) == self.planned.threads_per_run
 
     @classmethod
-    def from_store(cls, store: Path, planned: Concurrency) -> _MeasuredRates:
+    def from_runs(cls, store: Path, export_dir: Path | None, planned: Concurrency) -> _MeasuredRates:
+        """The finished runs of the store, and those of the study's export that the store lacks: on a new machine
+        the store is empty, and the committed export is where the rates of the finished slices are."""
         import torch
 
+        run_dirs: dict[str, Path] = {}
+        for root in (store, export_dir / RUNS_DIR if export_dir is not None else None):
+            if root is not None and root.is_dir():
+                for run_dir in sorted(root.iterdir()):
+                    run_dirs.setdefault(run_dir.name, run_dir)
         distills, evals = [], []
-        if store.is_dir():
-            for run_json in store.glob(f"*/{DISTILL_DIR}/{RUN_JSON}"):
-                record = RunRecord.find(run_json)
-                if record and record.completed and record.result.pairs_per_second:
-                    distills.append(record)
-            for eval_json in store.glob(f"*/eval-*/{EVAL_JSON}"):
+        for run_dir in run_dirs.values():
+            record = RunRecord.find(run_dir / DISTILL_DIR / RUN_JSON)
+            if record and record.completed and record.result.pairs_per_second:
+                distills.append(record)
+            for eval_json in sorted(run_dir.glob(f"eval-*/{EVAL_JSON}")):
                 info = _read_json(eval_json)
                 if info and info.get("timings", {}).get("wall_seconds"):
                     evals.append(info)
@@ -392,7 +398,8 @@ class _MeasuredRates:
         return RunEstimate(seconds, basis)
 
     def notes(self, estimates: dict[str, RunEstimate]) -> list[str]:
-        notes = [f"{len(self.distills)} finished distill runs and {len(self.evals)} finished evaluations in the store"]
+        finished = f"{len(self.distills)} finished distill runs and {len(self.evals)} finished evaluations"
+        notes = [f"{finished} in the store and the export"]
         if any("distill default" in e.basis for e in estimates.values()):
             notes.append(
                 f"no matching finished distill run: assumed {DEFAULT_PAIRS_PER_SECOND:g} pairs/s "
