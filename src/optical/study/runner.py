@@ -285,12 +285,12 @@ def dry_run(
 
 
 class _MeasuredRates:
-    """Throughputs read from finished runs (run.json, eval.json) of the store and the export, at each tier of likeness preferring
-    runs that had the planned torch threads. A record written before the thread count was stored counts as a run at
-    this machine's default (``default_threads``): until then, studies ran one run at a time. A run with more
-    threads than the planned ones have cores is slowed in proportion (on 2 cores, two 1-thread e5-small runs at once
-    each trained at 0.61 of one 2-thread run's pairs/s, so proportion, 0.5, is the cautious guess); a run with
-    fewer is not sped up (threads rarely scale that well)."""
+    """Throughputs read from finished runs (run.json, eval.json) of the store and the export, at each tier of
+    likeness preferring runs that had the planned torch threads. A record written before the thread count was stored
+    counts as a run at this machine's default (``default_threads``): until then, studies ran one run at a time. A run
+    with more threads than the planned ones have cores is slowed in proportion (on 2 cores, two 1-thread e5-small runs
+    at once each trained at 0.61 of one 2-thread run's pairs/s, so proportion, 0.5, is the cautious guess); a run
+    with fewer is not sped up (threads rarely scale that well)."""
 
     def __init__(self, distills: list[RunRecord], evals: list[dict], planned: Concurrency, default_threads: int) -> None:
         self.distills, self.evals = distills, evals
@@ -309,11 +309,11 @@ class _MeasuredRates:
         the store is empty, and the committed export is where the rates of the finished slices are."""
         import torch
 
-        run_dirs: dict[str, Path] = {}
-        for root in (store, export_dir / RUNS_DIR if export_dir is not None else None):
-            if root is not None and root.is_dir():
-                for run_dir in sorted(root.iterdir()):
-                    run_dirs.setdefault(run_dir.name, run_dir)
+        roots = [store] + ([export_dir / RUNS_DIR] if export_dir is not None else [])
+        run_dirs: dict[str, Path] = {}  # a run in both: the store's copy
+        for root in filter(Path.is_dir, roots):
+            for run_dir in sorted(root.iterdir()):
+                run_dirs.setdefault(run_dir.name, run_dir)
         distills, evals = [], []
         for run_dir in run_dirs.values():
             record = RunRecord.find(run_dir / DISTILL_DIR / RUN_JSON)
