@@ -11,7 +11,7 @@ def test_parse_weights():
     assert [t.weight for t in parse_method("contrastive")] == [1.0]
 
 
-@pytest.mark.parametrize("method", ["", "otx", "ot+", "ot:abc", "ot:-1", "ot+ot", "mse;ot"])
+@pytest.mark.parametrize("method", ["", "otx", "ot+", "ot:abc", "ot:-1", "ot:inf", "ot+mse:nan", "ot+ot", "mse;ot"])
 def test_malformed_methods_are_one_line_errors(method):
     with pytest.raises(OpticalError) as err:
         parse_method(method)

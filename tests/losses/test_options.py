@@ -45,6 +45,10 @@ def test_values_are_coerced_to_the_declared_type():
     [
         ("ot", {"ot": {"eps": "abc"}}, ["ot.eps", "float > 0", "eps, cost, marginals"]),
         ("ot", {"ot": {"eps": 0}}, ["ot.eps", "> 0"]),
+        ("ot", {"ot": {"eps": float("inf")}}, ["ot.eps", "> 0, finite"]),
+        ("ot", {"ot": {"tau": float("inf")}}, ["ot.tau", "finite"]),
+        ("ot", {"ot": {"tol": float("inf")}}, ["ot.tol", ">= 0, finite"]),
+        ("contrastive", {"contrastive": {"temperature": float("nan")}}, ["contrastive.temperature", "finite"]),
         ("ot", {"ot": {"eps": True}}, ["ot.eps", "float"]),
         ("ot", {"ot": {"bogus": 1}}, ["ot.bogus", "no option 'bogus'", "eps, cost, marginals, tau, max_iter, tol, grad"]),
         ("ot", {"ot": {"cost": "manhattan"}}, ["ot.cost", "cosine|sqeuclidean"]),

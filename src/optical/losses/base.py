@@ -15,6 +15,7 @@ options the loss has.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -75,7 +76,12 @@ class LossOutput:
 
 
 def positive(value: float) -> bool:
-    return value > 0
+    """``> 0`` and finite: an infinite eps, temperature or tau would only turn the loss into nan."""
+    return 0 < value < math.inf
+
+
+def finite_non_negative(value: float) -> bool:
+    return 0 <= value < math.inf
 
 
 def at_least_one(value: int) -> bool:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from optical.errors import OpticalError
-from optical.losses.base import DistillBatch, DistillLoss, LossOutput
+from optical.losses.base import DistillBatch, DistillLoss, LossOutput, positive
 from optical.losses.contrastive import ContrastiveLoss
 from optical.losses.hard_align import HardAlignLoss
 from optical.losses.mse import MSELoss
@@ -62,8 +62,8 @@ class MethodSpec:
                     weight = float(weight_text)
                 except ValueError:
                     raise OpticalError(f"weight {weight_text!r} of {name!r} in {method!r} is not a number; {usage}") from None
-                if not weight > 0:
-                    raise OpticalError(f"weight of {name!r} in {method!r} must be > 0, got {weight_text}")
+                if not positive(weight):
+                    raise OpticalError(f"weight of {name!r} in {method!r} must be > 0 and finite, got {weight_text}")
             if any(term.name == name for term in terms):
                 raise OpticalError(f"method {name!r} appears twice in {method!r}; give it once with a weight")
             terms.append(MethodTerm(name, weight))

@@ -50,7 +50,9 @@ class ContrastiveLoss(DistillLoss):
     name = "contrastive"
     kd_baseline = True
     OPTIONS = (
-        LossOption("temperature", float, 0.05, "softmax temperature T of the in-batch logits", check=positive, constraint="> 0"),
+        LossOption(
+            "temperature", float, 0.05, "softmax temperature T of the in-batch logits", check=positive, constraint="> 0, finite"
+        ),
         LossOption(
             "directions",
             str,

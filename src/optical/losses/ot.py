@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from optical.errors import OpticalError
-from optical.losses.base import DistillBatch, DistillLoss, LossOption, LossOutput, at_least_one, positive
+from optical.losses.base import DistillBatch, DistillLoss, LossOption, LossOutput, at_least_one, finite_non_negative, positive
 from optical.ot import sinkhorn
 
 COSTS = ("cosine", "sqeuclidean")
@@ -88,11 +88,16 @@ class OTLoss(DistillLoss):
     name = "ot"
 
     OPTIONS = (
-        LossOption("eps", float, 0.05, "entropic regularisation strength of the plan", check=positive, constraint="> 0"),
+        LossOption("eps", float, 0.05, "entropic regularisation strength of the plan", check=positive, constraint="> 0, finite"),
         LossOption("cost", str, "cosine", "token cost: 1 - cos, or the squared distance of unit vectors", choices=COSTS),
         LossOption("marginals", str, "uniform", "token masses: uniform, by embedding norm, or by bitext IDF", choices=MARGINALS),
         LossOption(
-            "tau", float, None, "KL relaxation of the marginals (unbalanced OT); null: balanced", check=positive, constraint="> 0"
+            "tau",
+            float,
+            None,
+            "KL relaxation of the marginals (unbalanced OT); null: balanced",
+            check=positive,
+            constraint="> 0, finite",
         ),
         LossOption("max_iter", int, 100, "Sinkhorn iterations at most", check=at_least_one, constraint=">= 1"),
         LossOption(
@@ -100,8 +105,8 @@ class OTLoss(DistillLoss):
             float,
             1e-5,
             "Sinkhorn stops once the marginal error is below this (0: exactly max_iter iterations, no host sync)",
-            check=lambda v: v >= 0,
-            constraint=">= 0",
+            check=finite_non_negative,
+            constraint=">= 0, finite",
         ),
         LossOption(
             "grad", str, "detach", "plan held fixed in the gradient (envelope theorem) or differentiated through", choices=GRADS
