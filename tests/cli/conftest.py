@@ -135,6 +135,14 @@ def ctx(runs, tmp_path):
     truncated_study = tmp / "truncated_study"
     truncated_study.mkdir()
     (truncated_study / "study.json").write_text('{"runs": [{"run_id": ')
+    for name, manifest in (
+        ("config_number_study", '{"format": 1, "config": 5, "reference": {}, "runs": []}'),
+        ("future_study", '{"format": 9, "reference": {}, "runs": []}'),
+        ("entry_study", '{"format": 1, "reference": {}, "runs": [{"id": "a", "lang": "el", "method": "mse"}]}'),
+    ):
+        (tmp / name / "runs").mkdir(parents=True)
+        (tmp / name / "study.json").write_text(manifest + "\n")
+        paths[name] = str(tmp / name)
     other_study = tmp / "other_study"
     (other_study / "runs").mkdir(parents=True)
     (other_study / "study.json").write_text('{"study": "another", "config": {"study": "another"}, "runs": []}\n')

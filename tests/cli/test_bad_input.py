@@ -195,6 +195,10 @@ CASES = [
         "study.json is damaged (not valid JSON at line 1",
         ["truncated_study"],
     ),
+    ("study-report-config-number", "study report {config_number_study}", "(config is not an object)", ["config_number_study"]),
+    ("study-report-future-format", "study report {future_study}", "format 9, where this version", ["future_study"]),
+    ("study-report-run-entry", "study report {entry_study}", "runs[0].status is missing", ["entry_study"]),
+    ("study-export-run-entry", "study export {entry_study} --out {out}", "runs[0].status is missing", ["out", "entry_study"]),
     ("study-report-resamples", "study report {fake_study} --resamples abc", "--resamples", ["fake_study"]),
     ("study-export-nowhere", "study export {nowhere} --out {out}", "does not exist", ["out"]),
     ("study-export-out-file", "study export {fake_study} --out {file}", "file.txt", ["file", "fake_study"]),
@@ -411,3 +415,19 @@ def test_study_export_over_an_earlier_export_and_report_work(study, tmp_path, ca
     assert main(["study", "export", str(study["dir"]), "--out", str(out), "--resamples", "50"]) == 0
     assert main(["study", "report", str(out), "--resamples", "50"]) == 0
     capfd.readouterr()
+
+
+def test_study_report_warns_when_a_finished_runs_evaluation_is_gone(study, tmp_path, capfd):
+    import json
+    import shutil
+
+    out = shutil.copytree(study["export"], tmp_path / "export")
+    manifest = json.loads((out / "study.json").read_text())
+    entry = next(e for e in manifest["runs"] if e["status"] == "done" and e["method"] == "mse")
+    gone = next(iter(entry["eval_dirs"].values()))
+    shutil.rmtree(out / gone)
+    capfd.readouterr()
+    assert main(["study", "report", str(out), "--resamples", "50"]) == 0
+    err = capfd.readouterr().err
+    assert "warning: evaluations of finished runs missing: 1" in err and gone in err
+    assert gone in (out / "report" / "report.md").read_text()

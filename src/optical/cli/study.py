@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -98,6 +99,7 @@ def run_command(args: argparse.Namespace) -> int:
     if not args.no_report:
         report = write_study_report(study_dir)
         print(f"report: {report.files[0]} and {report.files[1]}")
+        _warn_lost(report.lost)
     return 1 if result.failures else 0
 
 
@@ -126,7 +128,18 @@ def report_command(args: argparse.Namespace) -> int:
     plots = sum(1 for f in extra if f.suffix == ".png")
     others = [f.name for f in extra if f.suffix != ".png"]
     print(f"report: {report.files[0]} and {report.files[1]} ({plots} plots{''.join(', ' + name for name in others)})")
+    _warn_lost(report.lost)
     return 0
+
+
+def _warn_lost(lost: list[str]) -> None:
+    """Say on stderr that the report left out finished runs whose evaluations are gone, rather than only in the report."""
+    if lost:
+        print(
+            f"optical: warning: evaluations of finished runs missing: {len(lost)} (first: {lost[0]}); the report "
+            "leaves them out and lists them at its end. Restore them (git checkout, or the run store) and rerun the report",
+            file=sys.stderr,
+        )
 
 
 def export_command(args: argparse.Namespace) -> int:

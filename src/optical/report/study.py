@@ -57,8 +57,9 @@ from optical.report.compare import difference_text, p_holm_text, policy_text
 from optical.report.document import Bullets, Document, Heading, Image, Paragraph, Table
 from optical.report.plots import ForestRow, forest_figure, save_figure
 from optical.report.tuning import is_tuning, tuning_report
-from optical.storage import atomic_write_json, atomic_write_text, load_json_file
+from optical.storage import atomic_write_json, atomic_write_text
 from optical.study.layout import MANIFEST, REPORT_DIR
+from optical.study.manifest import read_manifest
 from optical.train.record import COLLAPSE_SPREAD_RATIO, RunRecord, RunResult
 
 #: The tasks whose main measure the research-question section compares, in display order.
@@ -158,6 +159,8 @@ class StudyReport:
     question: list[QuestionRow] = field(default_factory=list)
     #: The change comparisons (from the reference to each arm's conditions), kept apart from the level ones.
     changes: list[QuestionRow] = field(default_factory=list)
+    #: Evaluation dirs of runs the manifest calls finished that are not there (the store or the export lost them).
+    lost: list[str] = field(default_factory=list)
 
 
 def _load_records(study_dir: Path, manifest: dict) -> tuple[list[Record], list[str]]:
@@ -369,12 +372,10 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     manifest_path = study_dir / MANIFEST
     if not manifest_path.is_file():
         raise OpticalError(f"{manifest_path} is missing: {study_dir} is not a study dir (run `optical study run` first)")
-    manifest = load_json_file(manifest_path, "study manifest", "rerun `optical study run`, or restore it from git")
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("runs"), list) or "reference" not in manifest:
-        raise OpticalError(f"study manifest {manifest_path} is damaged (no runs or reference); rerun `optical study run`")
+    manifest = read_manifest(manifest_path)
     if is_tuning(manifest):  # dev-split scores of trials only: no test-split comparison to draw
         return StudyReport(study_dir, study_dir / REPORT_DIR, tuning_report(study_dir, manifest).save(study_dir))
-    settings = StatsSettings(n_resamples=n_resamples or int(manifest.get("config", {}).get("n_resamples", 10_000)))
+    settings = StatsSettings(n_resamples=n_resamples or int((manifest.get("config") or {}).get("n_resamples", 10_000)))
     records, missing = _load_records(study_dir, manifest)
     distills = _distill_records(study_dir, manifest)
     if not records:
@@ -423,9 +424,9 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     if done < len(manifest["runs"]):
         _coverage_section(doc, manifest, ctx)
     finished = {e["path"] for e in manifest["runs"] if e["status"] == "done"}
-    lost = [m for m in missing if str(Path(m).parent) in finished]
-    if lost:  # a finished run whose evaluation is gone: the export or the store lost it
-        doc.add(Heading(2, "Missing evaluations of finished runs"), Bullets([f"`{m}`" for m in lost]))
+    report.lost = [m for m in missing if str(Path(m).parent) in finished]
+    if report.lost:  # a finished run whose evaluation is gone: the export or the store lost it
+        doc.add(Heading(2, "Missing evaluations of finished runs"), Bullets([f"`{m}`" for m in report.lost]))
 
     atomic_write_text(report_dir / "report.md", doc.markdown())
     atomic_write_text(report_dir / "report.html", doc.html(report_dir))

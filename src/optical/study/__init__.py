@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = attach(
         "optical.study.config": ("ModelSpec", "StudyConfig", "load_study_config", "parse_study_config"),
         "optical.study.grid": ("StudyPlan", "StudyRun", "expand"),
         "optical.study.runner": ("DryRun", "StudyResult", "default_store", "dry_run", "run_study"),
+        "optical.study.manifest": ("read_manifest",),
         "optical.study.executor": ("ExecutorKind", "LocalExecutor", "RayExecutor", "RayResources", "make_executor"),
     },
 )

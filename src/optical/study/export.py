@@ -28,6 +28,7 @@ from optical.errors import OpticalError
 from optical.eval.results import EVAL_JSON, EvalRun
 from optical.storage import atomic_directory, atomic_write_bytes, atomic_write_json, check_output_dir
 from optical.study.layout import MANIFEST, RUN_JSON
+from optical.study.manifest import read_manifest
 
 
 @dataclass
@@ -60,9 +61,7 @@ def export_study(
         held = _read_manifest(out_dir / MANIFEST) if (out_dir / MANIFEST).is_file() else None
         if held is None or "exported_from" not in held:
             raise OpticalError(f"{out_dir} is not empty and holds no exported study; pick another --out")
-    manifest = _read_manifest(manifest_path)
-    if manifest is None or not isinstance(manifest.get("runs"), list):
-        raise OpticalError(f"{manifest_path} is damaged (not a study manifest); rerun `optical study run`")
+    manifest = read_manifest(manifest_path)
 
     # Built aside and swapped in whole: a killed export leaves the previous one (or nothing) in place.
     with atomic_directory(out_dir) as building:
