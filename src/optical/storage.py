@@ -125,7 +125,7 @@ def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
 
     One-line :class:`~optical.errors.OpticalError` when ``path`` is a regular file, when a parent
     on the way is a file, or when the directory it would be created in (or the directory itself)
-    is not writable. Creates nothing.
+    is not writable. Leaves nothing behind (a probe directory is made and removed).
     """
     from optical.errors import OpticalError
 
@@ -141,10 +141,21 @@ def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     if probe.exists() and not probe.is_dir():
         raise OpticalError(f"{flag} {target}: {probe} is a file, not a directory; pick another {flag}")
     # The dir itself is written into (when it exists) and its parent takes the atomic swap.
-    for directory in {probe, probe.parent} if probe == target else {probe}:
-        if directory.exists() and not os.access(directory, os.W_OK | os.X_OK):
-            raise OpticalError(f"{flag} {target}: directory {directory} is not writable; pick another {flag}")
+    for directory in sorted({probe, probe.parent} if probe == target else {probe}):
+        refusal = _write_refusal(directory) if directory.exists() else None
+        if refusal:
+            raise OpticalError(f"{flag} {target}: directory {directory} is not writable ({refusal}); pick another {flag}")
     return target
+
+
+def _write_refusal(directory: Path) -> str | None:
+    """Why a file cannot be made in ``directory``, or None when it can. A directory is made and removed at once:
+    ``os.access`` answers yes to root on a read-only mount or in /proc, where the real write then fails."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".optical-probe-", dir=directory))
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
 
 
 def directory_kind(path: str | os.PathLike) -> str | None:

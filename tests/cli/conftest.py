@@ -125,10 +125,21 @@ def ctx(runs, tmp_path):
         "study_base.yaml": "languages: [el]\nmethods: [mse]\nbase: {distill: {batch_size: lots}}\n",
         "study_lang.yaml": "languages: [xx]\nmethods: [mse]\n",
         "study_ok.yaml": "languages: [el]\nmethods: [zero-shot]\nbase: {eval: {tasks: [align]}}\n",
+        "study_seed_negative.yaml": "languages: [el]\nmethods: [mse]\nseeds: [0, -1]\n",
+        "study_tiny_heads.yaml": "languages: [el]\nmethods: [mse]\nbackbones: {t: {tiny: {hidden: 32, heads: 3}}}\n",
+        "study_groups.yaml": "languages: [el]\nmethods: [mse]\nresource_groups: {low: [el, th], high: [de, el]}\n",
+        "study_name_empty.yaml": "study: ''\nlanguages: [el]\nmethods: [mse]\n",
+        "study_variant_lr.yaml": "languages: [el]\nmethods: [mse]\nvariants: {mse-fast: {method: mse, lr: -1}}\n",
+        "study_license.yaml": "languages: [el]\nmethods: [mse]\nbase: {distill: {license_classes: []}}\n",
+        "study_teacher_dir.yaml": "languages: [el]\nmethods: [mse]\nteacher: {model: ./no-such-model}\n",
+        "study_fp16.yaml": "languages: [el]\nmethods: [mse]\nbase: {distill: {device: cpu, mixed_precision: fp16}}\n",
+        "study_data_dir.yaml": "languages: [el]\nmethods: [mse]\ndata_dir: {tmp}/no-data\n",
+        "study_budget_huge.yaml": "languages: [el]\nmethods: [mse]\nbudgets: [2000, 99999999]\n",
+        "study_eps_inf.yaml": "languages: [el]\nmethods: [ot]\nbase: {distill: {loss_options: {ot: {eps: .inf}}}}\n",
         "zero_pairs.tsv": "no tab on this line\n\t\n",
     }
     for name, text in files.items():
-        (tmp / name).write_text(text.replace("{out}", str(tmp / "out")))
+        (tmp / name).write_text(text.replace("{out}", str(tmp / "out")).replace("{tmp}", str(tmp)))
     fake_study = tmp / "fake_study"
     (fake_study / "runs").mkdir(parents=True)
     (fake_study / "study.json").write_text('{"runs": []}\n')

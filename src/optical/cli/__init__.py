@@ -56,9 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("OPTICAL_DEBUG", "") not in ("", "0")
     argv = [arg for arg in argv if arg != "--debug"]  # accepted anywhere on the line
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named here, not by the top parser: the pointer goes to the command's own --help
+        where = " ".join(["optical", *filter(None, [getattr(args, "command", None)])])
+        parser.exit(2, f"{where}: error: unrecognized arguments: {' '.join(extra)} (see `{where} --help`)\n")
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return 2
     try:
         return int(args.func(args) or 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from optical.cli._types import comma_list
 from optical.errors import OpticalError
 from optical.eval.tasks import RESOURCE_GROUPS
 from optical.storage import atomic_directory
@@ -12,13 +13,6 @@ from optical.storage import atomic_directory
 # Mirrors optical.eval.stats' defaults without importing numpy at start-up; a test checks they agree.
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_SEED = 0
-
-
-def _comma_list(value: str) -> list[str]:
-    langs = [lang.strip() for lang in value.split(",") if lang.strip()]
-    if not langs:
-        raise argparse.ArgumentTypeError(f"{value!r} is empty: give a comma-separated list such as el,hi")
-    return langs
 
 
 #: What a report dir of `optical compare` holds; anything else in --out is refused.
@@ -52,16 +46,16 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR", help="where to write the report")
     parser.add_argument(
         "--baseline",
-        type=_comma_list,
+        type=comma_list,
         help="comma-separated system names to compare every other system with (default: the zero-shot run and each KD baseline)",
     )
     parser.add_argument(
-        "--low", type=_comma_list, default=list(RESOURCE_GROUPS["low"]), help="low-resource languages (default: %(default)s)"
+        "--low", type=comma_list, default=list(RESOURCE_GROUPS["low"]), help="low-resource languages (default: %(default)s)"
     )
     parser.add_argument(
-        "--high", type=_comma_list, default=list(RESOURCE_GROUPS["high"]), help="high-resource languages (default: %(default)s)"
+        "--high", type=comma_list, default=list(RESOURCE_GROUPS["high"]), help="high-resource languages (default: %(default)s)"
     )
-    parser.add_argument("--measures", type=_comma_list, help="comma-separated measures to compare (default: all in the runs)")
+    parser.add_argument("--measures", type=comma_list, help="comma-separated measures to compare (default: all in the runs)")
     parser.add_argument(
         "--n-resamples", type=int, default=DEFAULT_RESAMPLES, help="randomisation/bootstrap resamples (default: %(default)s)"
     )

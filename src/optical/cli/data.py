@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from optical.cli._types import comma_list
 from optical.data.registry import GROUPS
 
 
@@ -16,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     origin = fetch.add_mutually_exclusive_group()
     origin.add_argument("--mirror", help="copy from this local mirror directory (e.g. ../shared/data)")
     origin.add_argument("--base-url", help="download from this HTTP(S) server with the mirror's layout")
-    fetch.add_argument("--only", help=f"comma-separated groups to fetch ({','.join(GROUPS)}; default all)")
+    fetch.add_argument("--only", type=comma_list, help=f"comma-separated groups to fetch ({','.join(GROUPS)}; default all)")
     fetch.set_defaults(func=_fetch)
 
     summary = commands.add_parser("summary", help="per-language counts of questions, candidates and bitext pairs")
@@ -45,8 +46,7 @@ def _fetch(args: argparse.Namespace) -> int:
     from optical.data.datadir import data_dir_location
     from optical.data.fetch import fetch_data
 
-    only = [group.strip() for group in args.only.split(",") if group.strip()] if args.only else None
-    report = fetch_data(data_dir_location(args.data_dir), mirror=args.mirror, base_url=args.base_url, only=only)
+    report = fetch_data(data_dir_location(args.data_dir), mirror=args.mirror, base_url=args.base_url, only=args.only)
     print(report.render())
     return 0
 
@@ -65,10 +65,13 @@ def _check_bitext(args: argparse.Namespace) -> int:
     from optical.data.sources import FLORES_LANGS, bitext_relpath
 
     loaded = read_bitext_file(args.file, args.lang, strict=args.strict)
-    if args.strict and not loaded.report.kept:
+    if not loaded.report.kept:  # nothing to train on: a failed check, whatever the reasons the report lists
         from optical.errors import OpticalError
 
-        raise OpticalError(f"{args.file}: no usable pairs ({loaded.report.lines} lines read, 0 kept); --strict refuses it")
+        if not args.strict:
+            print(loaded.report.render())
+        refusal = "; --strict refuses it" if args.strict else ": training on it would fail"
+        raise OpticalError(f"{args.file}: no usable pairs ({loaded.report.lines} lines read, 0 kept){refusal}")
     print(loaded.report.render())
     lang = bitext_language(args.lang).code
     data_dir = data_dir_location(args.data_dir)

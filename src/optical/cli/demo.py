@@ -44,6 +44,7 @@ DEMO_ENTRIES = {"eval", "distill", "report"}
 def check_demo_config(config) -> None:
     """Every value of the demo and its --out, checked before the first (minutes-long) step."""
     from optical.data import resolve_data_dir
+    from optical.data.bitext import build_bitext
     from optical.errors import OpticalError
     from optical.eval.evaluate import EvalConfig
     from optical.storage import check_output_dir
@@ -55,8 +56,13 @@ def check_demo_config(config) -> None:
         if foreign:
             raise OpticalError(f"--out {out} holds other files ({', '.join(foreign[:3])}), not a demo; pick another --out")
     EvalConfig(student="zero-shot", out_dir=str(out), langs=[config.lang], device=config.device).validate()
-    for method in config.methods:
+    distills = [
         DistillConfig(
             lang=config.lang, method=method, out_dir=str(out), budget=config.budget, seed=config.seed, device=config.device
-        ).validate()
-    resolve_data_dir(config.data_dir)
+        )
+        for method in config.methods
+    ]
+    for distill_config in distills:
+        distill_config.validate()
+    # The bitext (a fraction of a second to read) settles the budget before the zero-shot evaluation's minutes.
+    build_bitext(resolve_data_dir(config.data_dir), distills[0].bitext_config())

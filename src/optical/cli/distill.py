@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from optical.cli._types import comma_list
 from optical.errors import OpticalError
 
 
@@ -37,9 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--lang", help="foreign language code, e.g. el")
     p.add_argument("--method", help="ot | mse | contrastive | hard_align, or a weighted sum like ot+mse:0.5")
-    p.add_argument("--bitext", help="comma-separated bitext sources (see `optical data summary`)")
+    p.add_argument("--bitext", type=comma_list, help="comma-separated bitext sources (see `optical data summary`)")
     p.add_argument(
-        "--licenses", help="comma-separated license classes to train on: open, non-commercial, research-only (default all)"
+        "--licenses",
+        type=comma_list,
+        help="comma-separated license classes to train on: open, non-commercial, research-only (default all)",
     )
     p.add_argument("--budget", type=int, help="number of training pairs (default 4000)")
     p.add_argument("--noise", type=float, help="fraction of pairs with a shuffled foreign side (default 0)")
@@ -112,8 +115,8 @@ def config_from_args(args: argparse.Namespace):
         "lang": args.lang,
         "method": args.method,
         "out_dir": args.out,
-        "sources": args.bitext.split(",") if args.bitext else None,
-        "license_classes": args.licenses.split(",") if args.licenses else None,
+        "sources": args.bitext,
+        "license_classes": args.licenses,
         "budget": args.budget,
         "noise": args.noise,
         "seed": args.seed,

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from optical.cli._types import comma_list
 from optical.errors import OpticalError
-
-
-def _csv(text: str | None) -> list[str] | None:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,10 +17,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--student", required=True, help="output dir of `optical distill`, or zero-shot")
     p.add_argument("--out", required=True, help="run dir to write (eval.json, per_query/, runs/, qrels/)")
-    p.add_argument("--langs", help="comma-separated XQuAD-R languages, or FLORES ones with --tasks align (default el)")
+    p.add_argument(
+        "--langs",
+        type=comma_list,
+        help="comma-separated XQuAD-R languages, or FLORES ones with --tasks align (default el)",
+    )
     p.add_argument("--teacher", default="multilingual-e5-small")
-    p.add_argument("--tasks", help="comma-separated subset of clir_sentence,clir_paragraph,pool,retention,align (default all)")
-    p.add_argument("--scoring", default="dense", help="dense (default) and/or maxsim (late interaction)")
+    p.add_argument(
+        "--tasks",
+        type=comma_list,
+        help="comma-separated subset of clir_sentence,clir_paragraph,pool,retention,align (default all)",
+    )
+    p.add_argument("--scoring", type=comma_list, default="dense", help="dense (default) and/or maxsim (late interaction)")
     p.add_argument(
         "--split", default="test", help="test (default) or dev; with --collection, the qrels split (qrels/<split>.tsv)"
     )
@@ -34,10 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--strict", action="store_true", help="with --collection: refuse qrels naming unknown ids (default: drop them)"
     )
-    p.add_argument(
-        "--task-name", default="collection", help="with --collection: the task part of the result key (default collection)"
-    )
-    p.add_argument("--passage-max-length", type=int, default=512, help="with --collection: document max tokens (default 512)")
+    p.add_argument("--task-name", help="with --collection: the task part of the result key (default collection)")
+    p.add_argument("--passage-max-length", type=int, help="with --collection: document max tokens (default 512)")
     p.add_argument(
         "--index", help="with --collection: auto (default: exact below --exact-below documents, IVF above), exact, ivf or hnsw"
     )
@@ -49,8 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         help="with --collection: recall@10 against exact search an approximate index is tuned to reach (default 0.95)",
     )
-    p.add_argument("--query-noise", type=float, default=0.0, help="character typo rate applied to queries")
-    p.add_argument("--noise-seed", type=int, default=0)
+    p.add_argument("--query-noise", type=float, help="character typo rate applied to the XQuAD queries (default 0)")
+    p.add_argument("--noise-seed", type=int, help="seed of the typos (default 0)")
     p.add_argument("--system", help="display name in reports")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
@@ -60,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="autocast of the forward passes: auto (default: bf16 on a CPU with AVX512-BF16/AMX or a bf16 CUDA device, "
         "else no) | no (fp32) | bf16 | fp16 (CUDA)",
     )
-    p.add_argument("--data-dir")
+    p.add_argument("--data-dir", help="the XQuAD / XQuAD-R / FLORES data (default: $OPTICAL_DATA_DIR, else the cache)")
     p.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
@@ -75,7 +78,7 @@ def _shared_settings(args: argparse.Namespace) -> dict:
         out_dir=args.out,
         teacher=args.teacher,
         split=args.split,
-        scoring=_csv(args.scoring),
+        scoring=args.scoring,
         system=args.system,
         batch_size=args.batch_size,
         device=args.device,
@@ -88,38 +91,67 @@ def run_collection(args: argparse.Namespace) -> int:
 
     if not args.query_lang:
         raise OpticalError("--collection needs --query-lang XX, the language of its queries (e.g. el, sw, zh-Hant)")
-    ignored = [flag for flag, value in (("--langs", args.langs), ("--tasks", args.tasks)) if value is not None]
-    if ignored:
+    xquad_only = [flag for flag, value in _xquad_flags(args) if value is not None]
+    if xquad_only:
         raise OpticalError(
-            f"{' and '.join(ignored)} choose(s) the XQuAD-R tasks; with --collection the queries' language is --query-lang "
-            "and the task is --task-name"
+            f"{', '.join(xquad_only)} set(s) the XQuAD evaluation; with --collection the queries' language is --query-lang, "
+            "the task --task-name, and the data the collection dir"
         )
-    search = {"index": args.index, "exact_below": args.exact_below, "recall_target": args.recall_target}
+    optional = {
+        "index": args.index,
+        "exact_below": args.exact_below,
+        "recall_target": args.recall_target,
+        "task_name": args.task_name,
+        "passage_max_length": args.passage_max_length,
+    }
     config = CollectionConfig(
         collection=args.collection,
         query_lang=args.query_lang,
         strict=args.strict,
-        task_name=args.task_name,
-        passage_max_length=args.passage_max_length,
-        **{name: value for name, value in search.items() if value is not None},  # unset: the config's defaults
+        **{name: value for name, value in optional.items() if value is not None},  # unset: the config's defaults
         **_shared_settings(args),
     )
     return _print_results(evaluate_collection(config, progress=not args.quiet, overwrite=args.overwrite), args.out)
 
 
+def _xquad_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """The flags of the XQuAD evaluation that a collection's evaluation has no use for, with their values."""
+    return [
+        ("--langs", args.langs),
+        ("--tasks", args.tasks),
+        ("--query-noise", args.query_noise),
+        ("--noise-seed", args.noise_seed),
+        ("--data-dir", args.data_dir),
+    ]
+
+
+def _collection_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """The flags that only a collection's evaluation reads, with their values (None or False: not given)."""
+    return [
+        ("--query-lang", args.query_lang),
+        ("--strict", args.strict or None),
+        ("--task-name", args.task_name),
+        ("--passage-max-length", args.passage_max_length),
+        ("--index", args.index),
+        ("--exact-below", args.exact_below),
+        ("--recall-target", args.recall_target),
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     if args.collection:
         return run_collection(args)
-    if args.query_lang or args.strict or any(v is not None for v in (args.index, args.exact_below, args.recall_target)):
-        raise OpticalError("--query-lang, --strict, --index, --exact-below and --recall-target go with --collection DIR")
+    collection_only = [flag for flag, value in _collection_flags(args) if value is not None]
+    if collection_only:
+        raise OpticalError(f"{', '.join(collection_only)} go(es) with --collection DIR (your own collection)")
     from optical.eval.evaluate import EvalConfig, evaluate
     from optical.eval.tasks import TASKS
 
     config = EvalConfig(
-        langs=_csv(args.langs or "el"),
-        tasks=_csv(args.tasks) or [str(task) for task in TASKS],
-        query_noise=args.query_noise,
-        noise_seed=args.noise_seed,
+        langs=args.langs or ["el"],
+        tasks=args.tasks or [str(task) for task in TASKS],
+        query_noise=0.0 if args.query_noise is None else args.query_noise,
+        noise_seed=0 if args.noise_seed is None else args.noise_seed,
         data_dir=args.data_dir,
         **_shared_settings(args),
     )

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_run_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options of a study run, on ``optical study`` and on ``optical study run``; returns them."""
+    first = len(parser._actions)
     parser.add_argument("--config", help="study YAML file (see configs/study-*.yaml)")
     parser.add_argument("--out", help="study dir (default: runs/study-<config name>)")
     parser.add_argument("--store", help="shared run store (default: the config's 'store', else <cache>/study_runs)")
@@ -34,6 +36,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --executor ray: GPUs each run asks for (default 1 where the cluster has GPUs, else 0)",
     )
     parser.set_defaults(func=run_command)
+    return parser._actions[first:]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,10 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluated at several query typo rates) and write its report. "
         "`optical study --config FILE` is short for `optical study run --config FILE`.",
     )
-    _add_run_arguments(p)
+    p.set_defaults(run_options=_add_run_arguments(p))
     commands = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND")
     run = commands.add_parser("run", help="run every unfinished run of a study, then write the report")
-    _add_run_arguments(run)
+    for action in _add_run_arguments(run):
+        # Unset here, an option keeps what `optical study --option run` gave it (argparse would reset it to the default).
+        action.default = argparse.SUPPRESS
     report = commands.add_parser("report", help="(re)write report.md, report.html and plots of a study dir")
     report.add_argument("study_dir")
     report.add_argument("--resamples", type=int, help="bootstrap/randomisation resamples (default: the config's n_resamples)")
@@ -70,6 +75,8 @@ def run_command(args: argparse.Namespace) -> int:
     from optical.study.executor import ExecutorKind, RayResources, make_executor
 
     if not args.config:
+        if args.study_command == "run":
+            raise OpticalError("optical study run needs --config FILE (a study YAML file, e.g. configs/study-v2.yaml)")
         raise OpticalError("optical study needs --config FILE (to run a study) or a subcommand: run, report, export")
     # Imported now, not after hours of runs: a checkout updated meanwhile would mix old and new modules.
     from optical.report import write_study_report
@@ -103,12 +110,23 @@ def run_command(args: argparse.Namespace) -> int:
     return 1 if result.failures else 0
 
 
-def _check_study_dir(study_dir: str, resamples: int | None) -> None:
-    """A study dir to read (with its manifest) and a positive --resamples, checked before any work."""
+def _check_study_dir(args: argparse.Namespace, own: tuple[str, ...] = ()) -> None:
+    """No run option given to ``optical study`` before this subcommand (but those it has itself: ``own``), a study dir
+    to read (with its manifest) and a positive --resamples, checked before any work."""
     from optical.errors import OpticalError
     from optical.study.layout import MANIFEST
 
-    path = Path(study_dir)
+    given = [
+        action.option_strings[0]
+        for action in args.run_options
+        if action.dest not in own and getattr(args, action.dest) != action.default
+    ]
+    if given:
+        raise OpticalError(
+            f"{', '.join(given)} belong(s) to `optical study run`; `optical study {args.study_command}` takes a study dir"
+        )
+
+    path, resamples = Path(args.study_dir), args.resamples
     if not path.is_dir():
         raise OpticalError(f"study dir {path} does not exist or is not a directory")
     if not (path / MANIFEST).is_file():
@@ -121,7 +139,7 @@ def report_command(args: argparse.Namespace) -> int:
     from optical.report import write_study_report
     from optical.storage import check_output_dir
 
-    _check_study_dir(args.study_dir, args.resamples)
+    _check_study_dir(args)
     check_output_dir(Path(args.study_dir) / "report", "report dir")
     report = write_study_report(args.study_dir, n_resamples=args.resamples)
     extra = report.files[2:]
@@ -146,7 +164,7 @@ def export_command(args: argparse.Namespace) -> int:
     from optical.report import write_study_report
     from optical.study.export import export_study
 
-    _check_study_dir(args.study_dir, args.resamples)
+    _check_study_dir(args, own=("out",))
     export = export_study(
         args.study_dir, args.out, write_report=lambda copy: write_study_report(copy, n_resamples=args.resamples).files
     )

@@ -158,8 +158,10 @@ def check_bitext_path(path: str | Path) -> Path:
     path = Path(path).expanduser()
     if path.is_dir():
         raise OpticalError(f"bitext path {path} is a directory; give the path of an English<TAB>foreign .tsv file")
-    if not path.is_file():
+    if not path.exists():
         raise OpticalError(f"bitext file {path} does not exist; give the path of an English<TAB>foreign .tsv file")
+    if not path.is_file():
+        raise OpticalError(f"bitext path {path} is not a regular file; give the path of an English<TAB>foreign .tsv file")
     return path
 
 

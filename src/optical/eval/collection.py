@@ -67,7 +67,7 @@ from optical.eval.scoring import maxsim_rerank
 from optical.models.encoder import Encoder
 from optical.storage import atomic_write_json, cache_root
 from optical.train.config import MixedPrecision
-from optical.train.precision import check_precision, resolve_precision
+from optical.train.precision import check_device, check_precision, resolve_precision
 from optical.train.teacher_cache import teacher_identity
 
 SCORINGS = ("dense", "maxsim")
@@ -186,6 +186,8 @@ class CollectionConfig:
 
     def validate(self) -> None:
         self.query_lang = canonical_lang(self.query_lang)
+        if not self.task_name:
+            raise OpticalError("--task-name is empty; name the task (letters, digits, _ or -), or leave it out for 'collection'")
         check_task_key(f"{self.task_name}.{self.query_lang}")
         for scoring in self.scoring:
             if scoring not in SCORINGS:
@@ -201,6 +203,7 @@ class CollectionConfig:
                 raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.recall_target <= 1.0:
             raise OpticalError(f"recall target must be in (0, 1], got {self.recall_target}")
+        check_device(self.device)
         check_precision(self.device, self.mixed_precision)
 
     def resolved(self) -> CollectionConfig:

@@ -53,7 +53,7 @@ from optical.models.check import check_model_dir
 from optical.models.encoder import Encoder
 from optical.storage import atomic_directory, atomic_path, cache_root, check_output_dir, directory_kind
 from optical.train.config import MixedPrecision
-from optical.train.precision import autocast_dtype, check_precision, resolve_precision
+from optical.train.precision import autocast_dtype, check_device, check_precision, resolve_precision
 from optical.train.teacher_cache import teacher_identity
 from optical.train.trainer import versions
 
@@ -117,10 +117,7 @@ class EvalConfig:
         for name in ("batch_size", "query_max_length", "passage_max_length"):
             if getattr(self, name) < 1:
                 raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise OpticalError(f"--device {self.device!r} is not one of auto, cpu, cuda")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise OpticalError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+        check_device(self.device)
         check_precision(self.device, self.mixed_precision)
 
     def resolved(self) -> EvalConfig:
@@ -160,7 +157,13 @@ def _student_path(config: EvalConfig) -> tuple[str, dict]:
         return config.teacher, {}
     from optical.train.record import RUN_JSON, RunRecord
 
+    if not config.student.strip():
+        raise OpticalError("--student is empty; pass the output dir of a finished `optical distill` run (or zero-shot)")
     run_dir = Path(config.student)
+    if run_dir.is_file():
+        raise OpticalError(
+            f"--student {run_dir} is a file; pass the output dir of a finished `optical distill` run (or zero-shot)"
+        )
     if not run_dir.is_dir():
         raise OpticalError(
             f"--student {run_dir}: no such directory; pass the output dir of a finished `optical distill` run (or zero-shot)"

@@ -18,6 +18,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertModel
 
+from optical.errors import OpticalError
 from optical.storage import atomic_directory
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -97,6 +98,18 @@ def train_wordpiece_tokenizer(corpus: Iterable[str], vocab_size: int = 1000, max
     return tokenizer
 
 
+def check_tiny_shape(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0, vocab_size: int = 1000) -> None:
+    """Refuse a tiny-model shape that BERT cannot build, with one line naming the value (BertConfig itself
+    would only fail later, inside the attention layer's constructor)."""
+    for name, value in (("hidden", hidden), ("layers", layers), ("heads", heads), ("vocab_size", vocab_size)):
+        if value < 1:
+            raise OpticalError(f"tiny model {name} must be >= 1, got {value}")
+    if hidden % heads:
+        raise OpticalError(f"tiny model hidden {hidden} is not a multiple of heads {heads}; pick heads that divide it")
+    if not 0 <= seed < 2**32:
+        raise OpticalError(f"tiny model seed must be in [0, 2**32), got {seed}")
+
+
 def make_tiny_model(
     out_dir: str | Path,
     hidden: int = 32,
@@ -117,6 +130,7 @@ def make_tiny_model(
     to :data:`BUILTIN_CORPUS`. The vocabulary is at most ``vocab_size`` (smaller when the
     corpus has fewer distinct pieces).
     """
+    check_tiny_shape(hidden, layers, heads, seed, vocab_size)
     tokenizer = train_wordpiece_tokenizer(corpus if corpus is not None else BUILTIN_CORPUS, vocab_size)
     config = BertConfig(
         vocab_size=tokenizer.get_vocab_size(),

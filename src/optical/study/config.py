@@ -261,18 +261,27 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
     groups = raw.get("resource_groups", {name: list(members) for name, members in RESOURCE_GROUPS.items()})
     if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
         raise OpticalError(f"{source}: resource_groups must map a group name to a list of languages")
-    for members in groups.values():
+    seen: dict[str, str] = {}
+    for group, members in groups.items():
         for lang in members:
-            _language(lang, f"{source}: resource_groups")
+            code = _language(lang, f"{source}: resource_groups")
+            if code in seen:
+                raise OpticalError(
+                    f"{source}: resource_groups puts {code} in both {seen[code]} and {group}; a language belongs to one group"
+                )
+            seen[code] = str(group)
     for key in ("data_dir", "store", "study", "export"):
         if key in raw and not isinstance(raw[key], str):
             raise OpticalError(f"{source}: {key} must be a string, got {raw[key]!r}")
+    name = str(raw.get("study", Path(source).stem))
+    if not name.strip():
+        raise OpticalError(f"{source}: study must be a non-empty name (it tells this study's manifest and report from others)")
     n_resamples = raw.get("n_resamples", 10_000)
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
         raise OpticalError(f"{source}: n_resamples must be a positive integer, got {n_resamples!r}")
     teacher = _parse_model(raw.get("teacher", "multilingual-e5-small"), f"{source}: teacher", allow_projection=False)
     config = StudyConfig(
-        name=str(raw.get("study", Path(source).stem)),
+        name=name,
         teacher=teacher,
         axes=axes,
         backbones=backbones,
@@ -496,6 +505,12 @@ def _parse_model(spec: Any, where: str, allow_projection: bool = True) -> ModelS
         raise OpticalError(f"{where}: tiny must be a mapping of {', '.join(TINY_KEYS)}")
     _check_keys(tiny, TINY_KEYS, f"{where}.tiny")
     options = tuple(sorted((k, _number(v, f"{where}.tiny.{k}", int)) for k, v in tiny.items()))
+    from optical.models.tiny import check_tiny_shape  # torch-heavy: only for a study that builds tiny models
+
+    try:
+        check_tiny_shape(**dict(options))
+    except OpticalError as exc:
+        raise OpticalError(f"{where}.tiny: {exc}") from None
     return ModelSpec(tiny=options, projection=projection)
 
 
@@ -545,13 +560,16 @@ def _check_base_values(config: StudyConfig) -> None:
         raise OpticalError(
             f"{config.source}: base.distill.loss_options names {', '.join(unused)}, which no method of the study uses"
         )
-    for where, grid in grids:
-        for method in grid.methods:
+    # A variant no grid asks for yet is checked too: its mistake should not wait for the day a grid names it.
+    unplanned = sorted(set(config.variants) - {m for _, grid in grids for m in grid.methods})
+    checks = [(where, grid.methods, grid.distill) for where, grid in grids] + [("", unplanned, {})]
+    for where, grid_methods, grid_distill in checks:
+        for method in grid_methods:
             if method == ZERO_SHOT:
                 continue
             loss_method = config.loss_method(method)
-            values = run_distill_values(loss_method, config.method_distill(method), grid.distill)
-            frozen = not grid.distill and (method in config.per_method or method in config.variants)
+            values = run_distill_values(loss_method, config.method_distill(method), grid_distill)
+            frozen = not grid_distill and (method in config.per_method or method in config.variants)
             label = (
                 f"{config.source}: {'variants' if method in config.variants else 'base.per_method'}.{method}" if frozen else where
             )

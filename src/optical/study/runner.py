@@ -184,6 +184,59 @@ def adopt_exported(run: StudyRun, run_dir: Path, export_dir: Path) -> bool:
     return True
 
 
+def check_plan(config: StudyConfig, plan: StudyPlan) -> None:
+    """Refuse, before the first run starts, what any planned run would refuse at its own start: its DistillConfig
+    values (seed, budget, learning rate, ...), its device and precision, the data dir and local model dirs. A study of
+    hours should not stop at its fortieth run on a value that the first could have named. (A budget above the
+    bitext a language has is found when that run reads its bitext.)"""
+    from optical.data.bitext import build_bitext
+    from optical.data.datadir import resolve_data_dir
+    from optical.models.check import check_model_dir
+    from optical.models.registry import DEFAULT_MODELS
+    from optical.train.precision import check_device, check_precision
+
+    try:
+        data_dir = resolve_data_dir(config.data_dir)
+    except OpticalError as exc:
+        raise OpticalError(f"{config.source}: data_dir {config.data_dir}: {exc}" if config.data_dir else str(exc)) from None
+    devices = set()
+    largest: dict[tuple, StudyRun] = {}  # per bitext (language, sources, licences): the run asking for the most pairs
+    for run in plan.runs:
+        if run.distill is None:
+            continue
+        try:
+            run.distill.validate()
+        except OpticalError as exc:
+            raise OpticalError(f"{config.source}: {_run_label(run)}: {exc}") from None
+        devices.add((run.distill.device, run.distill.mixed_precision))
+        bitext = run.distill.bitext_config()
+        key = (bitext.lang, tuple(bitext.sources or ()), tuple(bitext.license_classes))
+        held = largest.get(key)
+        if held is None or (held.budget is not None and (run.budget is None or run.budget > held.budget)):
+            largest[key] = run
+    for run in largest.values():  # one read of each bitext (a fraction of a second) settles every budget on it
+        try:
+            build_bitext(data_dir, run.distill.bitext_config())
+        except OpticalError as exc:
+            raise OpticalError(f"{config.source}: {_run_label(run)}: {exc}") from None
+    for device, precision in sorted(devices):
+        try:
+            check_device(device)
+            check_precision(device, precision)
+        except OpticalError as exc:
+            raise OpticalError(f"{config.source}: base.distill: {exc}") from None
+    for where, spec in [("teacher", config.teacher), *((f"backbones.{n}", s) for n, s in config.backbones.items())]:
+        if spec.tiny is not None or spec.name in DEFAULT_MODELS:
+            continue
+        path = Path(str(spec.name)).expanduser()
+        if path.exists() or str(spec.name).startswith((".", "/", "~")):  # a local dir (a hub name is fetched by its run)
+            check_model_dir(path, role=f"{config.source}: {where}")
+
+
+def _run_label(run: StudyRun) -> str:
+    return f"the run of {run.lang} {run.method} seed {run.seed} budget {run.budget or 'all'} domain {run.domain}"
+
+
 def prepare_models(config: StudyConfig, store: Path, build: bool) -> dict[str, str]:
     """Model label -> what DistillConfig/EvalConfig take (a default name, a dir, a built tiny model)."""
     from optical.models.tiny import make_tiny_model  # torch-heavy; only when models are needed
@@ -267,6 +320,7 @@ def dry_run(
         check_study_dirs(config, Path(study_dir), store_path)
     export_dir = _export_dir(config, from_export)
     plan = expand(config)
+    check_plan(config, plan)
     statuses = []
     for run in plan.runs:
         status = run_status(run, store_path / run.run_id)
@@ -500,6 +554,7 @@ def run_study(
     check_study_dirs(config, study_dir, store_path)
     export_dir = _export_dir(config, from_export)
     plan = expand(config)
+    check_plan(config, plan)
     study_dir.mkdir(parents=True, exist_ok=True)
     models = prepare_models(config, store_path, build=True)
     # Unlinked only once nothing can refuse the run any more, right before the new manifest replaces the old one.

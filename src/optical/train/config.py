@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from optical.data.bitext import BitextConfig, bitext_language
+from optical.data.sources import LICENSE_CLASSES
 from optical.errors import OpticalError, check_field_types
 from optical.losses.combined import MethodSpec, check_loss_options
 from optical.storage import load_yaml_file
@@ -86,10 +88,16 @@ class DistillConfig:
             if getattr(self, name) not in allowed:
                 raise OpticalError(f"{flag} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
         check_field_types(self, "config")
+        bitext_language(self.lang)
         check_loss_options(self.method_spec, self.loss_options)
         for name in ("batch_size", "grad_accum", "epochs", "max_length", "checkpoint_every", "evals_per_epoch"):
             if getattr(self, name) < 1:
                 raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.license_classes:
+            raise OpticalError(f"license_classes is empty; give one or more of {', '.join(LICENSE_CLASSES)}")
+        unknown = [c for c in self.license_classes if c not in LICENSE_CLASSES]
+        if unknown:
+            raise OpticalError(f"unknown license class {unknown[0]!r}; classes: {', '.join(LICENSE_CLASSES)}")
         if self.budget is not None and self.budget < 1:
             raise OpticalError(f"--budget must be >= 1, got {self.budget}")
         if not 0.0 <= self.noise < 1.0:
@@ -111,6 +119,17 @@ class DistillConfig:
                 "--select-on flores_dev selects on flores200_sib_dev_extra, which is also a training source; "
                 "drop it from --bitext"
             )
+
+    def bitext_config(self) -> BitextConfig:
+        """The bitext this run trains on."""
+        return BitextConfig(
+            lang=self.lang,
+            sources=list(self.sources),
+            budget=self.budget,
+            seed=self.seed,
+            noise_fraction=self.noise,
+            license_classes=list(self.license_classes),
+        )
 
     @property
     def method_spec(self) -> MethodSpec:

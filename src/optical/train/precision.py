@@ -51,6 +51,14 @@ def cpu_bf16_support(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
     return None
 
 
+def check_device(device: str) -> None:
+    """Refuse a device other than auto, cpu, cuda and cuda:N, and a CUDA one where torch sees none, with one line."""
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise OpticalError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise OpticalError(f"--device {device} was asked for but torch sees no CUDA device; use --device cpu or auto")
+
+
 def training_device(device: str) -> str:
     """``cpu`` or ``cuda``: what ``auto`` resolves to here."""
     if device == "auto":

@@ -62,7 +62,7 @@ from accelerate.utils import get_cpu_distributed_information, parse_flag_from_en
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from optical.data import BitextConfig, build_bitext, resolve_data_dir
+from optical.data import build_bitext, resolve_data_dir
 from optical.errors import OpticalError
 from optical.losses import DistillBatch, LossOutput
 from optical.losses import build_loss as build_method_loss
@@ -73,7 +73,7 @@ from optical.models.outputs import TokenEmbeddings
 from optical.storage import atomic_write_json, atomic_write_text, check_output_dir, directory_kind
 from optical.train.batches import DataCounters, PhaseClock, TokenizedSide, epoch_batches
 from optical.train.config import DistillConfig
-from optical.train.precision import check_precision
+from optical.train.precision import check_device, check_precision
 from optical.train.record import (
     RUN_JSON,
     SPREAD_KEY,
@@ -347,8 +347,7 @@ class DistillTrainer:
         (language, sources, budget), the models' files and the device. Reads the bitext."""
         config = self.config
         _check_out_dir(config, self.overwrite)
-        if config.device == "cuda" and not torch.cuda.is_available():
-            raise OpticalError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+        check_device(config.device)
         check_precision(config.device, config.mixed_precision)
         for flag, name in (("--teacher", config.teacher), ("--student", config.student)):
             if name is not None:
@@ -381,17 +380,7 @@ class DistillTrainer:
         """The bitext of the config; ``english`` and ``foreign`` are its two sides."""
         config = self.config
         self.data_dir = resolve_data_dir(config.data_dir)
-        self.bitext = build_bitext(
-            self.data_dir,
-            BitextConfig(
-                lang=config.lang,
-                sources=list(config.sources),
-                budget=config.budget,
-                seed=config.seed,
-                noise_fraction=config.noise,
-                license_classes=list(config.license_classes),
-            ),
-        )
+        self.bitext = build_bitext(self.data_dir, config.bitext_config())
         self.english = [pair.en for pair in self.bitext.pairs]
         self.foreign = [pair.foreign for pair in self.bitext.pairs]
         if _launch_rank() == 0:  # every process reads the same bitext: one report is enough
