@@ -206,6 +206,26 @@ def load_json_file(path: str | os.PathLike, what: str, remedy: str) -> Any:
         raise OpticalError(f"{what} {path} cannot be read ({exc.strerror}); {remedy}") from None
 
 
+def _unique_key_loader() -> type:
+    """PyYAML's SafeLoader, refusing a mapping that gives a key twice: PyYAML keeps the last value silently, so a
+    config that sets ``languages`` twice would run a study other than the one its first lines describe."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice in this mapping; keep one", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def load_yaml_file(path: str | os.PathLike, what: str = "config file") -> Any:
     """The parsed content of a YAML file; one-line errors naming ``file:line:column`` for a syntax
     error, and the file for one that is missing, a directory or not UTF-8.
@@ -233,7 +253,7 @@ def load_yaml_file(path: str | os.PathLike, what: str = "config file") -> Any:
         except json.JSONDecodeError as exc:
             raise OpticalError(f"{path}:{exc.lineno}:{exc.colno}: {what} is not valid JSON: {exc.msg}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)

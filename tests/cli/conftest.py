@@ -135,6 +135,8 @@ def ctx(runs, tmp_path):
         "study_fp16.yaml": "languages: [el]\nmethods: [mse]\nbase: {distill: {device: cpu, mixed_precision: fp16}}\n",
         "study_data_dir.yaml": "languages: [el]\nmethods: [mse]\ndata_dir: {tmp}/no-data\n",
         "study_budget_huge.yaml": "languages: [el]\nmethods: [mse]\nbudgets: [2000, 99999999]\n",
+        "study_dup.yaml": "languages: [el]\nmethods: [mse]\nlanguages: [de]\n",
+        "study_export_file.yaml": "languages: [el]\nmethods: [zero-shot]\nexport: {tmp}/file.txt\n",
         "study_eps_inf.yaml": "languages: [el]\nmethods: [ot]\nbase: {distill: {loss_options: {ot: {eps: .inf}}}}\n",
         "zero_pairs.tsv": "no tab on this line\n\t\n",
     }
@@ -154,6 +156,11 @@ def ctx(runs, tmp_path):
         (tmp / name / "runs").mkdir(parents=True)
         (tmp / name / "study.json").write_text(manifest + "\n")
         paths[name] = str(tmp / name)
+    collection = tmp / "qrels_dir_collection"
+    (collection / "qrels" / "test.tsv").mkdir(parents=True)
+    (collection / "corpus.jsonl").write_text('{"_id": "d1", "text": "a passage"}\n')
+    (collection / "queries.jsonl").write_text('{"_id": "q1", "text": "a query"}\n')
+    paths["qrels_dir_collection"] = str(collection)
     other_study = tmp / "other_study"
     (other_study / "runs").mkdir(parents=True)
     (other_study / "study.json").write_text('{"study": "another", "config": {"study": "another"}, "runs": []}\n')

@@ -173,6 +173,8 @@ def _layout(path: Path, split: str) -> tuple[str, Path, Path, Path]:
         return TREC, corpus, path / "topics.tsv", path / "qrels.txt"
     qrels = path / "qrels" / f"{split}.tsv"
     for needed in (path / "corpus.jsonl", path / "queries.jsonl", qrels):
+        if needed.exists() and not needed.is_file():
+            raise OpticalError(f"BEIR collection {path}: {needed.relative_to(path)} is not a regular file; {_LAYOUTS}")
         if not needed.is_file():
             hint = ""
             if needed == qrels and (path / "qrels").is_dir():

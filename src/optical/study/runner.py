@@ -151,9 +151,14 @@ def _export_dir(config: StudyConfig, from_export: str | Path | None) -> Path | N
         if not (path / MANIFEST).is_file():
             raise OpticalError(f"--from-export {path}: no {MANIFEST} there; pass the dir written by `optical study export`")
         return path
-    if config.export and (Path(config.export) / MANIFEST).is_file():
-        return Path(config.export)
-    return None  # the config names an export not written yet: nothing to adopt
+    if not config.export:
+        return None
+    path = Path(config.export)
+    if path.exists() and not path.is_dir():
+        raise OpticalError(f"{config.source}: export {path} is a file; name the dir that `optical study export` writes")
+    if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST).is_file():
+        raise OpticalError(f"{config.source}: export {path} holds no {MANIFEST}: not a study export; name another dir")
+    return path if (path / MANIFEST).is_file() else None  # an export not written yet: nothing to adopt
 
 
 def _exported_status(run: StudyRun, export_dir: Path | None) -> RunStatus | None:
