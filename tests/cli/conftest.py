@@ -106,6 +106,9 @@ def ctx(runs, tmp_path):
     weights.write_bytes(weights.read_bytes()[:-64])
     bad_config = shutil.copytree(teacher, tmp / "bad_config_model")
     (bad_config / "config.json").write_text("{not json")
+    empty_tokenizer = shutil.copytree(teacher, tmp / "empty_tokenizer_model")
+    (empty_tokenizer / "tokenizer.json").write_text("{}")
+    paths["empty_tokenizer_model"] = str(empty_tokenizer)
     no_tokenizer = shutil.copytree(teacher, tmp / "no_tokenizer_model")
     for name in ("tokenizer.json", "vocab.txt"):
         (no_tokenizer / name).unlink(missing_ok=True)

@@ -86,6 +86,12 @@ CASES = [
     ("distill-teacher-empty", DISTILL.replace("{teacher}", "{empty_model}") + " --out {out}", "config.json is missing", ["out"]),
     ("distill-teacher-corrupt", DISTILL.replace("{teacher}", "{corrupt_model}") + " --out {out}", "model.safetensors", ["out"]),
     ("distill-teacher-config", DISTILL.replace("{teacher}", "{bad_config_model}") + " --out {out}", "config.json", ["out"]),
+    (
+        "distill-teacher-tokenizer-empty",
+        DISTILL.replace("{teacher}", "{empty_tokenizer_model}") + " --out {out}",
+        "tokenizer.json is not a tokenizers file",
+        ["out"],
+    ),
     ("distill-teacher-tokenizer", DISTILL.replace("{teacher}", "{no_tokenizer_model}") + " --out {out}", "tokenizer", ["out"]),
     ("distill-teacher-nowhere", DISTILL.replace("{teacher}", "{nowhere}") + " --out {out}", "nowhere", ["out"]),
     ("distill-out-file", DISTILL + " --out {file}", "file.txt", ["file"]),

@@ -68,7 +68,12 @@ def _check_files(path: Path, role: str) -> None:
     if not tokenizers:
         raise OpticalError(f"{role} {path}: tokenizer.json is missing (no tokenizer files in the model dir)")
     if "tokenizer.json" in tokenizers:
-        _read_json(path / "tokenizer.json", role, "")
+        tokenizer = _read_json(path / "tokenizer.json", role, "")
+        # What transformers' fast tokenizer indexes first; a file without them fails there with a bare KeyError.
+        if not (isinstance(tokenizer, dict) and isinstance(tokenizer.get("model"), dict) and "added_tokens" in tokenizer):
+            raise OpticalError(
+                f"{role} {path / 'tokenizer.json'} is not a tokenizers file (no model or added_tokens); copy it again"
+            )
     for name in ("tokenizer_config.json", "special_tokens_map.json", "modules.json", "sentence_bert_config.json"):
         if (path / name).exists():
             _read_json(path / name, role, "")
