@@ -174,7 +174,7 @@ def test_bad_index_options_are_one_line(teacher, tmp_path, mirror_dir, capsys, f
     assert main([*argv, "--out", str(tmp_path / "never"), *flags]) == 2
     assert message in one_error_line(capsys) and not (tmp_path / "never").exists()
     assert main(["evaluate", "--student", "zero-shot", "--out", str(tmp_path / "x"), *flags]) == 2
-    assert "go with --collection DIR" in one_error_line(capsys)
+    assert "with --collection DIR" in one_error_line(capsys)
 
 
 def test_bad_collections_are_one_line_each(teacher, tmp_path, mirror_dir, capsys):

@@ -93,8 +93,9 @@ def run_collection(args: argparse.Namespace) -> int:
         raise OpticalError("--collection needs --query-lang XX, the language of its queries (e.g. el, sw, zh-Hant)")
     xquad_only = [flag for flag, value in _xquad_flags(args) if value is not None]
     if xquad_only:
+        verb = "sets" if len(xquad_only) == 1 else "set"
         raise OpticalError(
-            f"{', '.join(xquad_only)} set(s) the XQuAD evaluation; with --collection the queries' language is --query-lang, "
+            f"{', '.join(xquad_only)} {verb} the XQuAD evaluation; with --collection the queries' language is --query-lang, "
             "the task --task-name, and the data the collection dir"
         )
     optional = {
@@ -143,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         return run_collection(args)
     collection_only = [flag for flag, value in _collection_flags(args) if value is not None]
     if collection_only:
-        raise OpticalError(f"{', '.join(collection_only)} go(es) with --collection DIR (your own collection)")
+        verb = "goes" if len(collection_only) == 1 else "go"
+        raise OpticalError(f"{', '.join(collection_only)} {verb} with --collection DIR (your own collection)")
     from optical.eval.evaluate import EvalConfig, evaluate
     from optical.eval.tasks import TASKS
 

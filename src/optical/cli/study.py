@@ -122,8 +122,9 @@ def _check_study_dir(args: argparse.Namespace, own: tuple[str, ...] = ()) -> Non
         if action.dest not in own and getattr(args, action.dest) != action.default
     ]
     if given:
+        verb = "belongs" if len(given) == 1 else "belong"
         raise OpticalError(
-            f"{', '.join(given)} belong(s) to `optical study run`; `optical study {args.study_command}` takes a study dir"
+            f"{', '.join(given)} {verb} to `optical study run`; `optical study {args.study_command}` takes a study dir"
         )
 
     path, resamples = Path(args.study_dir), args.resamples
