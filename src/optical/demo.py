@@ -49,6 +49,14 @@ class DemoConfig:
     data_dir: str | None = None
     device: str = "auto"
 
+    def distill_configs(self) -> dict[str, DistillConfig]:
+        """Method -> the distillation the demo runs for it (into ``out_dir/distill/<method>``)."""
+        settings = {name: getattr(self, name) for name in _DISTILL_SETTINGS}
+        return {
+            method: DistillConfig(method=method, out_dir=str(Path(self.out_dir) / "distill" / method), **settings)
+            for method in self.methods
+        }
+
 
 @dataclass
 class DemoResult:
@@ -110,12 +118,9 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoResult:
         progress=progress,
     )
     eval_dirs.append(zero_dir)
-    for method in config.methods:
-        run_dir = root / "distill" / method
-        distill(
-            DistillConfig(method=method, out_dir=str(run_dir), **{name: getattr(config, name) for name in _DISTILL_SETTINGS}),
-            progress=progress,
-        )
+    for method, distill_config in config.distill_configs().items():
+        run_dir = Path(distill_config.out_dir)
+        distill(distill_config, progress=progress)
         eval_dir = root / "eval" / method
         evaluate(
             EvalConfig(

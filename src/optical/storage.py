@@ -152,9 +152,10 @@ def _write_refusal(directory: Path) -> str | None:
     """Why a file cannot be made in ``directory``, or None when it can. A directory is made and removed at once:
     ``os.access`` answers yes to root on a read-only mount or in /proc, where the real write then fails."""
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".optical-probe-", dir=directory))
+        probe = tempfile.mkdtemp(prefix=".optical-probe-", dir=directory)
     except OSError as exc:
         return exc.strerror or type(exc).__name__
+    os.rmdir(probe)
     return None
 
 
@@ -215,8 +216,14 @@ def _unique_key_loader() -> type:
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
             seen = set()
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden here
+                    continue
                 key = self.construct_object(key_node, deep=deep)
-                if key in seen:
+                try:
+                    duplicate = key in seen
+                except TypeError:  # an unhashable key: SafeLoader's own error names it below
+                    continue
+                if duplicate:
                     raise yaml.constructor.ConstructorError(
                         None, None, f"key {key!r} is given twice in this mapping; keep one", key_node.start_mark
                     )

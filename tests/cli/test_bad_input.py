@@ -151,7 +151,7 @@ CASES = [
     ("check-bitext-device", "data check-bitext /dev/null --lang el", "is not a regular file", []),
     ("distill-bitext-comma", DISTILL + " --bitext , --out {out}", "empty item", ["out"]),
     ("fetch-only-empty", "data fetch --only= --data-dir {out}", "--only", ["out"]),
-    ("model-list-extra", "model list extra", "see `optical model --help`", []),
+    ("model-list-extra", "model list extra", "see `optical model list --help`", []),
     ("study-run-no-config", "study run --dry-run", "optical study run needs --config", []),
     ("study-parent-flag", "study --config {study_ok_yaml} report {fake_study}", "--config belongs to", ["fake_study"]),
     ("compare-baseline-empty", "compare {eval_zs} {eval_mse} --baseline= --out {out}", "empty item", ["out"]),

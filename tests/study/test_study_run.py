@@ -334,6 +334,33 @@ def test_a_new_machine_estimates_from_the_rates_of_the_committed_export(smoke_st
     assert "4 finished distill runs and 10 finished evaluations in the store and the export" in adopted.render()
 
 
+def test_without_the_data_a_dry_run_still_estimates_and_a_finished_study_still_reruns(
+    smoke_study, smoke_raw, tmp_path, monkeypatch
+):
+    """The data checks of the plan concern pending runs and are skipped by a dry run on a machine without data."""
+    from optical.study.export import export_study
+
+    export = export_study(smoke_study.study_dir, tmp_path / "export").out_dir
+    monkeypatch.setenv("OPTICAL_DATA_DIR", str(tmp_path / "no-data"))
+    raw = copy.deepcopy(smoke_raw)
+    raw["seeds"] = [7]
+    assert dry_run(load_study_config(write_config(tmp_path / "more.yaml", raw)), store=tmp_path / "s1").estimates
+    config = load_study_config(SMOKE_CONFIG)
+    done = run_study(config, tmp_path / "study", store=tmp_path / "s2", from_export=export, progress=False)
+    assert all(s.done for s in done.statuses)
+    with pytest.raises(OpticalError, match="no-data"):  # a real run of pending runs needs the data
+        run_study(load_study_config(tmp_path / "more.yaml"), tmp_path / "study-more", store=tmp_path / "s3", progress=False)
+
+
+def test_every_budget_is_checked_against_its_bitext_before_the_first_run(smoke_raw, tmp_path):
+    raw = copy.deepcopy(smoke_raw)
+    raw["budgets"] = ["all", 64, 99_999_999]  # "all" must not hide the number above the bitext
+    config = load_study_config(write_config(tmp_path / "budgets.yaml", raw))
+    with pytest.raises(OpticalError, match="budget 99999999 is not available"):
+        dry_run(config, store=tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
 def test_evaluation_estimates_prefer_the_same_teacher_and_precision_then_the_same_precision():
     from optical.study.runner import DEFAULT_EVAL_SECONDS, _MeasuredRates
 

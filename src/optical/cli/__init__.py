@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # named here, not by the top parser: the pointer goes to the command's own --help
-        where = " ".join(["optical", *filter(None, [getattr(args, "command", None)])])
+        command = getattr(args, "command", None)
+        where = " ".join(["optical", *filter(None, [command, getattr(args, f"{command}_command", None)])])
         parser.exit(2, f"{where}: error: unrecognized arguments: {' '.join(extra)} (see `{where} --help`)\n")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -48,7 +48,6 @@ def check_demo_config(config) -> None:
     from optical.errors import OpticalError
     from optical.eval.evaluate import EvalConfig
     from optical.storage import check_output_dir
-    from optical.train import DistillConfig
 
     out = check_output_dir(config.out_dir)
     if out.is_dir():
@@ -56,12 +55,7 @@ def check_demo_config(config) -> None:
         if foreign:
             raise OpticalError(f"--out {out} holds other files ({', '.join(foreign[:3])}), not a demo; pick another --out")
     EvalConfig(student="zero-shot", out_dir=str(out), langs=[config.lang], device=config.device).validate()
-    distills = [
-        DistillConfig(
-            lang=config.lang, method=method, out_dir=str(out), budget=config.budget, seed=config.seed, device=config.device
-        )
-        for method in config.methods
-    ]
+    distills = list(config.distill_configs().values())
     for distill_config in distills:
         distill_config.validate()
     # The bitext (a fraction of a second to read) settles the budget before the zero-shot evaluation's minutes.

@@ -27,6 +27,7 @@ import random
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -387,10 +388,18 @@ def _user_allowed(license_classes: tuple[str, ...]) -> bool:
     return USER_LICENSE in license_classes or set(REGISTERED_LICENSE_CLASSES) <= set(license_classes)
 
 
+def check_license_classes(classes: Iterable[str]) -> None:
+    """Refuse an empty list of licence classes, or one that names an unknown class, with one line."""
+    classes = list(classes)
+    if not classes:
+        raise OpticalError(f"license_classes is empty; give one or more of {', '.join(LICENSE_CLASSES)}")
+    unknown = [c for c in classes if c not in LICENSE_CLASSES]
+    if unknown:
+        raise OpticalError(f"unknown license class {unknown[0]!r}; classes: {', '.join(LICENSE_CLASSES)}")
+
+
 def _chosen_sources(config: BitextConfig, lang: str) -> list[_Source]:
-    for license_class in config.license_classes:
-        if license_class not in LICENSE_CLASSES:
-            raise OpticalError(f"unknown license class {license_class!r}; classes: {' '.join(LICENSE_CLASSES)}")
+    check_license_classes(config.license_classes)
     allowed = tuple(config.license_classes)
     if config.sources is None:
         chosen = [_Source(s.name, s.license_class) for s in sources_for(lang) if not s.reserved and s.license_class in allowed]

@@ -94,6 +94,18 @@ def _check_files(path: Path, role: str) -> None:
             raise OpticalError(f"{role} {path / weights[0]} is empty")
 
 
+def check_tiny_shape(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0, vocab_size: int = 1000) -> None:
+    """Refuse a tiny-model shape that BERT cannot build, with one line naming the value (BertConfig itself
+    would only fail later, inside the attention layer's constructor)."""
+    for name, value in (("hidden", hidden), ("layers", layers), ("heads", heads), ("vocab_size", vocab_size)):
+        if value < 1:
+            raise OpticalError(f"tiny model {name} must be >= 1, got {value}")
+    if hidden % heads:
+        raise OpticalError(f"tiny model hidden {hidden} is not a multiple of heads {heads}; pick heads that divide it")
+    if not 0 <= seed < 2**32:
+        raise OpticalError(f"tiny model seed must be in [0, 2**32), got {seed}")
+
+
 def check_safetensors(path: Path, role: str = "model") -> None:
     """The header of a safetensors file parses and the file holds every byte it announces."""
     if not path.is_file():

@@ -18,7 +18,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertModel
 
-from optical.errors import OpticalError
+from optical.models.check import check_tiny_shape
 from optical.storage import atomic_directory
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -96,18 +96,6 @@ def train_wordpiece_tokenizer(corpus: Iterable[str], vocab_size: int = 1000, max
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
     )
     return tokenizer
-
-
-def check_tiny_shape(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0, vocab_size: int = 1000) -> None:
-    """Refuse a tiny-model shape that BERT cannot build, with one line naming the value (BertConfig itself
-    would only fail later, inside the attention layer's constructor)."""
-    for name, value in (("hidden", hidden), ("layers", layers), ("heads", heads), ("vocab_size", vocab_size)):
-        if value < 1:
-            raise OpticalError(f"tiny model {name} must be >= 1, got {value}")
-    if hidden % heads:
-        raise OpticalError(f"tiny model hidden {hidden} is not a multiple of heads {heads}; pick heads that divide it")
-    if not 0 <= seed < 2**32:
-        raise OpticalError(f"tiny model seed must be in [0, 2**32), got {seed}")
 
 
 def make_tiny_model(

@@ -54,6 +54,7 @@ from optical.eval.evaluate import EvalConfig
 from optical.eval.results import ZERO_SHOT
 from optical.eval.tasks import RESOURCE_GROUPS
 from optical.losses.combined import MethodSpec
+from optical.models.check import check_tiny_shape
 from optical.storage import load_yaml_file
 from optical.train.config import DistillConfig
 
@@ -505,8 +506,6 @@ def _parse_model(spec: Any, where: str, allow_projection: bool = True) -> ModelS
         raise OpticalError(f"{where}: tiny must be a mapping of {', '.join(TINY_KEYS)}")
     _check_keys(tiny, TINY_KEYS, f"{where}.tiny")
     options = tuple(sorted((k, _number(v, f"{where}.tiny.{k}", int)) for k, v in tiny.items()))
-    from optical.models.tiny import check_tiny_shape  # torch-heavy: only for a study that builds tiny models
-
     try:
         check_tiny_shape(**dict(options))
     except OpticalError as exc:

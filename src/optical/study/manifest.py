@@ -1,8 +1,9 @@
-"""Reading a study's manifest (``study.json``) back, checked once for everything that reads it.
+"""Reading a study's manifest (``study.json``) back for the report and the export, checked in one place.
 
-The runner writes the manifest; the report, the export and the run store's adoption read it, possibly years later
-and after a hand edit or a bad merge. :func:`read_manifest` checks the fields those readers index, so a damaged
-manifest is one line naming the file and the field instead of a ``KeyError`` deep inside a report.
+The runner writes the manifest; the report and the export read it, possibly years later and after a hand edit or a
+bad merge. :func:`read_manifest` checks the fields they index, so a damaged manifest is one line naming the file and
+the field instead of a ``KeyError`` deep inside a report. (The runner only asks an existing manifest which study it
+holds, and the export whether its --out holds an earlier export: neither indexes the runs.)
 """
 
 from __future__ import annotations

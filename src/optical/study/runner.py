@@ -42,6 +42,7 @@ from optical.study.config import ModelSpec, StudyConfig
 from optical.study.executor import Concurrency, LocalExecutor, RayExecutor, RunTask
 from optical.study.grid import StudyPlan, StudyRun, expand
 from optical.study.layout import DISTILL_DIR, MANIFEST, RUN_JSON, RUNS_DIR, eval_dir_name
+from optical.study.manifest import MANIFEST_FORMAT
 from optical.study.status import RunStatus, run_status
 from optical.train.record import RunRecord
 
@@ -189,53 +190,77 @@ def adopt_exported(run: StudyRun, run_dir: Path, export_dir: Path) -> bool:
     return True
 
 
-def check_plan(config: StudyConfig, plan: StudyPlan) -> None:
-    """Refuse, before the first run starts, what any planned run would refuse at its own start: its DistillConfig
-    values (seed, budget, learning rate, ...), its device and precision, the data dir and local model dirs. A study of
-    hours should not stop at its fortieth run on a value that the first could have named. (A budget above the
-    bitext a language has is found when that run reads its bitext.)"""
+def check_plan(config: StudyConfig, pending: list[StudyRun], require_data: bool = True) -> None:
+    """Refuse, before the first run starts, what a pending run would refuse at its own start: its DistillConfig values
+    (seed, learning rate, licence classes, ...), its device and precision, local model dirs, the data dir, and its
+    budget against the bitext it would read (one read of each bitext, a fraction of a second). A study of hours should
+    not stop at its fortieth run on a value that the first could have named.
+
+    Runs already done (in the store or the export) are not checked, so a finished study reruns without its data.
+    Without ``require_data`` (a dry run, which estimates on a machine that may not have the data yet), a missing data
+    dir skips the data checks instead of refusing."""
     from optical.data.bitext import build_bitext
     from optical.data.datadir import resolve_data_dir
     from optical.models.check import check_model_dir
     from optical.models.registry import DEFAULT_MODELS
     from optical.train.precision import check_device, check_precision
 
-    try:
-        data_dir = resolve_data_dir(config.data_dir)
-    except OpticalError as exc:
-        raise OpticalError(f"{config.source}: data_dir {config.data_dir}: {exc}" if config.data_dir else str(exc)) from None
-    devices = set()
-    largest: dict[tuple, StudyRun] = {}  # per bitext (language, sources, licences): the run asking for the most pairs
-    for run in plan.runs:
-        if run.distill is None:
-            continue
+    distills = [run for run in pending if run.distill is not None]
+    by_device: dict[tuple[str, str], StudyRun] = {}
+    for run in distills:
         try:
             run.distill.validate()
         except OpticalError as exc:
             raise OpticalError(f"{config.source}: {_run_label(run)}: {exc}") from None
-        devices.add((run.distill.device, run.distill.mixed_precision))
-        bitext = run.distill.bitext_config()
-        key = (bitext.lang, tuple(bitext.sources or ()), tuple(bitext.license_classes))
-        held = largest.get(key)
-        if held is None or (held.budget is not None and (run.budget is None or run.budget > held.budget)):
-            largest[key] = run
-    for run in largest.values():  # one read of each bitext (a fraction of a second) settles every budget on it
-        try:
-            build_bitext(data_dir, run.distill.bitext_config())
-        except OpticalError as exc:
-            raise OpticalError(f"{config.source}: {_run_label(run)}: {exc}") from None
-    for device, precision in sorted(devices):
+        by_device.setdefault((run.distill.device, run.distill.mixed_precision), run)
+    for (device, precision), run in by_device.items():
         try:
             check_device(device)
             check_precision(device, precision)
         except OpticalError as exc:
-            raise OpticalError(f"{config.source}: base.distill: {exc}") from None
-    for where, spec in [("teacher", config.teacher), *((f"backbones.{n}", s) for n, s in config.backbones.items())]:
-        if spec.tiny is not None or spec.name in DEFAULT_MODELS:
-            continue
-        path = Path(str(spec.name)).expanduser()
-        if path.exists() or str(spec.name).startswith((".", "/", "~")):  # a local dir (a hub name is fetched by its run)
-            check_model_dir(path, role=f"{config.source}: {where}")
+            raise OpticalError(f"{config.source}: {_run_label(run)}: {exc}") from None
+    if distills:
+        for where, spec in [("teacher", config.teacher), *((f"backbones.{n}", s) for n, s in config.backbones.items())]:
+            local = str(spec.name).startswith((".", "/", "~")) or Path(str(spec.name)).expanduser().exists()
+            if spec.tiny is None and spec.name not in DEFAULT_MODELS and local:  # a hub name is fetched by its run
+                check_model_dir(Path(str(spec.name)).expanduser(), role=f"{config.source}: {where}")
+    if not pending:
+        return
+    try:
+        data_dir = resolve_data_dir(config.data_dir)
+    except OpticalError as exc:
+        if not require_data:
+            return
+        raise OpticalError(f"{config.source}: data_dir {config.data_dir}: {exc}" if config.data_dir else str(exc)) from None
+    # Per bitext (language, sources, licences), the run asking for the most pairs: a numeric budget over "all"
+    # (None), which only needs the pool to be non-empty.
+    largest: dict[tuple, StudyRun] = {}
+    for run in distills:
+        bitext = run.distill.bitext_config()
+        key = (bitext.lang, tuple(bitext.sources or ()), tuple(bitext.license_classes))
+        held = largest.get(key)
+        if held is None or _pairs_asked(run) > _pairs_asked(held):
+            largest[key] = run
+    for run in largest.values():
+        try:
+            build_bitext(data_dir, run.distill.bitext_config())
+        except OpticalError as exc:
+            raise OpticalError(f"{config.source}: {_run_label(run)}: {exc}") from None
+
+
+def _pairs_asked(run: StudyRun) -> tuple[bool, int]:
+    """Orders runs by the pairs their budget asks for, a number above "all" (what a number can exceed)."""
+    return (run.budget is not None, run.budget or 0)
+
+
+def _statuses_before_adoption(plan: StudyPlan, store: Path, export_dir: Path | None) -> list[RunStatus]:
+    """Each planned run's status in the store, or in the export where the store lacks it finished; reads only."""
+    statuses = []
+    for run in plan.runs:
+        status = run_status(run, store / run.run_id)
+        exported = _exported_status(run, export_dir) if not status.done else None
+        statuses.append(exported if exported is not None and exported.done else status)
+    return statuses
 
 
 def _run_label(run: StudyRun) -> str:
@@ -279,7 +304,7 @@ def _manifest(
     config: StudyConfig, plan: StudyPlan, statuses: list[RunStatus], store: Path, state: str, failures: dict[str, str]
 ) -> dict:
     return {
-        "format": 1,
+        "format": MANIFEST_FORMAT,
         "study": config.name,
         "config_source": config.source,
         "config": config.raw,
@@ -325,12 +350,8 @@ def dry_run(
         check_study_dirs(config, Path(study_dir), store_path)
     export_dir = _export_dir(config, from_export)
     plan = expand(config)
-    check_plan(config, plan)
-    statuses = []
-    for run in plan.runs:
-        status = run_status(run, store_path / run.run_id)
-        exported = _exported_status(run, export_dir) if not status.done else None
-        statuses.append(exported if exported is not None and exported.done else status)
+    statuses = _statuses_before_adoption(plan, store_path, export_dir)
+    check_plan(config, [status.run for status in statuses if not status.done], require_data=False)
     concurrency = (executor or LocalExecutor()).concurrency()
     rates = _MeasuredRates.from_runs(store_path, export_dir, concurrency)
     estimates = {}
@@ -559,7 +580,7 @@ def run_study(
     check_study_dirs(config, study_dir, store_path)
     export_dir = _export_dir(config, from_export)
     plan = expand(config)
-    check_plan(config, plan)
+    check_plan(config, [status.run for status in _statuses_before_adoption(plan, store_path, export_dir) if not status.done])
     study_dir.mkdir(parents=True, exist_ok=True)
     models = prepare_models(config, store_path, build=True)
     # Unlinked only once nothing can refuse the run any more, right before the new manifest replaces the old one.

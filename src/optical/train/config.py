@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from optical.data.bitext import BitextConfig, bitext_language
-from optical.data.sources import LICENSE_CLASSES
+from optical.data.bitext import BitextConfig, bitext_language, check_license_classes
 from optical.errors import OpticalError, check_field_types
 from optical.losses.combined import MethodSpec, check_loss_options
 from optical.storage import load_yaml_file
@@ -93,11 +92,7 @@ class DistillConfig:
         for name in ("batch_size", "grad_accum", "epochs", "max_length", "checkpoint_every", "evals_per_epoch"):
             if getattr(self, name) < 1:
                 raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.license_classes:
-            raise OpticalError(f"license_classes is empty; give one or more of {', '.join(LICENSE_CLASSES)}")
-        unknown = [c for c in self.license_classes if c not in LICENSE_CLASSES]
-        if unknown:
-            raise OpticalError(f"unknown license class {unknown[0]!r}; classes: {', '.join(LICENSE_CLASSES)}")
+        check_license_classes(self.license_classes)
         if self.budget is not None and self.budget < 1:
             raise OpticalError(f"--budget must be >= 1, got {self.budget}")
         if not 0.0 <= self.noise < 1.0:
