@@ -148,11 +148,15 @@ def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     return target
 
 
+#: Name prefix of the empty directory :func:`check_output_dir` makes and removes to learn whether it may write.
+PROBE_PREFIX = ".optical-probe-"
+
+
 def _write_refusal(directory: Path) -> str | None:
     """Why a file cannot be made in ``directory``, or None when it can. A directory is made and removed at once:
     ``os.access`` answers yes to root on a read-only mount or in /proc, where the real write then fails."""
     try:
-        probe = tempfile.mkdtemp(prefix=".optical-probe-", dir=directory)
+        probe = tempfile.mkdtemp(prefix=PROBE_PREFIX, dir=directory)
     except OSError as exc:
         return exc.strerror or type(exc).__name__
     os.rmdir(probe)
