@@ -246,3 +246,14 @@ def test_a_hub_name_neither_cached_nor_reachable_is_one_line_without_network_ret
     # The offline branch only looks in the cache (no per-file retries, about 45 s each): its message says so.
     with pytest.raises(OpticalError, match="not in the Hugging Face cache, and the hub .* cannot be reached"):
         Encoder.load("someone/not-cached")
+
+
+def test_a_study_learns_before_its_first_run_that_an_uncached_hub_model_is_out_of_reach(tiny_model_dir, offline_hub_cache):
+    from optical.models.registry import check_model_available
+
+    check_model_available("multilingual-e5-small", role="teacher")  # prepared by its run
+    check_model_available(str(tiny_model_dir), role="teacher")
+    with pytest.raises(OpticalError, match=r"^study.yaml: teacher nobody/no-such-model: .*not in the Hugging Face cache"):
+        check_model_available("nobody/no-such-model", role="study.yaml: teacher")
+    with pytest.raises(OpticalError, match="no such model directory"):
+        check_model_available("./no-such-dir", role="teacher")

@@ -168,14 +168,34 @@ def hub_snapshot(repo_id: str) -> Path:
             raise OpticalError(f"model {repo_id} cannot be fetched from the hub ({_first_line(exc)}); {_MODEL_REMEDY}") from None
     cached = _cached_snapshot(repo_id)
     if cached is None:
-        raise OpticalError(
-            f"model {repo_id}: not a local directory or a default model, not in the Hugging Face cache, and the hub "
-            f"({_hub_host()[0]}) cannot be reached; {_MODEL_REMEDY}"
-        )
+        raise _unavailable(repo_id, "model")
     return cached
 
 
 _MODEL_REMEDY = f"check the name, or pass a local model dir or one of {', '.join(DEFAULT_MODELS)}"
+
+
+def check_model_available(name: str, role: str) -> None:
+    """Refuse, without loading or downloading anything, a model that a run could not get: a local dir that
+    :func:`~optical.models.check.check_model_dir` refuses, a path that does not exist, or a hub name that is
+    neither in the Hugging Face cache nor reachable (a default name is prepared by its run)."""
+    from optical.models.check import check_model_dir
+
+    text = str(name)
+    path = Path(text).expanduser()
+    if text in DEFAULT_MODELS:
+        return
+    if path.exists() or text.startswith((".", "/", "~")):
+        check_model_dir(path, role=role)
+    elif not hub_reachable() and _cached_snapshot(text) is None:
+        raise _unavailable(text, role)
+
+
+def _unavailable(repo_id: str, role: str) -> OpticalError:
+    return OpticalError(
+        f"{role} {repo_id}: not a local directory or a default model, not in the Hugging Face cache, and the hub "
+        f"({_hub_host()[0]}) cannot be reached; {_MODEL_REMEDY}"
+    )
 
 
 def _first_line(exc: Exception) -> str:

@@ -201,8 +201,7 @@ def check_plan(config: StudyConfig, pending: list[StudyRun], require_data: bool 
     dir skips the data checks instead of refusing."""
     from optical.data.bitext import build_bitext
     from optical.data.datadir import resolve_data_dir
-    from optical.models.check import check_model_dir
-    from optical.models.registry import DEFAULT_MODELS
+    from optical.models.registry import check_model_available
     from optical.train.precision import check_device, check_precision
 
     distills = [run for run in pending if run.distill is not None]
@@ -221,9 +220,8 @@ def check_plan(config: StudyConfig, pending: list[StudyRun], require_data: bool 
             raise OpticalError(f"{config.source}: {_run_label(run)}: {exc}") from None
     if distills:
         for where, spec in [("teacher", config.teacher), *((f"backbones.{n}", s) for n, s in config.backbones.items())]:
-            local = str(spec.name).startswith((".", "/", "~")) or Path(str(spec.name)).expanduser().exists()
-            if spec.tiny is None and spec.name not in DEFAULT_MODELS and local:  # a hub name is fetched by its run
-                check_model_dir(Path(str(spec.name)).expanduser(), role=f"{config.source}: {where}")
+            if spec.tiny is None:
+                check_model_available(str(spec.name), role=f"{config.source}: {where}")
     if not pending:
         return
     try:
