@@ -39,7 +39,7 @@ def test_a_yaml_key_given_twice_is_refused_but_a_merge_key_may_override(tmp_path
     assert load_yaml_file(merged)["tuned"] == {"lr": 0.1, "epochs": 3}
     twice = tmp_path / "twice.yaml"
     twice.write_text("study: x\nbase:\n  lr: 0.1\n  lr: 0.2\n")
-    with pytest.raises(OpticalError, match=r"twice.yaml:4:3: .*key 'lr' is given twice"):
+    with pytest.raises(OpticalError, match=r"twice.yaml:4:3: config file is refused: .*key 'lr' is given twice"):
         load_yaml_file(twice)
 
 

@@ -156,10 +156,9 @@ def _write_refusal(directory: Path) -> str | None:
     """Why a file cannot be made in ``directory``, or None when it can. A directory is made and removed at once:
     ``os.access`` answers yes to root on a read-only mount or in /proc, where the real write then fails."""
     try:
-        probe = tempfile.mkdtemp(prefix=PROBE_PREFIX, dir=directory)
+        os.rmdir(tempfile.mkdtemp(prefix=PROBE_PREFIX, dir=directory))
     except OSError as exc:
         return exc.strerror or type(exc).__name__
-    os.rmdir(probe)
     return None
 
 
@@ -217,6 +216,9 @@ def _unique_key_loader() -> type:
     import yaml
 
     class UniqueKeyLoader(yaml.SafeLoader):
+        class DuplicateKey(yaml.constructor.ConstructorError):
+            """Valid YAML that this project refuses."""
+
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
             seen = set()
             for key_node, _ in node.value:
@@ -228,7 +230,7 @@ def _unique_key_loader() -> type:
                 except TypeError:  # an unhashable key: SafeLoader's own error names it below
                     continue
                 if duplicate:
-                    raise yaml.constructor.ConstructorError(
+                    raise self.DuplicateKey(
                         None, None, f"key {key!r} is given twice in this mapping; keep one", key_node.start_mark
                     )
                 seen.add(key)
@@ -263,13 +265,15 @@ def load_yaml_file(path: str | os.PathLike, what: str = "config file") -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise OpticalError(f"{path}:{exc.lineno}:{exc.colno}: {what} is not valid JSON: {exc.msg}") from None
+    loader = _unique_key_loader()
     try:
-        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(text, Loader=loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
         problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise OpticalError(f"{where}: {what} is not valid YAML: {problem or 'syntax error'}") from None
+        verdict = "is refused" if isinstance(exc, loader.DuplicateKey) else "is not valid YAML"
+        raise OpticalError(f"{where}: {what} {verdict}: {problem or 'syntax error'}") from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise OpticalError(f"{what} {path} is not valid YAML: {first}") from None

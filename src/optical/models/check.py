@@ -1,4 +1,4 @@
-"""Cheap checks of a model directory and of saved weights, before anything loads them.
+"""Cheap checks of a model directory, of saved weights and of a tiny model's shape, before anything loads them.
 
 :func:`check_model_dir` reads only small files and the safetensors headers, so an empty,
 half-copied or truncated model dir is refused in one line naming the file (instead of

@@ -187,7 +187,7 @@ def check_model_available(name: str, role: str) -> None:
         return
     if path.exists() or text.startswith((".", "/", "~")):
         check_model_dir(path, role=role)
-    elif not hub_reachable() and _cached_snapshot(text) is None:
+    elif _cached_snapshot(text) is None and not hub_reachable():  # the cache first: no network when cached
         raise _unavailable(text, role)
 
 

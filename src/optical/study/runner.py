@@ -198,7 +198,8 @@ def check_plan(config: StudyConfig, pending: list[StudyRun], require_data: bool 
 
     Runs already done (in the store or the export) are not checked, so a finished study reruns without its data.
     Without ``require_data`` (a dry run, which estimates on a machine that may not have the data yet), a missing data
-    dir skips the data checks instead of refusing."""
+    dir skips the data checks instead of refusing; a data dir that is there but lacks a language's bitext is refused
+    in both cases."""
     from optical.data.bitext import build_bitext
     from optical.data.datadir import resolve_data_dir
     from optical.models.registry import check_model_available
@@ -218,10 +219,12 @@ def check_plan(config: StudyConfig, pending: list[StudyRun], require_data: bool 
             check_precision(device, precision)
         except OpticalError as exc:
             raise OpticalError(f"{config.source}: {_run_label(run)}: {exc}") from None
-    if distills:
-        for where, spec in [("teacher", config.teacher), *((f"backbones.{n}", s) for n, s in config.backbones.items())]:
-            if spec.tiny is None:
-                check_model_available(str(spec.name), role=f"{config.source}: {where}")
+    backbones = {run.backbone for run in distills}  # only those a pending run trains: a finished study reruns as it is
+    models = [("teacher", config.teacher)] if pending else []
+    models += [(f"backbones.{name}", spec) for name, spec in config.backbones.items() if name in backbones]
+    for where, spec in models:
+        if spec.tiny is None:
+            check_model_available(str(spec.name), role=f"{config.source}: {where}")
     if not pending:
         return
     try:
@@ -247,7 +250,8 @@ def check_plan(config: StudyConfig, pending: list[StudyRun], require_data: bool 
 
 
 def _pairs_asked(run: StudyRun) -> tuple[bool, int]:
-    """Orders runs by the pairs their budget asks for, a number above "all" (what a number can exceed)."""
+    """Orders runs by the pairs their budget asks for: a numeric budget above ``all`` (only a number can exceed the
+    bitext), larger numbers higher."""
     return (run.budget is not None, run.budget or 0)
 
 
