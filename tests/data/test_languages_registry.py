@@ -1,9 +1,21 @@
 import pytest
 
 from optical.data.datadir import DATA_DIR_ENV, resolve_data_dir
-from optical.data.languages import LANGUAGES, XQUAD_LANGS, XQUADR_LANGS, has_script, mostly_latin, validate_lang
+from optical.data.languages import (
+    BITEXT_LANGS,
+    LANGUAGES,
+    SPECTRUM_LANGS,
+    XQUAD_LANGS,
+    XQUADR_LANGS,
+    canonical_lang,
+    has_script,
+    mirror_file_code,
+    mostly_latin,
+    validate_lang,
+)
+from optical.data.mirror_languages import MIRROR_LANGUAGES
 from optical.data.registry import GROUPS, build_file_registry, load_file_registry
-from optical.data.sources import LICENSE_CLASSES, SOURCES, sources_for
+from optical.data.sources import LICENSE_CLASSES, SOURCES, bitext_relpath, sources_for
 from optical.errors import OpticalError
 
 
@@ -68,3 +80,30 @@ def test_resolve_data_dir_incomplete(tmp_path):
     (tmp_path / "xquad").mkdir()
     with pytest.raises(OpticalError, match=r"incomplete \(xquad/xquad.ar.json is missing and 22 more\).*--mirror"):
         resolve_data_dir(tmp_path, require=("xquad", "xquad-r"))
+
+
+def test_mirror_language_table_matches_the_mirror(mirror_dir):
+    """The table every registry entry is derived from names exactly the mirror's files of each content-controlled source."""
+    table = {row.file_code for row in MIRROR_LANGUAGES}
+    assert len(table) == len(MIRROR_LANGUAGES) == 110
+    for source in ("ntrex128", "flores200_sib_dev_extra", "flores200_devtest"):
+        on_disk = {
+            path.name.removeprefix("en-").removesuffix(".tsv") for path in (mirror_dir / "bitext" / source).glob("en-*.tsv")
+        }
+        assert on_disk == table, source
+        assert {mirror_file_code(lang) for lang in SOURCES[source].languages} == table
+    assert len(SPECTRUM_LANGS) == 95 and set(BITEXT_LANGS) == set(SOURCES["ntrex128"].languages)
+    readme = (mirror_dir / "README.md").read_text(encoding="utf-8")
+    for row in MIRROR_LANGUAGES:
+        if row.file_code in SPECTRUM_LANGS:
+            assert f"| {row.file_code} | {row.ntrex} | {row.flores} |" in readme
+
+
+def test_mirror_codes_that_canonicalise_elsewhere_keep_their_files():
+    """kmr and prs are members of a macrolanguage (ku) or a regional variety (fa-AF): same language, the mirror's file."""
+    assert canonical_lang("kmr") == "ku" and bitext_relpath("ntrex128", "ku") == "bitext/ntrex128/en-kmr.tsv"
+    assert (
+        canonical_lang("prs") == "fa-AF" and bitext_relpath("flores200_devtest", "fa-AF") == "bitext/flores200_devtest/en-prs.tsv"
+    )
+    assert {"ku", "fa-AF", "fa", "ckb"} <= set(BITEXT_LANGS)
+    assert validate_lang("kmr_Latn", BITEXT_LANGS, "bitext") == "ku"

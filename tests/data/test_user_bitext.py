@@ -64,11 +64,11 @@ def test_bad_bitext_paths_and_codes_are_one_line(mirror_dir, tmp_path, user_file
     with pytest.raises(OpticalError, match="'xx' is not a valid language code"):
         build_bitext(mirror_dir, BitextConfig("xx", sources=(str(user_file),)))
     # A language with no registered data at all trains from the user's file alone.
-    tamil = tmp_path / "en-ta.tsv"
-    tamil.write_text("Good morning.\tகாலை வணக்கம்.\nThank you.\tநன்றி.\n", encoding="utf-8")
-    assert len(build_bitext(mirror_dir, BitextConfig("tam", sources=(str(tamil),))).pairs) == 2
-    with pytest.raises(OpticalError, match="no registered bitext source for ta .* give your own"):
-        build_bitext(mirror_dir, BitextConfig("ta"))
+    odia = tmp_path / "en-or.tsv"
+    odia.write_text("Good morning.\tଶୁଭ ସକାଳ.\nThank you.\tଧନ୍ୟବାଦ.\n", encoding="utf-8")
+    assert len(build_bitext(mirror_dir, BitextConfig("ori", sources=(str(odia),))).pairs) == 2
+    with pytest.raises(OpticalError, match="no registered bitext source for or .* give your own"):
+        build_bitext(mirror_dir, BitextConfig("or"))
 
 
 def test_distill_swahili_from_ntrex_and_a_user_file_then_evaluate_alignment(mirror_dir, user_file, tmp_path, monkeypatch, capsys):

@@ -13,7 +13,9 @@ no script on record for it, the script checks are skipped (and said so once).
 
 Which languages have which built-in data is a separate, fixed fact: XQuAD (12
 languages with Romanian), XQuAD-R (the original 11) and the bitext of the data
-mirror (the XQuAD languages and the four truly low-resource ones, sw so am yo).
+mirror: NTREX-128 and both FLORES-200 sets for the 110 languages of
+:mod:`optical.data.mirror_languages` (the XQuAD languages, the four truly
+low-resource ones sw so am yo, and the 95 of the resource spectrum).
 """
 
 from __future__ import annotations
@@ -27,14 +29,13 @@ import langcodes
 import regex
 from langcodes.data_dicts import LIKELY_SUBTAGS
 
+from optical.data.mirror_languages import MIRROR_LANGUAGES
 from optical.errors import OpticalError
 
 XQUAD_LANGS: tuple[str, ...] = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 XQUADR_LANGS: tuple[str, ...] = tuple(code for code in XQUAD_LANGS if code != "ro")
 #: Truly low-resource languages of the data mirror (NTREX-128, FLORES dev extra and devtest; no XQuAD).
 LOW_RESOURCE_LANGS: tuple[str, ...] = ("sw", "so", "am", "yo")
-# Languages with built-in English<TAB>foreign bitext (every XQuAD language but English, and the four above).
-BITEXT_LANGS: tuple[str, ...] = tuple(code for code in XQUAD_LANGS if code != "en") + LOW_RESOURCE_LANGS
 
 _LOG = logging.getLogger(__name__)
 _EXAMPLES = "e.g. sw, swh, zh-Hant, sr-Latn or swh_Latn"
@@ -216,5 +217,25 @@ def in_language_script(text: str, language: Language) -> bool | None:
     return has_script(text, language.script_code)
 
 
-LANGUAGES: dict[str, Language] = {code: get_language(code) for code in (*XQUAD_LANGS, *LOW_RESOURCE_LANGS)}
+#: Canonical code -> the code in the mirror's file names, for every language of the mirror's table. They differ
+#: where the file code is a member of a macrolanguage or a regional variety: kmr -> ku, prs -> fa-AF.
+MIRROR_FILE_CODES: dict[str, str] = {get_language(row.file_code).code: row.file_code for row in MIRROR_LANGUAGES}
+#: The 95 languages of the resource spectrum: the mirror's languages beyond XQuAD and the four above.
+SPECTRUM_LANGS: tuple[str, ...] = tuple(
+    code for code in MIRROR_FILE_CODES if code not in XQUAD_LANGS and code not in LOW_RESOURCE_LANGS
+)
+#: Languages with built-in English<TAB>foreign bitext: every XQuAD language but English, the four truly
+#: low-resource ones, then the resource spectrum.
+BITEXT_LANGS: tuple[str, ...] = tuple(code for code in XQUAD_LANGS if code != "en") + LOW_RESOURCE_LANGS + SPECTRUM_LANGS
+
+LANGUAGES: dict[str, Language] = {code: get_language(code) for code in (*XQUAD_LANGS, *LOW_RESOURCE_LANGS, *SPECTRUM_LANGS)}
 """The languages with built-in data (a convenience view; :func:`get_language` takes any code)."""
+
+
+def mirror_file_code(lang: str) -> str:
+    """The code of ``lang``'s files in the mirror (``ku`` -> ``kmr``); ``lang`` itself for any other language.
+
+    >>> mirror_file_code("ku"), mirror_file_code("el"), mirror_file_code("fa-AF")
+    ('kmr', 'el', 'prs')
+    """
+    return MIRROR_FILE_CODES.get(lang, lang)

@@ -9,13 +9,15 @@ their upstream repository as provenance only, so they are fetched from a mirror.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from optical.data.languages import XQUAD_LANGS, XQUADR_LANGS
+from optical.data.languages import XQUAD_LANGS, XQUADR_LANGS, get_language
+from optical.data.mirror_languages import MIRROR_LANGUAGES
 from optical.data.sources import SOURCES, bitext_relpath
-from optical.storage import sha256_file
+from optical.storage import atomic_write_text, sha256_file
 
 GROUPS: tuple[str, ...] = ("xquad", "xquad-r", "bitext")
 REGISTRY_PATH = Path(__file__).with_name("files.json")
@@ -46,6 +48,21 @@ def xquadr_relpath(lang: str) -> str:
     return f"xquad-r/{lang}.json"
 
 
+#: Each content-controlled source's upstream file of one language, from its row of the mirror's language table.
+_UPSTREAM_FILES = {
+    "ntrex128": lambda row: f"NTREX-128/newstest2019-ref.{row.ntrex}.txt",
+    "flores200_devtest": lambda row: f"{row.flores}.devtest",
+    "flores200_sib_dev_extra": lambda row: f"data/annotated/{row.flores}/",
+}
+_MIRROR_ROWS = {get_language(row.file_code).code: row for row in MIRROR_LANGUAGES}
+
+
+def _bitext_provenance(source: str, lang: str) -> str:
+    origin = SOURCES[source]
+    upstream = _UPSTREAM_FILES[source](_MIRROR_ROWS[lang]) if source in _UPSTREAM_FILES else None
+    return f"re-layout of {origin.origin}{f', file {upstream}' if upstream else ''}; license {origin.license}"
+
+
 def _expected_entries() -> list[tuple[str, str, str | None, str]]:
     """(path, group, origin_url, provenance) of every data file, in a fixed order."""
     entries: list[tuple[str, str, str | None, str]] = []
@@ -57,9 +74,7 @@ def _expected_entries() -> list[tuple[str, str, str | None, str]]:
         entries.append((xquadr_relpath(lang), "xquad-r", url, f"github.com/google-research-datasets/lareqa @ {XQUADR_COMMIT}"))
     for source in SOURCES.values():
         for lang in source.languages:
-            entries.append(
-                (bitext_relpath(source.name, lang), "bitext", None, f"re-layout of {source.origin}; license {source.license}")
-            )
+            entries.append((bitext_relpath(source.name, lang), "bitext", None, _bitext_provenance(source.name, lang)))
     return entries
 
 
@@ -73,3 +88,9 @@ def build_file_registry(mirror: Path) -> list[DataFile]:
 
 def load_file_registry() -> list[DataFile]:
     return [DataFile(**entry) for entry in json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))]
+
+
+def write_file_registry(mirror: Path) -> None:
+    """Regenerate ``files.json`` from ``mirror`` (run once after the mirror gains files; the tests compare the two)."""
+    entries = [dataclasses.asdict(entry) for entry in build_file_registry(mirror)]
+    atomic_write_text(REGISTRY_PATH, json.dumps(entries, indent=2, ensure_ascii=False) + "\n")

@@ -7,14 +7,17 @@ A bitext file the user brings (a path given where a source name goes) is class
 ``user``. FLORES-200 devtest is reserved for the alignment evaluation and is
 never a training source.
 
-Languages: the 11 XQuAD foreign languages, and the four truly low-resource ones
-(sw so am yo) in NTREX-128 and both FLORES-200 sets.
+Languages: NTREX-128 and both FLORES-200 sets have the 110 languages of
+:mod:`optical.data.mirror_languages` (the 11 XQuAD foreign languages, the four
+truly low-resource ones sw so am yo, and the 95 of the resource spectrum); the
+other sources have some of the XQuAD languages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from optical.data.languages import BITEXT_LANGS, mirror_file_code
 from optical.errors import OpticalError
 
 REGISTERED_LICENSE_CLASSES: tuple[str, ...] = ("open", "non-commercial", "research-only")
@@ -35,9 +38,8 @@ class BitextSource:
     """Reserved for evaluation: never part of a training mixture."""
 
 
-_XQUAD_FOREIGN = ("ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
-_LOW_RESOURCE = ("sw", "so", "am", "yo")
-_ALL_FOREIGN = _XQUAD_FOREIGN + _LOW_RESOURCE
+# The content-controlled sources (same English sentences in every language) cover every mirror language.
+_ALL_FOREIGN = BITEXT_LANGS
 _OPUS_TESTSETS = "github.com/Helsinki-NLP/OPUS-MT-testsets @ ac0f19c0be3cb4e0d9450fcb2d7a9847c4bdd180"
 
 SOURCES: dict[str, BitextSource] = {
@@ -141,5 +143,5 @@ def sources_for(lang: str) -> tuple[BitextSource, ...]:
 
 
 def bitext_relpath(source: str, lang: str) -> str:
-    """Path of a source's file inside a data directory."""
-    return f"bitext/{source}/en-{lang}.tsv"
+    """Path of a source's file inside a data directory (named by the mirror's file code: ``ku`` -> ``en-kmr.tsv``)."""
+    return f"bitext/{source}/en-{mirror_file_code(lang)}.tsv"

@@ -1,7 +1,8 @@
 """What a data directory holds, per language: XQuAD, XQuAD-R and validated bitext counts.
 
-The 12 XQuAD languages come first, then the truly low-resource ones (sw so am yo), which
-have bitext (and the reserved FLORES-200 devtest) but no XQuAD.
+The 12 XQuAD languages come first, then the truly low-resource ones (sw so am yo), then
+the 95 of the resource spectrum: these have bitext (and the reserved FLORES-200 devtest)
+but no XQuAD.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from optical.data.bitext import read_source
-from optical.data.languages import LANGUAGES, LOW_RESOURCE_LANGS, XQUAD_LANGS, XQUADR_LANGS
+from optical.data.languages import LANGUAGES, LOW_RESOURCE_LANGS, SPECTRUM_LANGS, XQUAD_LANGS, XQUADR_LANGS
 from optical.data.sources import SOURCES, sources_for
 from optical.data.xquad import read_xquad, read_xquadr
 
@@ -29,7 +30,7 @@ class BitextCount:
 class LanguageSummary:
     lang: str
     xquad_questions: int | None
-    """None for a language without XQuAD (sw so am yo)."""
+    """None for a language without XQuAD (every language of the mirror but the 12 XQuAD ones)."""
     xquad_paragraphs: int | None
     xquadr_candidates: int | None
     """None for Romanian, which XQuAD-R lacks, and for the languages without XQuAD."""
@@ -65,7 +66,7 @@ class DataSummary:
 def summarize(data_dir: str | Path) -> DataSummary:
     data_dir = Path(data_dir)
     languages = []
-    for lang in (*XQUAD_LANGS, *LOW_RESOURCE_LANGS):
+    for lang in (*XQUAD_LANGS, *LOW_RESOURCE_LANGS, *SPECTRUM_LANGS):
         xquad = read_xquad(data_dir, lang) if lang in XQUAD_LANGS else None
         candidates = read_xquadr(data_dir, lang).num_candidates() if lang in XQUADR_LANGS else None
         counts = []
