@@ -76,7 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--epochs", type=int)
     p.add_argument("--max-length", type=int)
-    p.add_argument("--select-on", help="xquad_dev (default) | flores_dev | none")
+    p.add_argument(
+        "--select-on",
+        help="xquad_dev (default) | flores_dev | heldout_align (alignment, 200 held-out FLORES dev pairs) | none",
+    )
     p.add_argument("--eval-every", type=int, help="steps between dev evaluations (default: each epoch end)")
     p.add_argument(
         "--evals-per-epoch", type=int, help="dev evaluations spread over each epoch (default 1: at its end; 4: every quarter)"

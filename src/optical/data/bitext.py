@@ -11,7 +11,9 @@ Builder (:func:`build_bitext`): mixes sources with per-source caps, filters by
 license class, never trains on the reserved FLORES-200 devtest and drops any
 pair with a side that matches a devtest sentence after normalisation, subsamples
 to a budget, and can inject a known fraction of misaligned pairs (a derangement
-of their foreign sides) for robustness studies.
+of their foreign sides) for robustness studies. Asked to, it also keeps out the
+model-selection slice (:func:`selection_slice`: a fixed 200 pairs of the FLORES-200
+dev sentences), matched the same way.
 
 A source is a registered name (:data:`optical.data.sources.SOURCES`) or the path
 of the user's own ``English<TAB>foreign`` file: the same validation, caps, dedup,
@@ -291,6 +293,38 @@ def devtest_overlap(data_dir: str | Path, lang: str, pairs: list[BitextPair]) ->
     return sum(overlap_key(p.en) in keys or overlap_key(p.foreign) in keys for p in pairs)
 
 
+#: The source and size of the fixed slice held out for model selection (:func:`selection_slice`).
+SELECTION_SOURCE = "flores200_sib_dev_extra"
+SELECTION_PAIRS = 200
+
+
+def selection_slice(data_dir: str | Path, lang: str) -> list[BitextPair]:
+    """The fixed pairs of FLORES-200 dev (:data:`SELECTION_SOURCE`) held out of training to select a checkpoint on.
+
+    Every language of the mirror has them, so a language without XQuAD can select on alignment too. The slice is
+    the same for every run of a language (a sample seeded by the language alone, in file order), and it never
+    contains a pair with a side matching the reserved FLORES-200 devtest: selection never sees the evaluation set.
+    """
+    lang = bitext_language(lang).code
+    if lang not in get_source(SELECTION_SOURCE).languages:
+        raise OpticalError(
+            f"language {describe(lang)} has no {SELECTION_SOURCE} pairs to hold out for selection; "
+            "use --select-on none (keep the last step) or xquad_dev"
+        )
+    reserved = reserved_keys(data_dir, lang)
+    pairs = [
+        p
+        for p in read_source(data_dir, SELECTION_SOURCE, lang).pairs
+        if overlap_key(p.en) not in reserved and overlap_key(p.foreign) not in reserved
+    ]
+    if len(pairs) < SELECTION_PAIRS:
+        raise OpticalError(
+            f"{SELECTION_SOURCE} has {len(pairs)} usable en-{lang} pairs, fewer than the {SELECTION_PAIRS} to hold out"
+        )
+    chosen = sorted(random.Random(f"selection-slice:{lang}").sample(range(len(pairs)), SELECTION_PAIRS))
+    return [pairs[i] for i in chosen]
+
+
 @dataclass(frozen=True)
 class BitextConfig:
     lang: str
@@ -313,6 +347,8 @@ class BitextConfig:
     length_unit: str = "tokens"
     strict: bool = False
     """Refuse a user file on its first malformed line (registered sources are always lenient)."""
+    hold_out_selection: bool = False
+    """Keep out every pair with a side matching the selection slice (:func:`selection_slice`)."""
 
 
 def _why_no_pairs(counts: dict[str, dict], lang: str) -> str:
@@ -338,7 +374,8 @@ class SourceStats:
     filtered: int
     """Dropped by the length filter or as duplicates within the file."""
     devtest_overlap: int
-    """Pairs dropped because a side matches a reserved FLORES-200 devtest sentence (normalised)."""
+    """Pairs dropped because a side matches a reserved FLORES-200 devtest sentence (normalised), or, when the
+    selection slice is held out, one of its sentences."""
     cross_source_duplicates: int
     after_cap: int
     selected: int
@@ -469,9 +506,12 @@ def _derange_foreign(pairs: list[BitextPair], count: int, rng: random.Random) ->
 
 
 def _fingerprinted(config: BitextConfig) -> dict:
-    """The config fields that can change the pairs (``strict`` only refuses or not)."""
+    """The config fields that can change the pairs (``strict`` only refuses or not); ``hold_out_selection`` only
+    where it is set, so mixtures built before it existed keep their fingerprints."""
     values = asdict(config)
     del values["strict"]
+    if not config.hold_out_selection:
+        del values["hold_out_selection"]
     return values
 
 
@@ -486,6 +526,8 @@ def build_bitext(data_dir: str | Path, config: BitextConfig) -> Bitext:
 
     # Languages without a FLORES-200 devtest in the registry have no reserved set to keep out.
     reserved = reserved_keys(data_dir, lang)
+    if config.hold_out_selection:
+        reserved |= {overlap_key(text) for pair in selection_slice(data_dir, lang) for text in (pair.en, pair.foreign)} - {""}
 
     seen: set[tuple[str, str]] = set()
     pool: list[BitextPair] = []

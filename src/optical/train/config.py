@@ -109,6 +109,16 @@ class DistillConfig:
             raise OpticalError(f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
         if not (math.isfinite(self.max_grad_norm) and self.max_grad_norm >= 0):
             raise OpticalError(f"max_grad_norm must be a finite number >= 0 (0: no clipping), got {self.max_grad_norm}")
+        if self.select_on == "heldout_align":
+            from optical.data.bitext import SELECTION_SOURCE
+            from optical.data.sources import get_source
+
+            lang = bitext_language(self.lang)
+            if lang.code not in get_source(SELECTION_SOURCE).languages:
+                raise OpticalError(
+                    f"--select-on heldout_align holds out {SELECTION_SOURCE} pairs, which {lang.code} ({lang.name}) lacks; "
+                    "use --select-on none (keep the last step)"
+                )
         if self.select_on == "flores_dev" and "flores200_sib_dev_extra" in self.sources:
             raise OpticalError(
                 "--select-on flores_dev selects on flores200_sib_dev_extra, which is also a training source; "
@@ -124,6 +134,7 @@ class DistillConfig:
             seed=self.seed,
             noise_fraction=self.noise,
             license_classes=list(self.license_classes),
+            hold_out_selection=self.select_on == "heldout_align",
         )
 
     @property

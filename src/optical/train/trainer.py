@@ -661,7 +661,7 @@ class DistillTrainer:
         score = self.selector(accelerator.unwrap_model(self.module).encoder)
         self.student.train()
         value = score.value
-        entry = {"step": step, self.selector.metric: value, SPREAD_KEY: score.spread}
+        entry = {"step": step, self.selector.metric: value, **score.recorded, SPREAD_KEY: score.spread}
         state.history.append(entry)
         if state.best_metric is None or value > state.best_metric:
             state.best_metric, state.best_step = value, step
