@@ -77,6 +77,11 @@ class TaskSpec:
         sentences of the alignment task."""
         return self.build is not None
 
+    @property
+    def needs_xquad(self) -> bool:
+        """Whether its queries are XQuAD questions in the requested language (so only XQuAD-R languages have it)."""
+        return self.build is not None and self.query_langs != "english"
+
     def langs_for(self, requested: list[str]) -> list[str]:
         if self.query_langs == "english":
             return ["en"]
@@ -140,6 +145,26 @@ TASKS: dict[Task, TaskSpec] = {
         ),
     )
 }
+
+
+def supported_tasks(tasks: list[str], lang: str) -> list[str]:
+    """The tasks of ``tasks`` that ``lang`` has data for: XQuAD tasks need an XQuAD-R language, the alignment a
+    FLORES-200 one; English retention runs for any.
+
+    >>> supported_tasks(["clir_sentence", "pool", "align", "retention"], "dz")
+    ['align', 'retention']
+    """
+    from optical.data.sources import FLORES_LANGS
+
+    def has(task: str) -> bool:
+        spec = TASKS[parse_task(task)]
+        if spec.needs_xquad:
+            return lang in XQUADR_LANGS
+        return spec.task != Task.ALIGN or lang in FLORES_LANGS
+
+    return [task for task in tasks if has(task)]
+
+
 _MAIN_MEASURES = {name: measure for spec in TASKS.values() for name, measure in spec.results.items()}
 
 

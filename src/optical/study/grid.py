@@ -22,6 +22,7 @@ from typing import Any
 from optical.data.sources import get_source
 from optical.errors import OpticalError
 from optical.eval.evaluate import LEGACY_EVAL_VALUES, EvalConfig
+from optical.eval.tasks import TASKS, supported_tasks
 from optical.losses.combined import MethodSpec
 from optical.study.config import ZERO_SHOT, StudyConfig, run_distill_values
 from optical.study.layout import DISTILL_DIR, eval_dir_name
@@ -127,6 +128,20 @@ def _eval_identity(eval_values: dict[str, Any]) -> dict[str, Any]:
     return values if precision == LEGACY_EVAL_VALUES["mixed_precision"] else {**values, "mixed_precision": precision}
 
 
+def _language_eval(eval_base: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The evaluation settings of one language's runs: the study's tasks that the language has data for (a study
+    over the resource spectrum asks for CLIR and pool, which only the XQuAD-R languages have, and the alignment,
+    which every mirror language has). ``tasks`` changes only where a task is dropped, so other runs keep their ids."""
+    values = {**eval_base, "langs": [lang]}
+    asked = list(values.get("tasks") or [str(task) for task in TASKS])
+    kept = supported_tasks(asked, lang)
+    if not kept:
+        raise OpticalError(f"language {lang} has data for none of the study's evaluation tasks ({', '.join(asked)}); add align")
+    if kept != asked:
+        values["tasks"] = kept
+    return values
+
+
 def _hash(content: Any) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -149,7 +164,7 @@ def expand(config: StudyConfig) -> StudyPlan:
             for method in grid.methods:
                 if method != ZERO_SHOT:
                     continue
-                eval_values = {**eval_base, "langs": [lang]}
+                eval_values = _language_eval(eval_base, lang)
                 run_id = _hash({"zero-shot": teacher_label, "eval": eval_values})
                 zero_shot = StudyRun(run_id, lang, ZERO_SHOT, backbone, query_noises=(), eval_base=eval_values)
                 _add(runs, query_noises, grid.query_noises, zero_shot)
@@ -181,7 +196,7 @@ def expand(config: StudyConfig) -> StudyPlan:
                         projection=student.projection,
                         **run_distill_values(config.loss_method(method), config.method_distill(method), grid.distill),
                     )
-                    eval_values = {**eval_base, "langs": [lang]}
+                    eval_values = _language_eval(eval_base, lang)
                     run_id = _hash({"distill": distill.training_fingerprint(), "eval": eval_values})
                     run = StudyRun(
                         run_id,
