@@ -67,6 +67,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--out", required=True, help="export dir (empty, missing, or an earlier export: replaced)")
     export.add_argument("--resamples", type=int, help="bootstrap/randomisation resamples (default: the config's n_resamples)")
     export.set_defaults(func=export_command)
+    agreement = commands.add_parser(
+        "agreement",
+        help="how often held-out alignment and XQuAD dev selection pick the same step (runs that recorded both)",
+        description="Read every finished run of a study that selected on heldout_align and recorded XQuAD dev beside "
+        "it; print the step each criterion keeps and what the alignment's choice costs on XQuAD dev; write "
+        "agreement.md and agreement.json into OUT (default: STUDY_DIR/report).",
+    )
+    agreement.add_argument("study_dir")
+    agreement.add_argument("--out", help="where to write agreement.md and agreement.json (default: STUDY_DIR/report)")
+    agreement.set_defaults(func=agreement_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -127,7 +137,7 @@ def _check_study_dir(args: argparse.Namespace, own: tuple[str, ...] = ()) -> Non
             f"{', '.join(given)} {verb} to `optical study run`; `optical study {args.study_command}` takes a study dir"
         )
 
-    path, resamples = Path(args.study_dir), args.resamples
+    path, resamples = Path(args.study_dir), getattr(args, "resamples", None)
     if not path.is_dir():
         raise OpticalError(f"study dir {path} does not exist or is not a directory")
     if not (path / MANIFEST).is_file():
@@ -173,4 +183,15 @@ def export_command(args: argparse.Namespace) -> int:
         f"exported {export.evaluations} evaluations and {export.distill_runs} distillation runs to {export.out_dir}; "
         f"report: {export.report_files[0]}"
     )
+    return 0
+
+
+def agreement_command(args: argparse.Namespace) -> int:
+    from optical.study.agreement import selection_agreement
+    from optical.study.layout import REPORT_DIR
+
+    _check_study_dir(args, own=("out",))
+    report = selection_agreement(Path(args.study_dir))
+    print(report.to_markdown(), end="")
+    report.save(args.out or Path(args.study_dir) / REPORT_DIR)
     return 0
