@@ -15,7 +15,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Evaluate a student on CLIR X->en, the LAReQA pool, English retention and FLORES alignment; "
         "or, with --collection DIR --query-lang XX, on your own BEIR or TREC collection.",
     )
-    p.add_argument("--student", required=True, help="output dir of `optical distill`, or zero-shot")
+    p.add_argument(
+        "--student",
+        required=True,
+        help="output dir of `optical distill`, zero-shot, or translate-test (queries machine-translated, then the teacher)",
+    )
+    p.add_argument(
+        "--mt-model",
+        help="with --student translate-test: the seq2seq MT model into English (a Marian, M2M-100 or NLLB name or dir)",
+    )
     p.add_argument("--out", required=True, help="run dir to write (eval.json, per_query/, runs/, qrels/)")
     p.add_argument(
         "--langs",
@@ -123,6 +131,7 @@ def _xquad_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
         ("--query-noise", args.query_noise),
         ("--noise-seed", args.noise_seed),
         ("--data-dir", args.data_dir),
+        ("--mt-model", args.mt_model),
     ]
 
 
@@ -155,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         query_noise=0.0 if args.query_noise is None else args.query_noise,
         noise_seed=0 if args.noise_seed is None else args.noise_seed,
         data_dir=args.data_dir,
+        mt_model=args.mt_model,
         **_shared_settings(args),
     )
     return _print_results(evaluate(config, progress=not args.quiet, overwrite=args.overwrite), args.out)

@@ -45,7 +45,7 @@ from optical.data.split import get_split
 from optical.errors import OpticalError, check_field_types
 from optical.eval.metrics import DEFAULT_MEASURES, MetricResult, score_language_bias, score_run
 from optical.eval.perturb import perturb_queries
-from optical.eval.results import EVAL_JSON, ZERO_SHOT, EvalRun, TaskResult
+from optical.eval.results import EVAL_JSON, TRANSLATE_TEST, ZERO_SHOT, EvalRun, TaskResult
 from optical.eval.scoring import dense_search, maxsim_search
 from optical.eval.tasks import TASKS, PassageLength, parse_task
 from optical.models import resolve_model
@@ -59,7 +59,7 @@ from optical.train.trainer import versions
 
 SCORINGS = ("dense", "maxsim")
 #: Config fields added after evaluations were recorded, with the value those evaluations ran with.
-LEGACY_EVAL_VALUES: dict[str, Any] = {"mixed_precision": "no"}
+LEGACY_EVAL_VALUES: dict[str, Any] = {"mixed_precision": "no", "mt_model": None}
 ALIGN_MEASURES = ("R@1", "R@5", "RR@10")
 
 
@@ -67,7 +67,7 @@ ALIGN_MEASURES = ("R@1", "R@5", "RR@10")
 class EvalConfig:
     """What to evaluate, on which languages and tasks."""
 
-    student: str  # a `optical distill` output dir, or "zero-shot"
+    student: str  # a `optical distill` output dir, "zero-shot", or "translate-test" (with mt_model)
     out_dir: str
     langs: list[str] = field(default_factory=lambda: ["el"])
     teacher: str = "multilingual-e5-small"
@@ -84,9 +84,17 @@ class EvalConfig:
     data_dir: str | None = None
     #: Autocast of every forward pass: ``auto`` is bf16 where the device computes it natively (as in training).
     mixed_precision: MixedPrecision = "auto"
+    #: The MT model of the translate-test baseline (a Hugging Face seq2seq model name or dir).
+    mt_model: str | None = None
 
     def validate(self) -> None:
         check_field_types(self, "evaluation config")
+        if (self.student == TRANSLATE_TEST) != (self.mt_model is not None):
+            raise OpticalError(
+                "--student translate-test needs --mt-model NAME_OR_DIR (a seq2seq MT model into English)"
+                if self.mt_model is None
+                else f"--mt-model goes with --student {TRANSLATE_TEST}; drop it to evaluate {self.student}"
+            )
         for task in self.tasks:
             parse_task(task)
         for scoring in self.scoring:
@@ -152,8 +160,8 @@ class _Clock:
 
 
 def _student_path(config: EvalConfig) -> tuple[str, dict]:
-    """The student model to load and its run.json (empty for zero-shot)."""
-    if config.student == ZERO_SHOT:
+    """The student model to load and its run.json (empty for zero-shot and translate-test: the teacher)."""
+    if config.student in (ZERO_SHOT, TRANSLATE_TEST):
         return config.teacher, {}
     from optical.train.record import RUN_JSON, RunRecord
 
@@ -224,8 +232,8 @@ def _finished_evaluation(config: EvalConfig, overwrite: bool) -> EvalRun | None:
 
 
 def _default_system(config: EvalConfig, info: dict) -> str:
-    if config.student == ZERO_SHOT:
-        return ZERO_SHOT
+    if config.student in (ZERO_SHOT, TRANSLATE_TEST):
+        return config.student
     cfg = info.get("config", {})
     return f"{cfg.get('method', 'student')}-s{cfg.get('seed', 0)}"
 
@@ -360,6 +368,8 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
     maxsim = "maxsim" in config.scoring
     results: dict[str, TaskResult] = {}
     for spec, lang, data in tqdm(jobs, desc=f"evaluate {_default_system(config, info)}", unit="task", disable=not progress):
+        if config.mt_model is not None and lang != "en":
+            student = _translating(config, teacher, lang, student)
         if spec.build is None:
             found = _alignment(lang, data, student, docs, clock, config)
         else:
@@ -382,6 +392,15 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
     return _save_run(config, info, clock, started, results, (config.split, get_split().fingerprint))
 
 
+def _translating(config: EvalConfig, teacher: Encoder, lang: str, current):
+    """The query encoder of translate-test for ``lang``: its MT model, then the teacher (kept across that language's tasks)."""
+    from optical.models.translator import TranslatingEncoder, Translator
+
+    if isinstance(current, TranslatingEncoder) and current.translator.source_lang == lang:
+        return current
+    return TranslatingEncoder(teacher, Translator.load(resolve_model(config.mt_model), lang, device=str(teacher.device)))
+
+
 def _checked_teacher(config) -> Path:
     """Where the teacher of ``config`` is, checked (config, tokenizer, weights) before anything loads."""
     return check_model_dir(resolve_model(config.teacher), role="--teacher")
@@ -393,7 +412,7 @@ def _load_encoders(config, teacher_location: Path, student_path: str) -> tuple[E
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     teacher = Encoder.load(teacher_location, device=device).eval()
-    student = teacher if config.student == ZERO_SHOT else Encoder.load(student_path, device=device).eval()
+    student = teacher if config.student in (ZERO_SHOT, TRANSLATE_TEST) else Encoder.load(student_path, device=device).eval()
     for encoder in (teacher, student):
         encoder.inference_autocast = autocast_dtype(config.mixed_precision)
     return teacher, student

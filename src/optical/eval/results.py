@@ -45,6 +45,8 @@ from optical.storage import atomic_write_bytes, atomic_write_json
 FORMAT_VERSION = 1
 EVAL_JSON = "eval.json"
 ZERO_SHOT = "zero-shot"
+#: The translate-test baseline: foreign queries machine-translated into English, retrieved with the teacher alone.
+TRANSLATE_TEST = "translate-test"
 _TASK_KEY = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 # Relative tolerance when checking stored aggregates against per-query means.
 _AGGREGATE_TOLERANCE = 1e-6

@@ -151,3 +151,40 @@ def make_tiny_model(
         )
         (tmp / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n", encoding="utf-8")
     return Path(out_dir)
+
+
+def make_tiny_seq2seq(out_dir: str | Path, seed: int = 0, corpus: Sequence[str] | None = None, d_model: int = 32) -> Path:
+    """Write a random-weight BART (one encoder and one decoder layer) with the tiny WordPiece tokenizer: a real
+    sequence-to-sequence model directory that ``AutoModelForSeq2SeqLM`` loads and ``generate`` decodes with, standing
+    in for an MT model in the translate-test tests (its "translations" are random word pieces)."""
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    tokenizer = train_wordpiece_tokenizer(corpus if corpus is not None else BUILTIN_CORPUS, 1000)
+    pad, cls, sep = (tokenizer.token_to_id(token) for token in ("[PAD]", "[CLS]", "[SEP]"))
+    config = BartConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        d_model=d_model,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=2 * d_model,
+        decoder_ffn_dim=2 * d_model,
+        max_position_embeddings=256,
+        pad_token_id=pad,
+        bos_token_id=cls,
+        eos_token_id=sep,
+        decoder_start_token_id=sep,
+        forced_eos_token_id=sep,
+    )
+    torch.manual_seed(seed)
+    model = BartForConditionalGeneration(config)
+    specials = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "eos_token": "[SEP]"}
+    with atomic_directory(Path(out_dir)) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save(str(tmp / "tokenizer.json"))
+        (tmp / "tokenizer_config.json").write_text(
+            json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 256, **specials}, indent=2) + "\n",
+            encoding="utf-8",
+        )
+    return Path(out_dir)
