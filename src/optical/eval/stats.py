@@ -588,3 +588,82 @@ def resource_gap(low: Sample, high: Sample, settings: StatsSettings = StatsSetti
             means.append(_two_level_means(sample.per_seed, qids, counts, np.random.default_rng([settings.seed + offset, 1])))
         ci = _percentile_interval(means[0] - means[1], 0.95)
     return GapStats(low_mean, high_mean, high_mean - low_mean, ci)
+
+
+@dataclass(frozen=True)
+class SpectrumPoint:
+    """One language on the resource spectrum: how well the zero-shot encoder knows it (``level``) and a paired
+    difference between two systems on it (the policy's :func:`compare`, seeds included where there are several)."""
+
+    lang: str
+    level: float
+    comparison: PairedComparison
+
+
+@dataclass(frozen=True)
+class SpectrumBand:
+    """The fitted difference at one level, with its 95% CI over resampled languages, and what it says."""
+
+    level: float
+    fitted: float
+    ci: ConfidenceInterval
+
+    @property
+    def verdict(self) -> str:
+        """``ahead``, ``behind`` or ``level``: whether the CI lies above 0, below 0, or spans it."""
+        return "ahead" if self.ci.low > 0 else "behind" if self.ci.high < 0 else "level"
+
+
+@dataclass(frozen=True)
+class SpectrumTrend:
+    """A straight line through the per-language differences against the zero-shot level, with its bootstrap CIs.
+
+    ``slope`` > 0: the difference grows with how well the encoder knows the language (A gains more where the
+    encoder is strong); < 0: A gains more where it is weak. ``bands`` are the fitted values on a grid of levels
+    spanning the languages, each with a pointwise 95% CI.
+    """
+
+    n_languages: int
+    slope: float
+    slope_ci: ConfidenceInterval
+    intercept: float
+    bands: tuple[SpectrumBand, ...]
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope and intercept (slope 0 where every x is equal)."""
+    spread = float(((x - x.mean()) ** 2).sum())
+    slope = 0.0 if spread == 0 else float(((x - x.mean()) * (y - y.mean())).sum() / spread)
+    return slope, float(y.mean() - slope * x.mean())
+
+
+def spectrum_trend(points: Sequence[SpectrumPoint], settings: StatsSettings = StatsSettings(), grid: int = 9) -> SpectrumTrend:
+    """Fit ``difference = intercept + slope * level`` over languages, with a case-resampling bootstrap over languages.
+
+    Languages, not queries, are the unit: a resample draws languages with replacement and refits the line, so the CI
+    says how much the trend depends on which languages were studied (Efron & Tibshirani 1993, ch. 9, bootstrapping
+    pairs). Each language enters with its seed-averaged mean difference; the spread of those means (query and
+    seed noise included) is what the resampling sees.
+
+    >>> cmp = lambda d: PairedComparison("a", "b", "m", 1, d, 0, d, d, d, 1, 1, None, 0, 0, 0, False)
+    >>> trend = spectrum_trend([SpectrumPoint(f"l{i}", i / 4, cmp(1 - i / 4)) for i in range(5)], StatsSettings(200))
+    >>> round(trend.slope, 6), round(trend.intercept, 6), trend.bands[0].verdict
+    (-1.0, 1.0, 'ahead')
+    """
+    if len(points) < 3:
+        raise OpticalError(f"a trend over the spectrum needs at least 3 languages, got {len(points)}")
+    x = np.array([p.level for p in points], dtype=float)
+    y = np.array([p.comparison.diff for p in points], dtype=float)
+    slope, intercept = _line(x, y)
+    levels = np.linspace(x.min(), x.max(), grid)
+    rng = np.random.default_rng([settings.seed, 7])
+    slopes, fitted = np.empty(settings.n_resamples), np.empty((settings.n_resamples, grid))
+    for i in range(settings.n_resamples):
+        draw = rng.integers(0, len(points), len(points))
+        slopes[i], b = _line(x[draw], y[draw])
+        fitted[i] = b + slopes[i] * levels
+    bands = tuple(
+        SpectrumBand(float(level), float(intercept + slope * level), _percentile_interval(fitted[:, j], 0.95))
+        for j, level in enumerate(levels)
+    )
+    return SpectrumTrend(len(points), slope, _percentile_interval(slopes, 0.95), intercept, bands)
