@@ -1,0 +1,146 @@
+"""The resource spectrum (issue 27): does a method's advantage depend on how well the encoder knows the language?
+
+Analysis first, rendering after (as everywhere in :mod:`optical.report`): :func:`analyse_spectrum` turns each
+language's per-query samples into typed results (one :class:`SpectrumComparison` per pair of systems: every
+language's paired difference by the statistics policy of :mod:`optical.eval.stats`, and the trend of those
+differences over the zero-shot level with its bootstrap CI over languages); :func:`spectrum_figure` draws them and
+:func:`spectrum_paragraphs` says them in words. Nothing here reads files.
+
+The x-axis is the zero-shot model's alignment on the language (R@1 of FLORES-200 devtest translation retrieval,
+the mean of both directions): how well the encoder knows the language before any distillation. FLORES alignment
+saturates early (``shared/notes/alignment-saturation-2026-12.md``): many languages sit near 1.0 on it, so the fit
+is driven by the languages below, and the report says how many languages lie at the ceiling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from optical.eval.stats import Sample, SpectrumPoint, SpectrumTrend, StatsSettings, compare, holm_family, spectrum_trend
+from optical.formatting import number
+
+#: Zero-shot levels at or above this count as "at the ceiling" (alignment leaves nothing to gain there).
+CEILING = 0.99
+
+
+@dataclass(frozen=True)
+class SpectrumComparison:
+    """System A against system B over the spectrum: every language's difference and the fitted trend."""
+
+    system_a: str
+    system_b: str
+    measure: str
+    points: tuple[SpectrumPoint, ...]
+    trend: SpectrumTrend
+
+    @property
+    def family(self) -> str:
+        return f"spectrum {self.system_a} vs {self.system_b}, {self.measure}"
+
+    def counts(self) -> dict[str, int]:
+        """Languages where A is significantly ahead of B, behind it, or neither (Holm over the languages)."""
+        ahead = sum(p.comparison.significant and p.comparison.diff > 0 for p in self.points)
+        behind = sum(p.comparison.significant and p.comparison.diff < 0 for p in self.points)
+        return {"ahead": ahead, "behind": behind, "level": len(self.points) - ahead - behind}
+
+
+def analyse_spectrum(
+    samples: Mapping[str, Mapping[str, Sample]],
+    levels: Mapping[str, float],
+    pairs: Sequence[tuple[str, str]],
+    measure: str,
+    settings: StatsSettings = StatsSettings(),
+) -> list[SpectrumComparison]:
+    """One :class:`SpectrumComparison` per pair of ``pairs`` (system A, system B) over every language that has both.
+
+    ``samples[lang][system]`` is an :class:`optical.eval.stats.Sample` of ``measure``; ``levels[lang]`` the zero-shot
+    level. Each pair's per-language comparisons are one Holm family.
+    """
+    found = []
+    for system_a, system_b in pairs:
+        langs = [lang for lang in levels if system_a in samples.get(lang, {}) and system_b in samples.get(lang, {})]
+        if len(langs) < 3:
+            continue
+        raw = [compare(samples[lang][system_a], samples[lang][system_b], measure, settings) for lang in langs]
+        family = f"spectrum {system_a} vs {system_b}, {measure}"
+        points = tuple(SpectrumPoint(lang, levels[lang], c) for lang, c in zip(langs, holm_family(raw, family)))
+        found.append(SpectrumComparison(system_a, system_b, measure, points, spectrum_trend(points, settings)))
+    return found
+
+
+def _stretches(comparison: SpectrumComparison) -> list[tuple[str, float, float]]:
+    """Consecutive grid levels with the same verdict: (verdict, from level, to level)."""
+    stretches: list[tuple[str, float, float]] = []
+    for band in comparison.trend.bands:
+        if stretches and stretches[-1][0] == band.verdict:
+            stretches[-1] = (band.verdict, stretches[-1][1], band.level)
+        else:
+            stretches.append((band.verdict, band.level, band.level))
+    return stretches
+
+
+def spectrum_paragraphs(comparison: SpectrumComparison) -> list[str]:
+    """The answer in words for one comparison: the trend, where the fitted difference is ahead/level/behind, counts."""
+    trend, counts = comparison.trend, comparison.counts()
+    a, b = comparison.system_a, comparison.system_b
+    direction = "grows" if trend.slope_ci.low > 0 else "shrinks" if trend.slope_ci.high < 0 else "shows no clear trend"
+    at_ceiling = sum(p.level >= CEILING for p in comparison.points)
+    where = "; ".join(
+        f"{verdict} for zero-shot levels {number(low)}-{number(high)}" for verdict, low, high in _stretches(comparison)
+    )
+    return [
+        f"{a} − {b} on {comparison.measure} over {trend.n_languages} languages: the difference {direction} with the "
+        f"zero-shot level (slope {number(trend.slope, signed=True)} [{number(trend.slope_ci.low, signed=True)}, "
+        f"{number(trend.slope_ci.high, signed=True)}] per unit of level, 95% CI over languages). Fitted, {a} is {where}.",
+        f"Per language (Holm over the {trend.n_languages}): {a} ahead in {counts['ahead']}, behind in {counts['behind']}, "
+        f"level in {counts['level']}. {at_ceiling} of the {trend.n_languages} languages start at or above "
+        f"{CEILING} zero-shot, where the measure leaves little room.",
+    ]
+
+
+def spectrum_figure(comparisons: Sequence[SpectrumComparison]):
+    """One panel per comparison: each language's difference with its 95% CI against its zero-shot level, labelled
+    with its code, the fitted line with its band, and 0 (filled markers: significant after Holm)."""
+    import matplotlib.pyplot as plt
+
+    from optical.report.plots import DPI
+
+    columns = min(2, len(comparisons))
+    rows = -(-len(comparisons) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1500 / DPI, min(950, 430 * rows) / DPI), squeeze=False)
+    for ax, comparison in zip(axes.flat, comparisons):
+        points = comparison.points
+        for point in points:
+            c = point.comparison
+            ax.errorbar(
+                point.level,
+                c.diff,
+                yerr=[[c.diff - c.ci_low], [c.ci_high - c.diff]],
+                fmt="o",
+                ms=4,
+                color="tab:blue",
+                mfc="tab:blue" if c.significant else "white",
+                elinewidth=0.8,
+            )
+            ax.annotate(point.lang, (point.level, c.diff), fontsize=9, xytext=(3, 2), textcoords="offset points")
+        bands = comparison.trend.bands
+        ax.plot([b.level for b in bands], [b.fitted for b in bands], color="tab:red", lw=1.5, label="fitted line")
+        ax.fill_between(
+            [b.level for b in bands],
+            [b.ci.low for b in bands],
+            [b.ci.high for b in bands],
+            color="tab:red",
+            alpha=0.15,
+            label="95% CI over languages",
+        )
+        ax.axhline(0, color="black", lw=0.8, ls="--")
+        ax.set_title(f"{comparison.system_a} − {comparison.system_b}", fontsize=11)
+        ax.set_xlabel("zero-shot alignment R@1 (mean of both directions)", fontsize=10)
+        ax.set_ylabel(f"difference in {comparison.measure}", fontsize=10)
+        ax.tick_params(labelsize=9)
+        ax.legend(fontsize=9, loc="best")
+    for ax in list(axes.flat)[len(comparisons) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
