@@ -52,7 +52,7 @@ from optical.data.sources import get_source
 from optical.errors import OpticalError
 from optical.eval.evaluate import EvalConfig
 from optical.eval.results import ZERO_SHOT
-from optical.eval.tasks import RESOURCE_GROUPS
+from optical.eval.tasks import RESOURCE_GROUPS, TASKS, supported_tasks
 from optical.losses.combined import MethodSpec
 from optical.models.check import check_tiny_shape
 from optical.storage import load_yaml_file
@@ -576,7 +576,10 @@ def _check_base_values(config: StudyConfig) -> None:
                 DistillConfig(lang=lang, method=loss_method, out_dir="", **values).validate()
             except (OpticalError, TypeError) as exc:
                 raise OpticalError(f"{label}: {exc}") from None
-    try:
-        EvalConfig(student=ZERO_SHOT, out_dir="", langs=[lang], **config.base_eval).validate()
+    asked = config.base_eval.get("tasks") or [str(task) for task in TASKS]
+    try:  # a language's runs evaluate the study's tasks it has data for (study.grid), so check those
+        EvalConfig(
+            student=ZERO_SHOT, out_dir="", langs=[lang], **{**config.base_eval, "tasks": supported_tasks(asked, lang)}
+        ).validate()
     except (OpticalError, TypeError) as exc:
         raise OpticalError(f"{config.source}: base.eval: {exc}") from None
