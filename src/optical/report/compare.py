@@ -49,7 +49,7 @@ from optical.eval.stats import (
     summarize,
 )
 from optical.eval.tasks import RESOURCE_GROUPS, main_measure
-from optical.formatting import interval, number, p_value
+from optical.formatting import interval, number, p_value, safe_filename
 from optical.losses.combined import MethodSpec
 from optical.report.document import Bullets, Document, Heading, Image, Paragraph, Table
 from optical.storage import atomic_write_json, atomic_write_text
@@ -295,13 +295,49 @@ class ComparisonReport:
 
     def save(self, out_dir: str | os.PathLike) -> list[Path]:
         """Write ``report.md``, ``comparison.json`` and ``plots/*.png`` into ``out_dir``; return the paths written."""
-        from optical.report.plots import write_comparison_plots  # matplotlib: only when plots are written
-
         out_dir = Path(out_dir)
-        plots = [p.relative_to(out_dir) for p in write_comparison_plots(self, out_dir)]
+        plots = [p.relative_to(out_dir) for p in self._write_plots(out_dir)]
         atomic_write_text(out_dir / "report.md", self.to_markdown(plots))
         atomic_write_json(out_dir / "comparison.json", self.to_json())
         return [out_dir / "report.md", out_dir / "comparison.json", *(out_dir / p for p in plots)]
+
+    def _write_plots(self, out_dir: Path) -> list[Path]:
+        """The forest plot (``plots/forest.png``), each task's per-scope means with CIs
+        (``plots/<task>.<measure>.png``) and the resource gaps (``plots/resource_gap.png``)."""
+        from optical.report.plots import ForestRow, forest_figure, save_figure  # matplotlib: only when plots are written
+
+        written = []
+        panels = {}
+        for task, measure in self.main_measures.items():
+            rows = []
+            for system, baseline in self.pairs:
+                for scope, _ in self.scopes(task, measure):
+                    c = self.comparison(system, baseline, task, scope, measure)
+                    if c is not None:
+                        rows.append(ForestRow(f"{system} − {baseline}, {scope}", c.diff, c.ci_low, c.ci_high, c.significant))
+            panels[f"{task} {aggregate_name(measure)}"] = rows
+        if any(panels.values()):
+            fig = forest_figure(panels, "difference (system − baseline), 95% CI; filled: Holm-significant")
+            written.append(save_figure(fig, out_dir / "plots" / "forest.png"))
+        for task, measure in self.main_measures.items():
+            path = out_dir / "plots" / f"{safe_filename(task)}.{safe_filename(measure)}.png"
+            written.append(save_figure(self._means_figure(task, measure), path))
+        if self.gaps:
+            gap_rows = [ForestRow(f"{g.system}, {g.task}", g.gap, g.ci_low, g.ci_high, False) for g in self.gaps]
+            fig = forest_figure({"resource gap per system (high − low), 95% CI": gap_rows}, "high − low resource")
+            written.append(save_figure(fig, out_dir / "plots" / "resource_gap.png"))
+        return written
+
+    def _means_figure(self, task: str, measure: str):
+        from optical.report.plots import MeanPoint, means_figure
+
+        scopes = [scope for scope, _ in self.scopes(task, measure)]
+        points = {}
+        for system in self.systems:
+            cells = [(x, self.summary(system.name, task, scope, measure)) for x, scope in enumerate(scopes)]
+            points[system.name] = [MeanPoint(x, c.mean, c.ci_low, c.ci_high) for x, c in cells if c is not None]
+        title = f"{task}: {aggregate_name(measure)} per language (95% CI)"
+        return means_figure(title, aggregate_name(measure), scopes, points)
 
 
 def p_holm_text(c: PairedComparison) -> str:
