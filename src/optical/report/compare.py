@@ -480,22 +480,12 @@ def compare_runs(
             "(runs sharing a system name are its seeds)"
         )
     if measures is not None:
-        measures = [per_query_name(m) for m in measures]
-        available = {m for run in runs for task in run[1].tasks.values() for m in task.per_query}
-        unknown = [m for m in measures if m not in available]
-        if unknown:
-            raise OpticalError(f"unknown measure(s) {', '.join(unknown)}; the runs hold {', '.join(sorted(available))}")
+        measures = _checked_measures(runs, measures)
     pairs = _pairs(systems, baselines)
     notes: list[str] = []
     samples = _samples(seeds_of, notes)
     reference = pairs[0][1] if pairs else systems[0].name
-    tasks: dict[str, list[str]] = {}
-    for name, key in sorted(samples):
-        if name == reference:
-            tasks.setdefault(task_of(key), []).append(key.split(".", 1)[1])
-    for name, key in sorted(samples):
-        if name != reference and key.split(".", 1)[1] not in tasks.get(task_of(key), []):
-            notes.append(f"{name}: task {key} has no counterpart in {reference} and is left out")
+    tasks = _shared_tasks(samples, reference, notes)
 
     report = ComparisonReport(
         systems=systems,
@@ -524,17 +514,49 @@ def compare_runs(
         group_langs = {g: members for g, members in group_langs.items() if len(members) >= 2}
         for measure in report.measures[task]:
             _compare_task(report, samples, task, measure, langs, group_langs)
-    if not pairs:
+    _check_compared(report, samples, measures, list(seeds_of))
+    return report
+
+
+def _checked_measures(runs: list[tuple[Path, EvalRun]], measures: Sequence[str]) -> list[str]:
+    """``measures`` by their per-query names; one-line error naming those no run holds."""
+    measures = [per_query_name(m) for m in measures]
+    available = {m for run in runs for task in run[1].tasks.values() for m in task.per_query}
+    unknown = [m for m in measures if m not in available]
+    if unknown:
+        raise OpticalError(f"unknown measure(s) {', '.join(unknown)}; the runs hold {', '.join(sorted(available))}")
+    return measures
+
+
+def _shared_tasks(samples: dict[tuple[str, str], dict[str, Sample]], reference: str, notes: list[str]) -> dict[str, list[str]]:
+    """task -> the languages the reference system holds it for; a note for each task key only another system holds."""
+    tasks: dict[str, list[str]] = {}
+    for name, key in sorted(samples):
+        if name == reference:
+            tasks.setdefault(task_of(key), []).append(key.split(".", 1)[1])
+    for name, key in sorted(samples):
+        if name != reference and key.split(".", 1)[1] not in tasks.get(task_of(key), []):
+            notes.append(f"{name}: task {key} has no counterpart in {reference} and is left out")
+    return tasks
+
+
+def _check_compared(
+    report: ComparisonReport,
+    samples: dict[tuple[str, str], dict[str, Sample]],
+    measures: Sequence[str] | None,
+    names: list[str],
+) -> None:
+    """One-line errors for a comparison that compares nothing, saying why."""
+    if not report.pairs:
         raise OpticalError(
-            f"every system is a --baseline ({', '.join(s.name for s in systems)}), so nothing is compared with them; "
-            "name fewer baselines"
+            f"every system is a --baseline ({', '.join(s.name for s in report.systems)}), so nothing is compared with "
+            "them; name fewer baselines"
         )
-    if not report.comparisons and tasks and not any(report.measures.values()):
+    if not report.comparisons and report.tasks and not any(report.measures.values()):
         raise OpticalError(f"none of --measures {', '.join(measures or [])} is held by the tasks the runs share; pick others")
     if not report.comparisons:
-        held = "; ".join(f"{name}: {', '.join(sorted(key for n, key in samples if n == name))}" for name in seeds_of)
+        held = "; ".join(f"{name}: {', '.join(sorted(key for n, key in samples if n == name))}" for name in names)
         raise OpticalError(f"the runs share no task and language, so nothing can be compared ({held}); evaluate them alike")
-    return report
 
 
 def _samples(seeds_of: dict[str, list[EvalRun]], notes: list[str]) -> dict[tuple[str, str], dict[str, Sample]]:
