@@ -1,94 +1,26 @@
-"""The study analysis on a tiny in-memory study: typed results, nothing rendered, nothing drawn."""
+"""The study analysis on a tiny in-memory study (tests/report/conftest.py): typed results, nothing rendered."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from optical.eval.results import ZERO_SHOT, EvalRun, TaskResult
+from optical.eval.results import ZERO_SHOT, EvalRun
 from optical.eval.stats import StatsSettings
 from optical.report.study.analysis import KD_FAMILY, ZERO_SHOT_FAMILY, StudyAnalysis, analyse_study
-from optical.report.study.load import Record, StudyInputs
+from optical.report.study.load import StudyInputs
 
-N_QUERIES = 60
-REFERENCE = {"backbone": "tiny", "domain": "nli", "budget": 1000, "noise": 0.0, "query_noise": 0.0}
-#: Mean RR@10 of each system per language and budget: ot ahead of mse on de, level on sw; both ahead of zero-shot.
-LEVELS = {
-    ("de", "ot", 1000): 0.70,
-    ("de", "mse", 1000): 0.50,
-    ("sw", "ot", 1000): 0.45,
-    ("sw", "mse", 1000): 0.45,
-    ("de", "ot", 100): 0.55,
-    ("de", "mse", 100): 0.45,
-    ("sw", "ot", 100): 0.40,
-    ("sw", "mse", 100): 0.40,
-}
-ZERO_SHOT_LEVEL = {"de": 0.30, "sw": 0.20}
-#: Every system's per-query deviation from its level: the same queries are easy or hard for all.
-SPREAD = np.random.default_rng(7).uniform(-0.2, 0.2, N_QUERIES)
-#: A system's mean over its two seeds (shifted by 0 and 0.01) is its level plus this.
-OFFSET = float(SPREAD.mean()) + 0.005
-
-
-def _run(lang: str, system: str, level: float, seed: int) -> EvalRun:
-    """An evaluation with clir_sentence per-query RR@10 around ``level``: the same query spread for every system
-    (so differences are paired), and a small per-seed shift."""
-    values = {f"q{i}": float(level + SPREAD[i] + 0.01 * seed) for i in range(N_QUERIES)}
-    task = TaskResult(f"clir_sentence.{lang}", lang, N_QUERIES, "fp", {}, {"RR@10": values})
-    return EvalRun(system, system, "teacher", "test", "split-fp", {task.task_key: task})
-
-
-def _entry(lang: str, method: str, seed, budget, noise=0.0, status="done") -> dict:
-    axes = {"backbone": "tiny", "domain": "nli", "budget": budget, "noise": noise}
-    if method == ZERO_SHOT:
-        axes = {"backbone": "tiny", "domain": None, "budget": None, "noise": None}
-    return {
-        "lang": lang,
-        "method": method,
-        "seed": seed,
-        **axes,
-        "query_noises": [0.0],
-        "status": status,
-        "path": f"runs/{lang}-{method}-{seed}-{budget}-{noise}",
-    }
-
-
-def _tiny_study() -> StudyInputs:
-    """de and sw; zero-shot, mse and ot with two seeds at budgets 100 and 1000; an ot run at bitext noise 0.2 planned
-    and not finished; one finished mse run whose evaluation was lost."""
-    records, entries = [], []
-    for lang in ("de", "sw"):
-        entries.append(_entry(lang, ZERO_SHOT, None, None))
-        run = _run(lang, ZERO_SHOT, ZERO_SHOT_LEVEL[lang], 0)
-        records.append(Record(lang, ZERO_SHOT, None, "tiny", None, None, None, 0.0, run))
-        for (level_lang, method, budget), level in LEVELS.items():
-            if level_lang != lang:
-                continue
-            for seed in (0, 1):
-                entries.append(_entry(lang, method, seed, budget))
-                run = _run(lang, method, level, seed)
-                records.append(Record(lang, method, seed, "tiny", "nli", budget, 0.0, 0.0, run))
-    entries.append(_entry("de", "ot", 0, 1000, noise=0.2, status="pending"))
-    entries.append(_entry("sw", "mse", 2, 1000))
-    manifest = {
-        "study": "tiny",
-        "reference": REFERENCE,
-        "resource_groups": {"high": ["de"], "low": ["sw"]},
-        "config": {},
-        "runs": entries,
-    }
-    lost = f"{entries[-1]['path']}/eval-0"
-    return StudyInputs(Path("tiny"), manifest, tuple(records), (lost,), ())
+from .conftest import OFFSET, REFERENCE, tiny_study
 
 
 @pytest.fixture(scope="module")
-def analysis() -> StudyAnalysis:
-    return analyse_study(_tiny_study(), StatsSettings(n_resamples=400))
+def analysis(tiny_analysis) -> StudyAnalysis:
+    return tiny_analysis
 
 
 def test_the_arms_are_the_reference_and_each_varied_axis(analysis):
@@ -127,9 +59,41 @@ def test_the_glance_counts_match_the_rows(analysis):
     assert (cell.better, cell.worse, cell.n) == (1, 0, 2) and cell.mean == pytest.approx(0.1)
 
 
-def test_the_headline_holds_the_ot_rows_against_kd_and_zero_shot(analysis):
-    headline = analysis.question.arms[0].headline
-    assert {(r.method, r.baseline) for r in headline} == {("ot", "mse"), ("ot", ZERO_SHOT)}
+def test_the_headline_is_ot_against_the_baselines_that_matter(analysis):
+    reference = analysis.question.arms[0]
+    headline = reference.headline
+    assert (headline.method, headline.baselines) == ("ot", ("mse", ZERO_SHOT))
+    assert {(r.method, r.baseline) for r in headline.rows} == {("ot", "mse"), ("ot", ZERO_SHOT)}
+    versus_mse = headline.tally("mse", "clir_sentence")
+    assert (versus_mse.better, versus_mse.worse, versus_mse.n) == (1, 0, 2)  # ahead on de, level on sw
+    assert headline.tally(ZERO_SHOT, "clir_sentence").better == 2
+    assert {(r.method, r.baseline) for r in reference.forest} == {("ot", "mse"), ("ot", ZERO_SHOT)}
+
+
+def test_the_strongest_other_kd_baseline_joins_the_headline():
+    inputs = tiny_study()
+    # contrastive and a stronger contrastive-both (a variant of contrastive): the headline takes the stronger one.
+    extra = []
+    for r in inputs.records:
+        if r.method == "mse":
+            for name, shift in (("contrastive", 0.02), ("contrastive-both", 0.1)):
+                run = _shifted(r.run, name, shift)
+                extra.append(dataclasses.replace(r, method=name, run=run))
+    manifest = {**inputs.manifest, "config": {"variants": {"contrastive-both": {"method": "contrastive"}}}}
+    study = StudyInputs(inputs.study_dir, manifest, inputs.records + tuple(extra), (), ())
+    analysis = analyse_study(study, StatsSettings(n_resamples=50))
+    assert analysis.question.arms[0].headline.baselines == ("mse", "contrastive-both", ZERO_SHOT)
+    assert analysis.question.headline_kd == ("mse", "contrastive-both")
+    forest_pairs = {(r.method, r.baseline) for r in analysis.question.arms[0].forest}
+    assert ("ot", "contrastive") in forest_pairs  # the full forest keeps every pair
+
+
+def _shifted(run: EvalRun, system: str, shift: float) -> EvalRun:
+    tasks = {}
+    for key, task in run.tasks.items():
+        per_query = {m: {q: v + shift for q, v in values.items()} for m, values in task.per_query.items()}
+        tasks[key] = dataclasses.replace(task, per_query=per_query)
+    return dataclasses.replace(run, system=system, student=system, tasks=tasks)
 
 
 def test_curves_along_the_budget_and_the_pending_noise(analysis):
@@ -170,7 +134,7 @@ def test_comparisons_json_is_every_comparison_as_data(analysis):
 
 
 def test_a_study_without_a_kd_baseline_cannot_answer(analysis):
-    inputs = _tiny_study()
+    inputs = tiny_study()
     no_mse = tuple(r for r in inputs.records if r.method != "mse")
     result = analyse_study(StudyInputs(inputs.study_dir, inputs.manifest, no_mse, (), ()), StatsSettings(n_resamples=50))
     assert not result.question.answerable and result.question.trained == ("ot",)
@@ -181,10 +145,10 @@ def test_the_analysis_draws_nothing():
     probe = (
         "import sys\n"
         "sys.path.insert(0, sys.argv[1])\n"
-        "from test_study_analysis import _tiny_study\n"
+        "from conftest import tiny_study\n"
         "from optical.eval.stats import StatsSettings\n"
         "from optical.report.study import analyse_study\n"
-        "analyse_study(_tiny_study(), StatsSettings(n_resamples=20))\n"
+        "analyse_study(tiny_study(), StatsSettings(n_resamples=20))\n"
         "print(sorted(m for m in sys.modules if m.startswith('matplotlib') or m.startswith('optical.report.')))\n"
     )
     result = subprocess.run([sys.executable, "-c", probe, str(Path(__file__).parent)], capture_output=True, text=True)

@@ -1,10 +1,10 @@
-"""PNG plots of the reports (matplotlib, Agg backend: no display needed), and the one function that saves them.
+"""PNG plots of the reports in the package's one style (:mod:`optical.report.style`), and the function that saves them.
 
-* :func:`forest_figure`: the headline of both reports, the paired differences
-  (system minus baseline) with their 95% CIs, one row per language (or group,
-  or condition), one panel per task; a dashed line marks 0 and filled markers
-  the Holm-significant differences. The axis is centred on the differences,
-  not on 0-to-1 scores, so a 0.02 difference is visible.
+* :func:`forest_figure`: paired differences (system minus baseline) with
+  their 95% CIs, one row per language (or group, or condition), one panel per
+  task; a dashed line marks 0 and filled markers the Holm-significant
+  differences. The axis is centred on the differences, not on 0-to-1 scores,
+  so a 0.02 difference is visible.
 * :func:`means_figure`: each system's per-scope means with CIs on an axis
   fitted to them.
 
@@ -17,15 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+from optical.report import style  # chooses the backend before pyplot is imported
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
+# isort: split
+import matplotlib.pyplot as plt
+import numpy as np
 
-from optical.storage import atomic_path  # noqa: E402
+from optical.storage import atomic_path
 
-DPI = 110
+#: Positive differences blue, negative red (a forest of one kind of difference).
+AHEAD, BEHIND = "tab:blue", "tab:red"
 
 
 @dataclass(frozen=True)
@@ -39,18 +40,28 @@ class ForestRow:
     significant: bool
 
 
+@dataclass(frozen=True)
+class MeanPoint:
+    """One system's mean on one scope with its 95% CI (a point of :func:`means_figure`)."""
+
+    scope_index: int
+    mean: float
+    ci_low: float
+    ci_high: float
+
+
 def save_figure(fig, path: Path) -> Path:
-    """Write ``fig`` as PNG to ``path`` atomically and close it."""
+    """Write ``fig`` as PNG to ``path`` atomically (at the style's DPI) and close it."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=style.DPI, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def forest_figure(panels: dict[str, Sequence[ForestRow]], xlabel: str):
+def forest_figure(panels: dict[str, Sequence[ForestRow]], xlabel: str, ylabel: str = "comparison"):
     """A forest plot, one panel per key of ``panels`` (top to bottom in row order)."""
     panels = {title: rows for title, rows in panels.items() if rows}
-    heights = [max(1.2, 0.28 * len(rows) + 0.6) for rows in panels.values()]
+    heights = [max(1.2, style.ROW_HEIGHT * len(rows) + 0.6) for rows in panels.values()]
     fig, axes = plt.subplots(
         len(panels),
         1,
@@ -62,26 +73,17 @@ def forest_figure(panels: dict[str, Sequence[ForestRow]], xlabel: str):
     for ax, (title, rows) in zip(axes[:, 0], panels.items()):
         ys = np.arange(len(rows))[::-1]
         for y, row in zip(ys, rows):
-            colour = "tab:blue" if row.diff >= 0 else "tab:red"
+            colour = AHEAD if row.diff >= 0 else BEHIND
             ax.plot([row.ci_low, row.ci_high], [y, y], color=colour, linewidth=1.5)
             ax.plot([row.diff], [y], marker="o", color=colour, markerfacecolor=colour if row.significant else "white")
-        ax.axvline(0.0, color="black", linestyle="--", linewidth=0.8)
-        ax.set_yticks(ys, [row.label for row in rows], fontsize="small")
+        ax.axvline(0.0, **style.ZERO_LINE)
+        ax.set_yticks(ys, [row.label for row in rows])
         ax.set_ylim(-0.7, len(rows) - 0.3)
-        ax.set_title(title, fontsize="medium", loc="left")
+        ax.set_title(title, loc="left")
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel(xlabel)
         ax.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel(xlabel)
     return fig
-
-
-@dataclass(frozen=True)
-class MeanPoint:
-    """One system's mean on one scope with its 95% CI (a point of :func:`means_figure`)."""
-
-    scope_index: int
-    mean: float
-    ci_low: float
-    ci_high: float
 
 
 def means_figure(title: str, ylabel: str, scopes: Sequence[str], points: dict[str, Sequence[MeanPoint]]):
@@ -93,10 +95,11 @@ def means_figure(title: str, ylabel: str, scopes: Sequence[str], points: dict[st
             xs = [p.scope_index + (i - (len(points) - 1) / 2) * width for p in mine]
             means = np.array([p.mean for p in mine])
             errors = np.clip([[p.mean - p.ci_low for p in mine], [p.ci_high - p.mean for p in mine]], 0, None)
-            ax.errorbar(xs, means, yerr=errors, fmt="o", capsize=3, label=system)
+            ax.errorbar(xs, means, yerr=errors, fmt="o", capsize=3, label=system, color=style.method_colour(system))
     ax.set_xticks(range(len(scopes)), scopes)
+    ax.set_xlabel("language or group")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend()
     return fig

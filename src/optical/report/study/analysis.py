@@ -186,6 +186,29 @@ class FamilyWarning:
 
 
 @dataclass(frozen=True)
+class HeadlineTally:
+    """The headline method against one baseline on one task: cells ahead, behind, level (Holm, within the arm)."""
+
+    baseline: str
+    task: str
+    cell: GlanceCell
+
+
+@dataclass(frozen=True)
+class Headline:
+    """An arm at a glance: one OT method against the comparisons that matter (the sentence-level regression KD
+    baseline, the strongest other KD baseline, and zero-shot), per task, language and condition."""
+
+    method: str
+    baselines: tuple[str, ...]
+    rows: tuple[QuestionRow, ...]
+    tallies: tuple[HeadlineTally, ...]
+
+    def tally(self, baseline: str, task: str) -> GlanceCell | None:
+        return next((t.cell for t in self.tallies if (t.baseline, t.task) == (baseline, task)), None)
+
+
+@dataclass(frozen=True)
 class ArmAnswer:
     comparisons: ArmComparisons
     collapse_caveats: tuple[CollapseCaveat, ...]
@@ -193,8 +216,10 @@ class ArmAnswer:
     verdicts: tuple[Verdict, ...]
     contrasts: tuple[ResourceContrast, ...]
     warnings: tuple[FamilyWarning, ...]
-    #: The OT methods against each KD baseline and zero-shot: the arm's headline figure.
-    headline: tuple[QuestionRow, ...]
+    #: Every OT method against each KD baseline and zero-shot: the arm's full forest.
+    forest: tuple[QuestionRow, ...]
+    #: None when the arm has no comparison of the headline method.
+    headline: Headline | None
 
     @property
     def arm(self) -> Arm:
@@ -230,6 +255,9 @@ class QuestionAnswer:
     trained: tuple[str, ...]
     arms: tuple[ArmAnswer, ...]
     glance: tuple[GlanceRow, ...]
+    #: The OT method of the headline figures and its KD baselines there (see :class:`Headline`).
+    headline_method: str = ""
+    headline_kd: tuple[str, ...] = ()
 
     @property
     def answerable(self) -> bool:
@@ -378,8 +406,6 @@ class StudyAnalysis:
     varying: tuple[str, ...]
     langs: tuple[str, ...]
     methods: tuple[str, ...]
-    #: Every trained method the study plans, in its config's order (finished or not).
-    method_order: tuple[str, ...]
     task_names: tuple[str, ...]
     question_tasks: tuple[str, ...]
     groups: dict[str, list[str]]
@@ -441,11 +467,14 @@ class _Study:
     #: The same key -> per finished distillation run: had the student selection kept collapsed?
     kept_collapsed: dict[tuple, list[bool]]
 
+    def spec(self, method: str) -> MethodSpec:
+        return MethodSpec.parse(self.variants.get(method, method))
+
     def uses_ot(self, method: str) -> bool:
-        return method != ZERO_SHOT and MethodSpec.parse(self.variants.get(method, method)).uses("ot")
+        return method != ZERO_SHOT and self.spec(method).uses("ot")
 
     def is_kd(self, method: str) -> bool:
-        return method != ZERO_SHOT and MethodSpec.parse(self.variants.get(method, method)).is_kd_baseline
+        return method != ZERO_SHOT and self.spec(method).is_kd_baseline
 
     @property
     def trained(self) -> list[str]:
@@ -514,7 +543,6 @@ def analyse_study(inputs: StudyInputs, settings: StatsSettings) -> StudyAnalysis
         varying=tuple(_varying_axes(manifest)),
         langs=study.langs,
         methods=study.methods,
-        method_order=tuple(m for m in dict.fromkeys(e["method"] for e in manifest["runs"]) if m != ZERO_SHOT),
         task_names=task_names,
         question_tasks=study.question_tasks,
         groups=study.groups,
@@ -585,6 +613,7 @@ def _question(study: _Study) -> QuestionAnswer:
     # Zero-shot has no bitext: it changes only along the typo axis (elsewhere its "change" would be OT's own).
     zero_changes = [(ot, ZERO_SHOT) for ot in ot_methods]
     arms = []
+    choice = None
     for arm in study.index.arms():
         change_pairs = kd_pairs + (zero_changes if set(arm.axes) == {"query_noise"} else [])
         comparisons = ArmComparisons(
@@ -601,6 +630,7 @@ def _question(study: _Study) -> QuestionAnswer:
             *(_verdict(comparisons.change, study, ot, base, change=True) for ot, base in change_pairs),
         ]
         contrasts = [] if arm.axes else _resource_contrasts(study, kd_pairs + [(m, ZERO_SHOT) for m in ot_methods])
+        choice = choice or _headline_choice(study, ot_methods, baselines, comparisons.kd)
         arms.append(
             ArmAnswer(
                 comparisons,
@@ -609,10 +639,50 @@ def _question(study: _Study) -> QuestionAnswer:
                 verdicts=tuple(v for v in verdicts if v is not None),
                 contrasts=tuple(contrasts),
                 warnings=_family_warnings(study, comparisons),
-                headline=tuple(r for r in comparisons.kd + comparisons.zero if study.uses_ot(r.method)),
+                forest=tuple(r for r in comparisons.kd + comparisons.zero if study.uses_ot(r.method)),
+                headline=_headline(study, choice, comparisons),
             )
         )
-    return QuestionAnswer(tuple(study.trained), tuple(arms), tuple(_glance(arms, study)))
+    method, headline_baselines = choice or ("", ())
+    headline_kd = tuple(b for b in headline_baselines if b != ZERO_SHOT)
+    return QuestionAnswer(tuple(study.trained), tuple(arms), tuple(_glance(arms, study)), method, headline_kd)
+
+
+def _headline_choice(
+    study: _Study, ot_methods: list[str], baselines: list[str], kd_rows: tuple[QuestionRow, ...]
+) -> tuple[str, tuple[str, ...]]:
+    """The headline's OT method (``ot`` where the study has it) and its baselines: the regression KD baseline
+    (``mse``), the strongest other KD baseline and zero-shot. The strongest scores highest on the cells (language x
+    task x condition) that every candidate shares among ``kd_rows`` (the first arm: the reference)."""
+    method = ABLATION_REFERENCE if ABLATION_REFERENCE in ot_methods else ot_methods[0]
+    regression = [b for b in baselines if study.spec(b).names == ("mse",)][:1]
+    others = [b for b in baselines if b not in regression]
+    mine = [r for r in kd_rows if r.method == method]
+    cells = {b: {(r.lang, r.task, r.condition): r.comparison.mean_b for r in mine if r.baseline == b} for b in others}
+    cells = {b: scores for b, scores in cells.items() if scores}
+    shared = set.intersection(*(set(scores) for scores in cells.values())) if cells else set()
+    strongest = max(
+        cells, key=lambda b: float(np.mean([v for key, v in cells[b].items() if key in shared or not shared])), default=None
+    )
+    zero = [ZERO_SHOT] if ZERO_SHOT in study.methods else []
+    return method, tuple(regression + ([strongest] if strongest else []) + zero)
+
+
+def _headline(study: _Study, choice: tuple[str, tuple[str, ...]], comparisons: ArmComparisons) -> Headline | None:
+    method, baselines = choice
+    rows = [
+        r for baseline in baselines for r in comparisons.kd + comparisons.zero if (r.method, r.baseline) == (method, baseline)
+    ]
+    if not rows:
+        return None
+    tallies = [
+        HeadlineTally(baseline, task, cell)
+        for baseline in baselines
+        for task in study.question_tasks
+        if (cell := _glance_cell([r for r in rows if (r.baseline, r.task) == (baseline, task)])) is not None
+    ]
+    present = tuple(b for b in baselines if any(r.baseline == b for r in rows))
+    return Headline(method, present, tuple(rows), tuple(tallies))
 
 
 def _comparisons(study: _Study, pairs: list[tuple[str, str]], arm: Arm, family: str) -> tuple[QuestionRow, ...]:
@@ -826,14 +896,15 @@ def _task_curves(study: _Study, axis: str, values: list, task: str) -> TaskCurve
 
 
 def _difference_curves(study: _Study, question: QuestionAnswer, axis: str, values: list) -> DifferenceCurves | None:
-    """OT minus each KD baseline along one axis (others at reference): the arms' Holm-tested differences."""
+    """The headline's OT method minus its KD baselines along one axis (others at reference): the arms' Holm-tested
+    differences (every other pair is in the arms' full forests)."""
     position = AXES.index(axis)
     reference = study.index.ref_condition()
     along = [
         r
         for r in question.levels
-        if study.uses_ot(r.method)
-        and study.is_kd(r.baseline)
+        if r.method == question.headline_method
+        and r.baseline in question.headline_kd
         and all(x == ref for i, (x, ref) in enumerate(zip(r.condition, reference)) if i != position)
     ]
     # A pair or task drawn at one value of the axis only (e.g. a baseline run at the reference alone) is no curve.

@@ -91,7 +91,7 @@ def _render_arm(doc: Document, answer: ArmAnswer, analysis: StudyAnalysis, figur
     levels = "; ".join(condition_label(c, arm.axes) for c in arm.conditions) if arm.axes else ""
     doc.add(Heading(3, f"Arm: {arm.name}" + (f" ({levels})" if levels else "")))
     doc.add(Bullets(sentences))
-    figures.arm_forest(doc, arm, answer.headline, analysis.question_tasks)
+    figures.arm(doc, answer, analysis.langs, analysis.question_tasks)
     for warning in answer.warnings:
         doc.add(
             Paragraph(

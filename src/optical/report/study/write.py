@@ -50,7 +50,7 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     analysis = analyse_study(load_study(study_dir, manifest), settings)
     from optical.report.study.figures import Figures  # matplotlib: only once there is something to draw
 
-    figures = Figures(report_dir, analysis.method_order)
+    figures = Figures(report_dir)
     doc = render_study(analysis, figures)
     atomic_write_text(report_dir / "report.md", doc.markdown())
     atomic_write_text(report_dir / "report.html", doc.html(report_dir))
