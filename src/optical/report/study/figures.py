@@ -119,7 +119,8 @@ def headline_figure(headline: Headline, arm: Arm, langs: tuple[str, ...], tasks:
     axes[0, 0].set_ylim(-0.6, len(keys) - 0.4)
     axes[0, 0].set_ylabel("language" + (", " + " + ".join(arm.name.split(" + ")) if several else ""))
     _headline_legend(fig, headline)
-    fig.suptitle(f"Arm {arm.name}: {headline.method} minus each baseline (right of 0: {headline.method} ahead)")
+    levels = f" ({'; '.join(condition_label(c, arm.axes) for c in arm.conditions)})" if arm.axes else ""
+    fig.suptitle(f"Arm {arm.name}{levels}: {headline.method} minus each baseline (right of 0: {headline.method} ahead)")
     return fig
 
 
