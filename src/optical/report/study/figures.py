@@ -29,7 +29,7 @@ from optical.report.study.grid import AXES, Arm, Condition
 from optical.report.study.text import condition_label
 
 #: Inches of a headline figure that are not rows: the title and legend above, the x label and tallies below.
-HEADLINE_MARGIN = 1.7
+HEADLINE_MARGIN = 1.9
 TALLY_LINE = 0.22
 
 
@@ -91,7 +91,7 @@ def headline_figure(headline: Headline, arm: Arm, langs: tuple[str, ...], tasks:
     margin = HEADLINE_MARGIN + TALLY_LINE * len(headline.baselines)
     row_height = max(0.18, min(0.36, (style.SCREEN[1] - 0.3 - margin) / len(keys)))
     label_width = 0.6 + (1.4 if len(arm.conditions) > 1 else 0.0)
-    panel_width = min(3.2, (style.SCREEN[0] - label_width - 0.2) / len(tasks))
+    panel_width = min(3.5, (style.SCREEN[0] - label_width - 0.2) / len(tasks))
     fig, axes = plt.subplots(
         1,
         len(tasks),
@@ -117,9 +117,10 @@ def headline_figure(headline: Headline, arm: Arm, langs: tuple[str, ...], tasks:
     labels = [f"{lang}, {condition_label(c, arm.axes)}" if several else lang for lang, c in keys]
     axes[0, 0].set_yticks(list(ys.values()), labels)
     axes[0, 0].set_ylim(-0.6, len(keys) - 0.4)
-    axes[0, 0].set_ylabel("language" + (", " + " + ".join(arm.name.split(" + ")) if several else ""))
+    axes[0, 0].set_ylabel(f"language, {arm.name}" if several else "language")
     _headline_legend(fig, headline)
-    levels = f" ({'; '.join(condition_label(c, arm.axes) for c in arm.conditions)})" if arm.axes else ""
+    # An arm of one condition names it here; the rows of an arm of several name theirs.
+    levels = f" ({condition_label(arm.conditions[0], arm.axes)})" if arm.axes and not several else ""
     fig.suptitle(f"Arm {arm.name}{levels}: {headline.method} minus each baseline (right of 0: {headline.method} ahead)")
     return fig
 
@@ -131,13 +132,12 @@ def _difference_point(ax, r: QuestionRow, y: float, colour) -> None:
 
 
 def _tally_label(headline: Headline, task: str) -> str:
-    """The x label: the difference, then per baseline the cells the method is ahead / level / behind."""
-    lines = [f"{headline.method} − baseline, 95% CI"]
+    """The x label: the difference, then per baseline how many rows the method is ahead / level / behind."""
+    lines = [f"{headline.method} − baseline, 95% CI", "rows ahead / level / behind:"]
     for baseline in headline.baselines:
         cell = headline.tally(baseline, task)
         if cell is not None:
-            level = cell.n - cell.better - cell.worse
-            lines.append(f"vs {baseline}: {cell.better} ahead, {level} level, {cell.worse} behind")
+            lines.append(f"vs {baseline}: {cell.better} / {cell.n - cell.better - cell.worse} / {cell.worse}")
     return "\n".join(lines)
 
 
