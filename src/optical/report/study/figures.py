@@ -18,6 +18,7 @@ from optical.report import style  # chooses the backend before pyplot is importe
 # isort: split
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from optical.eval.metrics import aggregate_name
 from optical.eval.results import ZERO_SHOT
@@ -111,6 +112,7 @@ def headline_figure(headline: Headline, arm: Arm, langs: tuple[str, ...], tasks:
         for y in range(len(keys) - 1):
             ax.axhline(y + 0.5, color="grey", linewidth=0.4, alpha=0.4)
         ax.set_title(f"{task} {aggregate_name(main_measure(task))}")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # tick labels that do not run into each other
         ax.set_xlabel(_tally_label(headline, task))
         ax.grid(axis="x", alpha=0.3)
     several = len(arm.conditions) > 1
