@@ -85,7 +85,3 @@ def method_colour(method: str) -> str:
 def series_colours(names) -> dict[str, str]:
     """One colour per name, in order (for series that are not methods: languages, systems)."""
     return {name: SERIES_COLOURS[i % len(SERIES_COLOURS)] for i, name in enumerate(names)}
-
-
-def fits_screen(width_in: float, height_in: float) -> bool:
-    return width_in <= SCREEN[0] and height_in <= SCREEN[1]
