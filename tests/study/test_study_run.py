@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -58,16 +59,20 @@ def test_smoke_study_runs_every_run_and_writes_the_report(smoke_study):
     changes = "Change from the reference, ot vs mse"
     assert changes in report_md[typos:] and changes not in report_md[reference:typos]
     assert "Change from the reference, ot vs zero-shot" in report_md[typos:]
-    # Each arm has its own forest plot, right under its verdicts, labelled without the conditions its title names.
-    assert "plots/forest.reference.png" in report_md[reference:typos]
-    assert "plots/forest.typo_rate.png" in report_md[typos:]
+    # Each arm has its own headline figure right under its verdicts, and links to the pages of its full forest.
+    assert "![Arm reference: where ot is ahead of" in report_md[reference:typos]
+    assert "(plots/headline.reference.png)" in report_md[reference:typos]
+    assert "(plots/headline.typo_rate.png)" in report_md[typos:]
+    assert "[clir_sentence](plots/forest.typo_rate.clir_sentence.1.png)" in report_md[typos:]
     assert (study_dir / "report" / "plots" / "query_noise.difference.png").is_file()
     assert "Holm-corrected" in report_md
     pngs = sorted((study_dir / "report" / "plots").glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    linked = re.findall(r"\]\((plots/[^)]+\.png)\)", report_md)
+    assert sorted(set(linked)) == sorted(p.relative_to(study_dir / "report").as_posix() for p in pngs)
     html = (study_dir / "report" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == len(pngs)
-    assert "<img" in html and 'src="plots/' not in html  # self-contained
+    assert html.count("data:image/png;base64,") == report_md.count("![")  # figures embedded, forest pages linked
+    assert "<img" in html and '<img alt="Arm reference' in html and 'src="plots/' not in html  # self-contained
 
 
 def test_report_subcommand_rewrites_the_report(smoke_study, capsys):

@@ -49,7 +49,7 @@ from optical.eval.stats import (
     summarize,
 )
 from optical.eval.tasks import RESOURCE_GROUPS, main_measure
-from optical.formatting import interval, number, p_value
+from optical.formatting import interval, number, p_value, safe_filename
 from optical.losses.combined import MethodSpec
 from optical.report.document import Bullets, Document, Heading, Image, Paragraph, Table
 from optical.storage import atomic_write_json, atomic_write_text
@@ -295,13 +295,49 @@ class ComparisonReport:
 
     def save(self, out_dir: str | os.PathLike) -> list[Path]:
         """Write ``report.md``, ``comparison.json`` and ``plots/*.png`` into ``out_dir``; return the paths written."""
-        from optical.report.plots import write_comparison_plots  # matplotlib: only when plots are written
-
         out_dir = Path(out_dir)
-        plots = [p.relative_to(out_dir) for p in write_comparison_plots(self, out_dir)]
+        plots = [p.relative_to(out_dir) for p in self._write_plots(out_dir)]
         atomic_write_text(out_dir / "report.md", self.to_markdown(plots))
         atomic_write_json(out_dir / "comparison.json", self.to_json())
         return [out_dir / "report.md", out_dir / "comparison.json", *(out_dir / p for p in plots)]
+
+    def _write_plots(self, out_dir: Path) -> list[Path]:
+        """The forest plot (``plots/forest.png``), each task's per-scope means with CIs
+        (``plots/<task>.<measure>.png``) and the resource gaps (``plots/resource_gap.png``)."""
+        from optical.report.plots import ForestRow, forest_figure, save_figure  # matplotlib: only when plots are written
+
+        written = []
+        panels = {}
+        for task, measure in self.main_measures.items():
+            rows = []
+            for system, baseline in self.pairs:
+                for scope, _ in self.scopes(task, measure):
+                    c = self.comparison(system, baseline, task, scope, measure)
+                    if c is not None:
+                        rows.append(ForestRow(f"{system} − {baseline}, {scope}", c.diff, c.ci_low, c.ci_high, c.significant))
+            panels[f"{task} {aggregate_name(measure)}"] = rows
+        if any(panels.values()):
+            fig = forest_figure(panels, "difference (system − baseline), 95% CI; filled: Holm-significant")
+            written.append(save_figure(fig, out_dir / "plots" / "forest.png"))
+        for task, measure in self.main_measures.items():
+            path = out_dir / "plots" / f"{safe_filename(task)}.{safe_filename(measure)}.png"
+            written.append(save_figure(self._means_figure(task, measure), path))
+        if self.gaps:
+            gap_rows = [ForestRow(f"{g.system}, {g.task}", g.gap, g.ci_low, g.ci_high, False) for g in self.gaps]
+            fig = forest_figure({"resource gap per system (high − low), 95% CI": gap_rows}, "high − low resource")
+            written.append(save_figure(fig, out_dir / "plots" / "resource_gap.png"))
+        return written
+
+    def _means_figure(self, task: str, measure: str):
+        from optical.report.plots import MeanPoint, means_figure
+
+        scopes = [scope for scope, _ in self.scopes(task, measure)]
+        points = {}
+        for system in self.systems:
+            cells = [(x, self.summary(system.name, task, scope, measure)) for x, scope in enumerate(scopes)]
+            points[system.name] = [MeanPoint(x, c.mean, c.ci_low, c.ci_high) for x, c in cells if c is not None]
+        title = f"{task}: {aggregate_name(measure)} per language (95% CI)"
+        return means_figure(title, aggregate_name(measure), scopes, points)
 
 
 def p_holm_text(c: PairedComparison) -> str:
@@ -444,22 +480,12 @@ def compare_runs(
             "(runs sharing a system name are its seeds)"
         )
     if measures is not None:
-        measures = [per_query_name(m) for m in measures]
-        available = {m for run in runs for task in run[1].tasks.values() for m in task.per_query}
-        unknown = [m for m in measures if m not in available]
-        if unknown:
-            raise OpticalError(f"unknown measure(s) {', '.join(unknown)}; the runs hold {', '.join(sorted(available))}")
+        measures = _checked_measures(runs, measures)
     pairs = _pairs(systems, baselines)
     notes: list[str] = []
     samples = _samples(seeds_of, notes)
     reference = pairs[0][1] if pairs else systems[0].name
-    tasks: dict[str, list[str]] = {}
-    for name, key in sorted(samples):
-        if name == reference:
-            tasks.setdefault(task_of(key), []).append(key.split(".", 1)[1])
-    for name, key in sorted(samples):
-        if name != reference and key.split(".", 1)[1] not in tasks.get(task_of(key), []):
-            notes.append(f"{name}: task {key} has no counterpart in {reference} and is left out")
+    tasks = _shared_tasks(samples, reference, notes)
 
     report = ComparisonReport(
         systems=systems,
@@ -488,17 +514,49 @@ def compare_runs(
         group_langs = {g: members for g, members in group_langs.items() if len(members) >= 2}
         for measure in report.measures[task]:
             _compare_task(report, samples, task, measure, langs, group_langs)
-    if not pairs:
+    _check_compared(report, samples, measures, list(seeds_of))
+    return report
+
+
+def _checked_measures(runs: list[tuple[Path, EvalRun]], measures: Sequence[str]) -> list[str]:
+    """``measures`` by their per-query names; one-line error naming those no run holds."""
+    measures = [per_query_name(m) for m in measures]
+    available = {m for run in runs for task in run[1].tasks.values() for m in task.per_query}
+    unknown = [m for m in measures if m not in available]
+    if unknown:
+        raise OpticalError(f"unknown measure(s) {', '.join(unknown)}; the runs hold {', '.join(sorted(available))}")
+    return measures
+
+
+def _shared_tasks(samples: dict[tuple[str, str], dict[str, Sample]], reference: str, notes: list[str]) -> dict[str, list[str]]:
+    """task -> the languages the reference system holds it for; a note for each task key only another system holds."""
+    tasks: dict[str, list[str]] = {}
+    for name, key in sorted(samples):
+        if name == reference:
+            tasks.setdefault(task_of(key), []).append(key.split(".", 1)[1])
+    for name, key in sorted(samples):
+        if name != reference and key.split(".", 1)[1] not in tasks.get(task_of(key), []):
+            notes.append(f"{name}: task {key} has no counterpart in {reference} and is left out")
+    return tasks
+
+
+def _check_compared(
+    report: ComparisonReport,
+    samples: dict[tuple[str, str], dict[str, Sample]],
+    measures: Sequence[str] | None,
+    names: list[str],
+) -> None:
+    """One-line errors for a comparison that compares nothing, saying why."""
+    if not report.pairs:
         raise OpticalError(
-            f"every system is a --baseline ({', '.join(s.name for s in systems)}), so nothing is compared with them; "
-            "name fewer baselines"
+            f"every system is a --baseline ({', '.join(s.name for s in report.systems)}), so nothing is compared with "
+            "them; name fewer baselines"
         )
-    if not report.comparisons and tasks and not any(report.measures.values()):
+    if not report.comparisons and report.tasks and not any(report.measures.values()):
         raise OpticalError(f"none of --measures {', '.join(measures or [])} is held by the tasks the runs share; pick others")
     if not report.comparisons:
-        held = "; ".join(f"{name}: {', '.join(sorted(key for n, key in samples if n == name))}" for name in seeds_of)
+        held = "; ".join(f"{name}: {', '.join(sorted(key for n, key in samples if n == name))}" for name in names)
         raise OpticalError(f"the runs share no task and language, so nothing can be compared ({held}); evaluate them alike")
-    return report
 
 
 def _samples(seeds_of: dict[str, list[EvalRun]], notes: list[str]) -> dict[tuple[str, str], dict[str, Sample]]:

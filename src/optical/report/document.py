@@ -4,7 +4,7 @@ Every report of the project (``optical compare``, the study report, the demo's
 summary) is built once as blocks and rendered from them, so ``report.md`` and
 ``report.html`` cannot disagree and every table is drawn by one function. The
 HTML embeds every PNG as a base64 data URI so it can be mailed or archived as
-a single file. Hand-written rather than a templating library: six block kinds
+a single file (links to other files stay links). Hand-written rather than a templating library: seven block kinds
 and two output formats need no more.
 """
 
@@ -59,6 +59,14 @@ class Image:
 
 
 @dataclass
+class Links:
+    """A lead-in and links to files beside the report (relative paths), e.g. the pages of a long figure."""
+
+    lead: str
+    links: list[tuple[str, Path]]
+
+
+@dataclass
 class Code:
     """Verbatim text, e.g. a YAML block to paste into a config."""
 
@@ -90,6 +98,8 @@ class Document:
                 lines.append("")
             elif isinstance(block, Image):
                 lines += [f"![{block.alt}]({block.path.as_posix()})", ""]
+            elif isinstance(block, Links):
+                lines += [f"{block.lead}: " + ", ".join(f"[{text}]({path.as_posix()})" for text, path in block.links) + ".", ""]
             elif isinstance(block, Code):
                 lines += [f"```{block.language}", block.text.rstrip("\n"), "```", ""]
         return "\n".join(lines)
@@ -109,6 +119,11 @@ class Document:
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
             elif isinstance(block, Code):
                 body.append(f"<pre><code>{html.escape(block.text)}</code></pre>")
+            elif isinstance(block, Links):
+                anchors = ", ".join(
+                    f'<a href="{html.escape(path.as_posix())}">{html.escape(text)}</a>' for text, path in block.links
+                )
+                body.append(f"<p>{html.escape(block.lead)}: {anchors}.</p>")
             elif isinstance(block, Image):
                 data = base64.b64encode((base_dir / block.path).read_bytes()).decode("ascii")
                 body.append(

@@ -1,14 +1,14 @@
-"""PNG plots of the reports (matplotlib, Agg backend: no display needed), and the one function that saves them.
+"""PNG plots of the reports in the package's one style (:mod:`optical.report.style`), and the function that saves them.
 
-* :func:`forest_figure`: the headline of both reports, the paired differences
-  (system minus baseline) with their 95% CIs, one row per language (or group,
-  or condition), one panel per task; a dashed line marks 0 and filled markers
-  the Holm-significant differences. The axis is centred on the differences,
-  not on 0-to-1 scores, so a 0.02 difference is visible.
-* :func:`write_comparison_plots`: for a :class:`ComparisonReport`, the forest
-  plot (``plots/forest.png``), each task's per-language means with CIs on an
-  axis fitted to them (``plots/<task>.<measure>.png``) and the resource gaps
-  (``plots/resource_gap.png``).
+* :func:`forest_figure`: paired differences (system minus baseline) with
+  their 95% CIs, one row per language (or group, or condition), one panel per
+  task; a dashed line marks 0 and filled markers the Holm-significant
+  differences. The axis is centred on the differences, not on 0-to-1 scores,
+  so a 0.02 difference is visible.
+* :func:`means_figure`: each system's per-scope means with CIs on an axis
+  fitted to them.
+
+The plots know nothing of the reports: each report hands them plain rows.
 """
 
 from __future__ import annotations
@@ -16,22 +16,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import matplotlib
+from optical.report import style  # chooses the backend before pyplot is imported
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
+# isort: split
+import matplotlib.pyplot as plt
+import numpy as np
 
-from optical.eval.metrics import aggregate_name  # noqa: E402
-from optical.formatting import safe_filename  # noqa: E402
-from optical.storage import atomic_path  # noqa: E402
+from optical.storage import atomic_path
 
-if TYPE_CHECKING:
-    from optical.report.compare import ComparisonReport
-
-DPI = 110
+#: Positive differences blue, negative red (a forest of one kind of difference).
+AHEAD, BEHIND = "tab:blue", "tab:red"
 
 
 @dataclass(frozen=True)
@@ -45,18 +40,28 @@ class ForestRow:
     significant: bool
 
 
+@dataclass(frozen=True)
+class MeanPoint:
+    """One system's mean on one scope with its 95% CI (a point of :func:`means_figure`)."""
+
+    scope_index: int
+    mean: float
+    ci_low: float
+    ci_high: float
+
+
 def save_figure(fig, path: Path) -> Path:
-    """Write ``fig`` as PNG to ``path`` atomically and close it."""
+    """Write ``fig`` as PNG to ``path`` atomically (at the style's DPI) and close it."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=style.DPI, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def forest_figure(panels: dict[str, Sequence[ForestRow]], xlabel: str):
+def forest_figure(panels: dict[str, Sequence[ForestRow]], xlabel: str, ylabel: str = "comparison"):
     """A forest plot, one panel per key of ``panels`` (top to bottom in row order)."""
     panels = {title: rows for title, rows in panels.items() if rows}
-    heights = [max(1.2, 0.28 * len(rows) + 0.6) for rows in panels.values()]
+    heights = [max(1.2, style.ROW_HEIGHT * len(rows) + 0.6) for rows in panels.values()]
     fig, axes = plt.subplots(
         len(panels),
         1,
@@ -68,59 +73,33 @@ def forest_figure(panels: dict[str, Sequence[ForestRow]], xlabel: str):
     for ax, (title, rows) in zip(axes[:, 0], panels.items()):
         ys = np.arange(len(rows))[::-1]
         for y, row in zip(ys, rows):
-            colour = "tab:blue" if row.diff >= 0 else "tab:red"
+            colour = AHEAD if row.diff >= 0 else BEHIND
             ax.plot([row.ci_low, row.ci_high], [y, y], color=colour, linewidth=1.5)
             ax.plot([row.diff], [y], marker="o", color=colour, markerfacecolor=colour if row.significant else "white")
-        ax.axvline(0.0, color="black", linestyle="--", linewidth=0.8)
-        ax.set_yticks(ys, [row.label for row in rows], fontsize="small")
+        ax.axvline(0.0, **style.ZERO_LINE)
+        ax.set_yticks(ys, [row.label for row in rows])
         ax.set_ylim(-0.7, len(rows) - 0.3)
-        ax.set_title(title, fontsize="medium", loc="left")
+        ax.set_title(title, loc="left")
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel(xlabel)
         ax.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel(xlabel)
     return fig
 
 
-def _means_figure(report: ComparisonReport, task: str, measure: str):
-    """Each system's mean with its 95% CI per scope, as points on an axis fitted to them."""
-    scopes = [scope for scope, _ in report.scopes(task, measure)]
-    systems = [s.name for s in report.systems]
+def means_figure(title: str, ylabel: str, scopes: Sequence[str], points: dict[str, Sequence[MeanPoint]]):
+    """Each system's mean with its 95% CI per scope (``points``: system -> its points), on an axis fitted to them."""
     fig, ax = plt.subplots(figsize=(max(4.5, 0.9 * len(scopes) + 2.5), 3.4), layout="constrained")
-    width = 0.6 / max(1, len(systems))
-    for i, system in enumerate(systems):
-        points = [(x, report.summary(system, task, scope, measure)) for x, scope in enumerate(scopes)]
-        points = [(x + (i - (len(systems) - 1) / 2) * width, c) for x, c in points if c is not None]
-        if points:
-            means = np.array([c.mean for _, c in points])
-            errors = np.clip([[c.mean - c.ci_low for _, c in points], [c.ci_high - c.mean for _, c in points]], 0, None)
-            ax.errorbar([x for x, _ in points], means, yerr=errors, fmt="o", capsize=3, label=system)
+    width = 0.6 / max(1, len(points))
+    for i, (system, mine) in enumerate(points.items()):
+        if mine:
+            xs = [p.scope_index + (i - (len(points) - 1) / 2) * width for p in mine]
+            means = np.array([p.mean for p in mine])
+            errors = np.clip([[p.mean - p.ci_low for p in mine], [p.ci_high - p.mean for p in mine]], 0, None)
+            ax.errorbar(xs, means, yerr=errors, fmt="o", capsize=3, label=system, color=style.method_colour(system))
     ax.set_xticks(range(len(scopes)), scopes)
-    ax.set_ylabel(aggregate_name(measure))
-    ax.set_title(f"{task}: {aggregate_name(measure)} per language (95% CI)")
+    ax.set_xlabel("language or group")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend()
     return fig
-
-
-def write_comparison_plots(report: ComparisonReport, out_dir: Path) -> list[Path]:
-    """Write the plots of ``report`` under ``out_dir/plots`` and return their paths (forest plot first)."""
-    written = []
-    panels = {}
-    for task, measure in report.main_measures.items():
-        rows = []
-        for system, baseline in report.pairs:
-            for scope, _ in report.scopes(task, measure):
-                c = report.comparison(system, baseline, task, scope, measure)
-                if c is not None:
-                    rows.append(ForestRow(f"{system} − {baseline}, {scope}", c.diff, c.ci_low, c.ci_high, c.significant))
-        panels[f"{task} {aggregate_name(measure)}"] = rows
-    if any(panels.values()):
-        fig = forest_figure(panels, "difference (system − baseline), 95% CI; filled: Holm-significant")
-        written.append(save_figure(fig, out_dir / "plots" / "forest.png"))
-    for task, measure in report.main_measures.items():
-        path = out_dir / "plots" / f"{safe_filename(task)}.{safe_filename(measure)}.png"
-        written.append(save_figure(_means_figure(report, task, measure), path))
-    if report.gaps:
-        gap_rows = [ForestRow(f"{g.system}, {g.task}", g.gap, g.ci_low, g.ci_high, False) for g in report.gaps]
-        fig = forest_figure({"resource gap per system (high − low), 95% CI": gap_rows}, "high − low resource")
-        written.append(save_figure(fig, out_dir / "plots" / "resource_gap.png"))
-    return written

@@ -102,25 +102,34 @@ class TuningReport:
 
     def to_document(self) -> Document:
         doc = Document(f"Tuning study {self.study}: dev-split scores of every trial")
+        doc.add(*self._introduction(), *self._trials_blocks(), *self._chosen_blocks())
+        if self.missing:
+            doc.add(Heading(2, "Runs not finished"), Bullets([f"`{m}`" for m in self.missing]))
+        return doc
+
+    def _introduction(self) -> list:
         counts = defaultdict(set)
         for trial in self.trials:
             counts[(trial.lang, trial.condition, trial.method)].add(trial.trial)
-        doc.add(
+        blocks = [
             Paragraph(
                 "Each trial trains with its own settings (the columns below are the settings that differ between "
                 "trials); its score is the mean over seeds of the dev metric at the step model selection kept. "
                 "Only the dev split is read. The chosen trial of each method has the highest score (†)."
             )
-        )
+        ]
         per_method = sorted({(lang, cond, method, len(names)) for (lang, cond, method), names in counts.items()})
         if len({n for *_, n in per_method}) > 1:
-            doc.add(
+            blocks.append(
                 Paragraph(
                     "The methods did not get the same number of trials: "
                     + "; ".join(f"{method} {n} ({lang}, {cond})" for lang, cond, method, n in per_method)
                     + "."
                 )
             )
+        return blocks
+
+    def _trials_blocks(self) -> list:
         chosen = {id(t) for t in self.chosen.values()}
         rows = []
         for t in self.trials:
@@ -139,7 +148,7 @@ class TuningReport:
                     t.collapse_text,
                 ]
             )
-        doc.add(
+        return [
             Heading(2, "Trials"),
             Paragraph(
                 "kept 0: seeds whose selection kept the initial student (the run learned nothing the dev split rewards). "
@@ -151,8 +160,10 @@ class TuningReport:
                 ["lang", "condition", "method", "trial", *self.varying, "seeds", "dev before", "dev kept", "kept 0", "collapsed"],
                 rows,
             ),
-        )
-        doc.add(
+        ]
+
+    def _chosen_blocks(self) -> list:
+        blocks = [
             Heading(2, "Chosen"),
             Bullets(
                 [
@@ -160,20 +171,20 @@ class TuningReport:
                     for (lang, method, condition), t in sorted(self.chosen.items())
                 ]
             ),
-        )
+        ]
         frozen = self.frozen_settings()
         if frozen:
-            doc.add(
+            blocks.append(
                 Paragraph(
                     "The chosen settings, to freeze into a study config's base (what each chosen trial set over the "
                     "tuning study's base; one block per language and condition tuned):"
                 )
             )
             for (lang, condition), per_method in frozen.items():
-                doc.add(Code(f"# {lang}, {condition}\n" + yaml.safe_dump({"per_method": per_method}, sort_keys=False), "yaml"))
-        if self.missing:
-            doc.add(Heading(2, "Runs not finished"), Bullets([f"`{m}`" for m in self.missing]))
-        return doc
+                blocks.append(
+                    Code(f"# {lang}, {condition}\n" + yaml.safe_dump({"per_method": per_method}, sort_keys=False), "yaml")
+                )
+        return blocks
 
     def frozen_settings(self) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         """Per (language, condition): method -> the chosen trial's values that differ from what the study's base

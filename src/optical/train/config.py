@@ -192,11 +192,11 @@ class DistillConfig:
             raise OpticalError(f"config file {path} must hold a mapping of keys to values")
         given = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(values.get("config"), dict) and "fingerprint" in values:
-            from optical.train.record import RunRecord
-
             if "out_dir" not in given:
                 raise OpticalError(f"{path} is a run's record: give --out for the rebuilt run (the original is not touched)")
-            values = dataclasses.asdict(RunRecord.from_dict(values, origin=str(path)).config)
+            # The record's config as RunRecord.from_dict reads it (that module imports this one: no cycle back).
+            recorded = cls.from_dict({**LEGACY_VALUES, **values["config"]}, origin=f"{path}: config")
+            values = dataclasses.asdict(recorded)
         values.update(given)
         config = cls.from_dict(values, origin=str(path))
         try:

@@ -1,0 +1,211 @@
+"""The sections after the curves, rendered from the analysis: the low- vs high-resource gap, language bias, English
+retention, the training runs and their cost, and the coverage of an unfinished study."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optical.data.languages import XQUADR_LANGS
+from optical.eval.metrics import aggregate_name
+from optical.eval.results import ZERO_SHOT
+from optical.formatting import cell_text, interval, number
+from optical.report.document import Document, Heading, Paragraph, Table
+from optical.report.study.analysis import BIAS_MEASURES, StudyAnalysis, Training
+from optical.report.study.grid import Condition
+from optical.report.study.text import condition_label, stats_text
+from optical.train.record import COLLAPSE_SPREAD_RATIO
+
+
+def render_gaps(doc: Document, analysis: StudyAnalysis) -> None:
+    doc.add(Heading(2, "Low- vs high-resource gap"))
+    gaps, groups = analysis.gaps, analysis.groups
+    if gaps is None:
+        doc.add(
+            Paragraph(
+                f"Not measured: it needs languages of both groups (low: {', '.join(groups.get('low', []))}; "
+                f"high: {', '.join(groups.get('high', []))}); the study has {', '.join(analysis.langs)}."
+            )
+        )
+        return
+    doc.add(
+        Paragraph(
+            f"Gap = mean over high-resource ({', '.join(gaps.high)}) minus low-resource ({', '.join(gaps.low)}) queries at "
+            "the reference condition; 95% CI: each group resampled on its own (unpaired; over queries and seeds with "
+            "several seeds)."
+        )
+    )
+    rows = [
+        [
+            f"{g.task} {aggregate_name(g.measure)}",
+            g.system,
+            number(g.gap.low_mean),
+            number(g.gap.high_mean),
+            f"{number(g.gap.gap, True)} {interval(g.gap.ci.low, g.gap.ci.high, True)}",
+        ]
+        for g in gaps.rows
+    ]
+    doc.add(Table(["task", "method", "low", "high", "gap [95% CI]"], rows))
+
+
+def render_bias_and_retention(doc: Document, analysis: StudyAnalysis) -> None:
+    doc.add(Heading(2, "Language bias (LAReQA pool)"))
+    if analysis.bias is None:
+        doc.add(Paragraph("Not measured: the study's evaluations do not include the pool task."))
+    else:
+        doc.add(
+            Paragraph(
+                "LangShare@10: share of the top 10 in the query's language (the pool holds the same sentences in "
+                f"{len(XQUADR_LANGS)} languages, so a ranker blind to language puts about 1/{len(XQUADR_LANGS)} = "
+                f"{1 / len(XQUADR_LANGS):.2f} of its top 10 there); GoldRankGap: rank of the English gold minus rank of "
+                "the same-language gold (positive: the same-language answer ranks higher). Reference condition."
+            ),
+            Table(
+                ["lang", "method", "mAP", *BIAS_MEASURES],
+                [[row.lang, row.method, *map(stats_text, row.cells)] for row in analysis.bias],
+            ),
+        )
+    doc.add(Heading(2, "English retention"))
+    if analysis.retention is None:
+        doc.add(Paragraph("Not measured: the study's evaluations do not include the retention task."))
+        return
+    doc.add(
+        Paragraph(
+            "English questions against English sentences with each student (trained on the row's language), "
+            "MRR@10 at the reference condition: does distillation damage English?"
+        ),
+        Table(["trained on", *analysis.methods], [[row.lang, *map(stats_text, row.cells)] for row in analysis.retention]),
+    )
+
+
+TRAINING_INTRODUCTION = (
+    "Per distillation run: steps, the step model selection kept (0 = the initial student, i.e. training did "
+    "not help on the dev split), the dev metric before training and at the kept step, and the training cost "
+    "(wall minutes, pairs per second; a run paused or sharing the machine shows a lower rate)."
+)
+TRAINING_HEADER = [
+    "lang",
+    "method",
+    "seed",
+    "budget",
+    "noise",
+    "steps",
+    "kept step",
+    "dev before",
+    "dev kept",
+    "train min",
+    "pairs/s",
+]
+
+
+def render_training(doc: Document, training: Training) -> None:
+    """One row per distillation run, from its ``run.json``: what model selection kept and what training cost."""
+    if training.runs:
+        rows = [
+            [
+                run.lang,
+                run.method,
+                str(run.seed),
+                str(run.budget),
+                cell_text(run.noise),
+                str(run.steps),
+                cell_text(run.best_step),
+                "-" if run.dev_before is None else number(run.dev_before),
+                "-" if run.best_metric is None else number(run.best_metric),
+                f"{run.train_minutes:.1f}",
+                f"{run.pairs_per_second:.1f}",
+            ]
+            for run in training.runs
+        ]
+        doc.add(Heading(2, "Training runs"), Paragraph(TRAINING_INTRODUCTION), Table(TRAINING_HEADER, rows))
+    if training.costs:
+        _render_cost(doc, training)
+    if training.selection:
+        _render_selection(doc, training)
+
+
+def _render_cost(doc: Document, training: Training) -> None:
+    by_threads = training.by_threads
+    doc.add(
+        Paragraph(
+            "Cost: training minutes per run (wall clock of the training loop) by method and bitext budget"
+            + (
+                " and the torch threads each run had (runs computed several at once on one machine had fewer "
+                "threads each and took longer per run; '-': not recorded)"
+                if by_threads
+                else ""
+            )
+            + ". The median is the typical cost; the max shows runs that were paused or shared the machine."
+        ),
+        Table(
+            ["method", "budget", *(["threads"] if by_threads else []), "runs", "median min", "min", "max"],
+            [
+                [
+                    g.method,
+                    g.budget,
+                    *([g.threads or "-"] if by_threads else []),
+                    str(len(g.minutes)),
+                    f"{np.median(g.minutes):.1f}",
+                    f"{min(g.minutes):.1f}",
+                    f"{max(g.minutes):.1f}",
+                ]
+                for g in training.costs
+            ],
+        ),
+    )
+
+
+def _render_selection(doc: Document, training: Training) -> None:
+    shares = sorted(
+        (
+            (share.method, ", ".join(f"{axis} {cell_text(value)}" for axis, value in share.condition), share)
+            for share in training.selection
+        ),
+        key=lambda item: item[:2],
+    )
+    doc.add(
+        Paragraph(
+            "Runs whose model selection kept step 0 (the initial student scored best on the dev split: the run learned "
+            "nothing that selection could see), per method and condition:"
+        ),
+        Table(
+            ["method", "condition", "kept step 0", "collapsed"],
+            [[method, where, _share(share.kept_initial), _share(share.collapsed)] for method, where, share in shares],
+        ),
+        Paragraph(
+            "collapsed: runs whose pooled dev-query embeddings became nearly identical at some dev evaluation (spread, "
+            f"1 − mean pairwise cosine, below {COLLAPSE_SPREAD_RATIO:g} x the initial student's): a collapse, not just "
+            "a run that learned little; n/a where the runs did not record the spread."
+        ),
+    )
+
+
+def _share(flags: tuple[bool, ...]) -> str:
+    """``k of n`` flags set, or ``n/a`` when nothing was measured."""
+    return "n/a" if not flags else f"{sum(flags)} of {len(flags)}"
+
+
+def render_coverage(doc: Document, analysis: StudyAnalysis) -> None:
+    """Per method and training condition: how many of its planned runs are done, and which languages still wait."""
+    if analysis.coverage is None:
+        return
+    training_axes = [axis for axis in analysis.varying if axis != "query_noise"]
+    rows = [
+        [
+            row.method,
+            _coverage_condition(row.method, row.condition, training_axes, analysis.varying),
+            f"{row.done} / {row.planned}",
+            ", ".join(row.waiting) or "-",
+        ]
+        for row in analysis.coverage
+    ]
+    doc.add(
+        Heading(2, "Coverage"),
+        Paragraph("Runs done of those planned, per method and training condition, and the languages still waiting."),
+        Table(["method", "condition", "runs done", "languages waiting"], rows),
+    )
+
+
+def _coverage_condition(method: str, condition: Condition, training_axes: list[str], varying: tuple[str, ...]) -> str:
+    if method == ZERO_SHOT:  # no training condition; one model per backbone
+        return condition_label((*condition, None), ["backbone"]) if "backbone" in varying else "-"
+    return condition_label((*condition, None), training_axes) if training_axes else "reference"
