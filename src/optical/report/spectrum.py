@@ -104,13 +104,13 @@ def spectrum_figure(comparisons: Sequence[SpectrumComparison]):
     with its code, the fitted line with its band, and 0 (filled markers: significant after Holm)."""
     import matplotlib.pyplot as plt
 
-    from optical.report.plots import DPI
+    from optical.report.style import SCREEN, ZERO_LINE, method_colour
 
     columns = min(2, len(comparisons))
     rows = -(-len(comparisons) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1500 / DPI, min(950, 430 * rows) / DPI), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(SCREEN[0] * 0.94, min(SCREEN[1] * 0.95, 4.3 * rows)), squeeze=False)
     for ax, comparison in zip(axes.flat, comparisons):
-        points = comparison.points
+        points, colour = comparison.points, method_colour(comparison.system_b)
         for point in points:
             c = point.comparison
             ax.errorbar(
@@ -119,11 +119,11 @@ def spectrum_figure(comparisons: Sequence[SpectrumComparison]):
                 yerr=[[c.diff - c.ci_low], [c.ci_high - c.diff]],
                 fmt="o",
                 ms=4,
-                color="tab:blue",
-                mfc="tab:blue" if c.significant else "white",
+                color=colour,
+                mfc=colour if c.significant else "white",
                 elinewidth=0.8,
             )
-            ax.annotate(point.lang, (point.level, c.diff), fontsize=9, xytext=(3, 2), textcoords="offset points")
+            ax.annotate(point.lang, (point.level, c.diff), xytext=(3, 2), textcoords="offset points")
         bands = comparison.trend.bands
         ax.plot([b.level for b in bands], [b.fitted for b in bands], color="tab:red", lw=1.5, label="fitted line")
         ax.fill_between(
@@ -134,12 +134,11 @@ def spectrum_figure(comparisons: Sequence[SpectrumComparison]):
             alpha=0.15,
             label="95% CI over languages",
         )
-        ax.axhline(0, color="black", lw=0.8, ls="--")
-        ax.set_title(f"{comparison.system_a} − {comparison.system_b}", fontsize=11)
-        ax.set_xlabel("zero-shot alignment R@1 (mean of both directions)", fontsize=10)
-        ax.set_ylabel(f"difference in {comparison.measure}", fontsize=10)
-        ax.tick_params(labelsize=9)
-        ax.legend(fontsize=9, loc="best")
+        ax.axhline(0, **ZERO_LINE)
+        ax.set_title(f"{comparison.system_a} − {comparison.system_b} (filled: significant after Holm)")
+        ax.set_xlabel("zero-shot alignment R@1 (mean of both directions)")
+        ax.set_ylabel(f"difference in {comparison.measure}")
+        ax.legend(loc="best")
     for ax in list(axes.flat)[len(comparisons) :]:
         ax.set_visible(False)
     fig.tight_layout()
