@@ -83,13 +83,17 @@ def disk_full_error(exc: BaseException, path: str | os.PathLike) -> OSError | No
     A full disk surfaces as an OSError without a file name (a ``write`` on an open descriptor) or as a
     library's own error (safetensors: ``IoError(Os { code: 28, kind: StorageFull ...``); both become
     ``<path>: No space left on device``."""
-    full = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-    if isinstance(exc, OSError) and exc.errno in full:
-        return OSError(exc.errno, f"{os.strerror(exc.errno)}; free space there or write elsewhere", str(path))
-    text = str(exc)
-    if "No space left on device" in text or "StorageFull" in text or "code: 28" in text:
-        return OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}; free space there or write elsewhere", str(path))
-    return None
+    remedies = {
+        errno.ENOSPC: "free space there or write elsewhere",
+        errno.EDQUOT: "free space in your quota or write elsewhere",
+        errno.EFBIG: "the file-size limit (ulimit -f) is reached; raise it or write elsewhere",
+    }
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code not in remedies and any(sign in str(exc) for sign in ("No space left on device", "StorageFull")):
+        code = errno.ENOSPC  # a library's own error (safetensors) around the system's
+    if code not in remedies:
+        return None
+    return OSError(code, f"{os.strerror(code)}; {remedies[code]}", str(path))
 
 
 @contextlib.contextmanager

@@ -56,8 +56,8 @@ INVALID_UTF8 = "invalid_utf8"
 TOO_LONG_LINE = "too_long_line"
 SWAPPED = "swapped_columns"
 WRONG_SCRIPT = "wrong_script"
-CONTROL_CHARACTER = "control_character"
-MALFORMED_REASONS = (TAB_COUNT, EMPTY_SIDE, INVALID_UTF8, TOO_LONG_LINE, SWAPPED, WRONG_SCRIPT, CONTROL_CHARACTER)
+NUL_BYTE = "nul_byte"
+MALFORMED_REASONS = (TAB_COUNT, EMPTY_SIDE, INVALID_UTF8, TOO_LONG_LINE, SWAPPED, WRONG_SCRIPT, NUL_BYTE)
 # Filter reasons (valid lines that are not kept).
 DUPLICATE = "duplicate"
 TOO_SHORT = "too_short"
@@ -65,8 +65,6 @@ TOO_LONG = "too_long"
 
 _WHITESPACE = re.compile(r"\s+")
 _NOT_WORD = re.compile(r"[\W_]+")
-#: NUL and the other C0 controls that are not whitespace: no sentence holds them; a line with one is binary debris.
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
 
 
 @dataclass(frozen=True)
@@ -220,9 +218,8 @@ def read_bitext_file(
         except UnicodeDecodeError as exc:
             skip(line_number, INVALID_UTF8, f"byte {exc.start}")
             continue
-        control = _CONTROL.search(line)
-        if control:
-            skip(line_number, CONTROL_CHARACTER, f"control character {control.group()!r} at column {control.start() + 1}")
+        if "\0" in line:  # no sentence holds a NUL: the line is binary debris, whatever its tabs say
+            skip(line_number, NUL_BYTE, f"NUL byte at column {line.index(chr(0)) + 1}")
             continue
         fields = line.split("\t")
         if len(fields) != 2:
@@ -372,7 +369,7 @@ def _why_no_pairs(counts: dict[str, dict], lang: str) -> str:
         WRONG_SCRIPT: f"the foreign side is not in {lang}'s script: check --lang and the file",
         SWAPPED: "the columns are swapped: put the English side first (English<TAB>foreign)",
         INVALID_UTF8: "the file is not UTF-8: save it as UTF-8",
-        CONTROL_CHARACTER: "the lines hold NUL or control bytes: the file is binary or damaged, export it again as text",
+        NUL_BYTE: "the lines hold NUL bytes: the file is binary or damaged, export it again as text",
         TAB_COUNT: "the lines are not English<TAB>foreign pairs: give one tab per line",
         EMPTY_SIDE: "a side of each line is empty: give English<TAB>foreign pairs",
         TOO_LONG_LINE: f"every line has a side over {MAX_SIDE_CHARS} characters: split the text into sentences",

@@ -275,6 +275,8 @@ def make_executor(
 ) -> LocalExecutor | RayExecutor:
     """The executor ``optical study run --executor KIND`` asks for."""
     if kind is ExecutorKind.RAY:
+        if address is not None:  # before the study dir is written: a dead address is refused in seconds
+            check_reachable(address)
         return RayExecutor(address=address, resources=resources)
     if address is not None:
         raise OpticalError("--address is for --executor ray; drop it or add --executor ray")
