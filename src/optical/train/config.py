@@ -109,8 +109,9 @@ class DistillConfig:
         for name in ("batch_size", "grad_accum", "epochs", "max_length", "checkpoint_every", "evals_per_epoch"):
             if not 1 <= getattr(self, name) <= MAX_COUNT:
                 raise OpticalError(f"{name} must be in 1..{MAX_COUNT}, got {getattr(self, name)}")
-        if self.eval_every > MAX_COUNT or (self.budget is not None and self.budget > MAX_COUNT):
-            raise OpticalError(f"--eval-every and --budget must be at most {MAX_COUNT}")
+        for flag, value in (("--eval-every", self.eval_every), ("--budget", self.budget)):
+            if value is not None and value > MAX_COUNT:
+                raise OpticalError(f"{flag} must be at most {MAX_COUNT}, got {value}")
         check_license_classes(self.license_classes)
         if self.budget is not None and self.budget < 1:
             raise OpticalError(f"--budget must be >= 1, got {self.budget}")
