@@ -77,8 +77,9 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def disk_full_error(exc: BaseException, path: str | os.PathLike) -> OSError | None:
-    """``exc`` as an OSError naming ``path`` when it says the disk (or the file-size limit) is full, else None.
+def disk_full_error(exc: BaseException, path: str | os.PathLike, exact: bool = False) -> OSError | None:
+    """``exc`` as an OSError naming ``path`` (``exact``: the file the system named, where it did) when it says the
+    disk (or the file-size limit) is full, else None. An atomic write names its target, not its temporary.
 
     A full disk surfaces as an OSError without a file name (a ``write`` on an open descriptor) or as a
     library's own error (safetensors: ``IoError(Os { code: 28, kind: StorageFull ...``); both become
@@ -89,19 +90,24 @@ def disk_full_error(exc: BaseException, path: str | os.PathLike) -> OSError | No
         errno.EFBIG: "the file-size limit (ulimit -f) is reached; raise it or write elsewhere",
     }
     code = exc.errno if isinstance(exc, OSError) else None
+    wrapped = re.search(r"os error (\d+)", str(exc))  # a library's own error (safetensors) around the system's
+    if code not in remedies and wrapped:
+        code = int(wrapped.group(1))
     if code not in remedies and any(sign in str(exc) for sign in ("No space left on device", "StorageFull")):
-        code = errno.ENOSPC  # a library's own error (safetensors) around the system's
+        code = errno.ENOSPC
     if code not in remedies:
         return None
-    return OSError(code, f"{os.strerror(code)}; {remedies[code]}", str(path))
+    named = exc.filename if exact and isinstance(exc, OSError) and exc.filename else path
+    return OSError(code, f"{os.strerror(code)}; {remedies[code]}", str(named))
 
 
 @contextlib.contextmanager
-def _naming_a_full_disk(path: Path) -> Iterator[None]:
+def naming_a_full_disk(path: str | os.PathLike, exact: bool = False) -> Iterator[None]:
+    """Turn a full disk met inside the block into an OSError naming ``path`` (see :func:`disk_full_error`)."""
     try:
         yield
     except Exception as exc:
-        named = disk_full_error(exc, path)
+        named = disk_full_error(exc, path, exact)
         if named is None:
             raise
         raise named from None
@@ -121,7 +127,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with _naming_a_full_disk(target):
+        with naming_a_full_disk(target):
             yield tmp
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -149,7 +155,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; a directory of results or a model is ordinary readable data
     try:
-        with _naming_a_full_disk(target):
+        with naming_a_full_disk(target):
             yield tmp
         old = None
         if target.exists():

@@ -113,8 +113,8 @@ def _write_log(argv: list[str]) -> str:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         return name
-    except OSError:  # a full disk takes the temp dir too: the one line must still come out
-        return "none written, the disk is full"
+    except OSError as exc:  # a full disk takes the temp dir too: the one line must still come out
+        return f"none written: {exc.strerror or exc}"
 
 
 if __name__ == "__main__":

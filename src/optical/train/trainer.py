@@ -71,7 +71,14 @@ from optical.models import resolve_model
 from optical.models.check import check_model_dir, file_digests
 from optical.models.encoder import Encoder
 from optical.models.outputs import TokenEmbeddings
-from optical.storage import atomic_write_json, atomic_write_text, check_output_dir, directory_kind, output_lock
+from optical.storage import (
+    atomic_write_json,
+    atomic_write_text,
+    check_output_dir,
+    directory_kind,
+    naming_a_full_disk,
+    output_lock,
+)
 from optical.train.batches import DataCounters, PhaseClock, TokenizedSide, epoch_batches
 from optical.train.config import DistillConfig
 from optical.train.precision import check_device, check_precision
@@ -310,7 +317,7 @@ class DistillTrainer:
         if not self.config.out_dir:
             raise OpticalError("no --out given: name the output dir of the run")
         writer = output_lock(check_output_dir(self.out)) if _launch_rank() == 0 else contextlib.nullcontext()
-        with writer:
+        with writer, naming_a_full_disk(self.out, exact=True):  # checkpoints and metrics too, not only the atomic writes
             return self._run()
 
     def _run(self) -> DistillResult:
