@@ -335,8 +335,6 @@ def test_every_transformers_load_in_the_package_passes_trust_remote_code_false()
     assert loads
     for name, node in loads:
         keywords = {k.arg: k.value for k in node.keywords}
-        if name == "encoder.py" and "trust_remote_code" not in keywords:  # load(...) of the partial below
-            continue
         assert isinstance(keywords.get("trust_remote_code"), ast.Constant), (name, node.lineno)
         assert keywords["trust_remote_code"].value is False, (name, node.lineno)
 
