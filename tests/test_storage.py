@@ -50,3 +50,52 @@ def test_an_output_dir_probe_leaves_nothing_behind(tmp_path):
     check_output_dir(tmp_path / "out")
     check_output_dir(tmp_path / "new" / "deeper")
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["out"]
+
+
+def test_a_path_named_by_a_record_stays_inside_its_directory(tmp_path):
+    from optical.errors import OpticalError
+    from optical.storage import path_in_record
+
+    run = tmp_path / "run"
+    (run / "per_query").mkdir(parents=True)
+    assert path_in_record(run, "per_query/a.tsv", run / "eval.json", "files.per_query") == run / "per_query" / "a.tsv"
+    (run / "per_query" / "link").symlink_to(tmp_path)
+    for value, problem in (
+        ("/etc/hostname", "is absolute"),
+        ("../x", "climbs out"),
+        ("per_query/link/x", "leads outside through a link"),
+        ("", "is not a relative path"),
+        (None, "is not a relative path"),
+    ):
+        with pytest.raises(OpticalError, match=problem):
+            path_in_record(run, value, run / "eval.json", "files.per_query")
+    # A study's runs are links into the store by design: checked as written, not through links.
+    assert path_in_record(run, "per_query/link/x", run / "study.json", "runs[0].path", follow_links=False)
+
+
+def test_an_output_lock_refuses_a_second_holder_and_is_gone_after(tmp_path, monkeypatch):
+    from optical.errors import OpticalError
+    from optical.storage import LOCKS_DIR, output_lock
+
+    monkeypatch.setenv("OPTICAL_CACHE_DIR", str(tmp_path / "cache"))
+    with output_lock(tmp_path / "out"):
+        with pytest.raises(OpticalError, match=rf"--out {tmp_path / 'out'} is being written .*pid {os.getpid()}"):
+            with output_lock(tmp_path / "out"):
+                pass
+        with output_lock(tmp_path / "other"):  # another dir: its own lock
+            pass
+    assert not list((tmp_path / "cache" / LOCKS_DIR).iterdir())
+    with output_lock(tmp_path / "out"):  # released: taken again
+        pass
+
+
+def test_a_full_disk_error_names_the_target_and_its_remedy(tmp_path):
+    import errno
+
+    from optical.storage import disk_full_error
+
+    named = disk_full_error(OSError(errno.ENOSPC, "No space left on device"), tmp_path / "out")
+    assert named.filename == str(tmp_path / "out") and "free space" in named.strerror
+    wrapped = disk_full_error(RuntimeError("Error while serializing: I/O error: File too large (os error 27)"), "x")
+    assert wrapped.errno == errno.EFBIG and "ulimit -f" in wrapped.strerror
+    assert disk_full_error(OSError(errno.EACCES, "Permission denied"), "x") is None

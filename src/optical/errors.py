@@ -23,6 +23,7 @@ with one line before it reaches a library that would raise a ``TypeError`` deep 
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import types
 import typing
 from typing import Any
@@ -40,7 +41,18 @@ def check_field_types(obj: Any, origin: str = "config") -> None:
         hint = hints.get(f.name, Any)
         value = getattr(obj, f.name)
         if not _matches(value, hint):
-            raise OpticalError(f"{origin}: {f.name} must be {_describe(hint)}, got {value!r}")
+            raise OpticalError(f"{origin}: {f.name} must be {_describe(hint)}, got {short_repr(value)}")
+
+
+#: A value named in a message is shown this short: a config value may be a large (or alias-expanded) structure.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxtuple, _SHORT.maxset = 2, 4, 4, 4, 4
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 60, 60, 40
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)``, cut to a few items and characters (reprlib), so that a message stays one short line."""
+    return _SHORT.repr(value)
 
 
 def _matches(value: Any, hint: Any) -> bool:

@@ -194,16 +194,14 @@ def _with_pooler(source: Path, out: Path, drop: str | None = None) -> Path:
     return out
 
 
-def test_loading_prints_no_report_for_unused_pooler_weights_but_names_missing_ones(tiny_model_dir, tmp_path, capfd, caplog):
+def test_loading_prints_no_report_for_unused_pooler_weights_and_refuses_missing_ones(tiny_model_dir, tmp_path, capfd):
     Encoder.load(_with_pooler(tiny_model_dir, tmp_path / "pooled"))
     captured = capfd.readouterr()
     assert "LOAD REPORT" not in captured.out + captured.err and "UNEXPECTED" not in captured.out + captured.err
-    assert not [r for r in caplog.records if "start random" in r.getMessage()]
-    Encoder.load(_with_pooler(tiny_model_dir, tmp_path / "gappy", drop="layer.1.output.dense"))
+    with pytest.raises(OpticalError, match="layer.1.output.dense.*would start random"):
+        Encoder.load(_with_pooler(tiny_model_dir, tmp_path / "gappy", drop="layer.1.output.dense"))
     captured = capfd.readouterr()
     assert "LOAD REPORT" not in captured.out + captured.err
-    warned = [r.getMessage() for r in caplog.records if "start random" in r.getMessage()]
-    assert len(warned) == 1 and "layer.1.output.dense" in warned[0]
 
 
 @pytest.fixture()

@@ -107,10 +107,14 @@ def _write_log(argv: list[str]) -> str:
         path.write_text(text, encoding="utf-8")
         return str(path)
     except OSError:
+        pass
+    try:
         fd, name = tempfile.mkstemp(prefix="optical-error-", suffix=".log")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         return name
+    except OSError as exc:  # a full disk takes the temp dir too: the one line must still come out
+        return f"none written: {exc.strerror or exc}"
 
 
 if __name__ == "__main__":

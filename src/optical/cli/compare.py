@@ -8,7 +8,7 @@ from pathlib import Path
 from optical.cli._types import comma_list
 from optical.errors import OpticalError
 from optical.eval.tasks import RESOURCE_GROUPS
-from optical.storage import atomic_directory
+from optical.storage import atomic_directory, output_lock
 
 # Mirrors optical.eval.stats' defaults without importing numpy at start-up; a test checks they agree.
 DEFAULT_RESAMPLES = 10_000
@@ -81,15 +81,16 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 2**32:
         raise OpticalError(f"--seed must be in [0, 2**32), got {args.seed}")
     _check_out(args.out, args.run_dirs)
-    report = compare_runs(
-        args.run_dirs,
-        baselines=args.baseline,
-        resource_groups={"low": args.low, "high": args.high},
-        measures=args.measures,
-        settings=StatsSettings(n_resamples=args.n_resamples, seed=args.seed),
-    )
-    with atomic_directory(args.out) as building:  # the previous report stays whole until the new one is complete
-        report.save(building)
+    with output_lock(args.out):  # a second compare into the same --out is refused, not interleaved
+        report = compare_runs(
+            args.run_dirs,
+            baselines=args.baseline,
+            resource_groups={"low": args.low, "high": args.high},
+            measures=args.measures,
+            settings=StatsSettings(n_resamples=args.n_resamples, seed=args.seed),
+        )
+        with atomic_directory(args.out) as building:  # the previous report stays whole until the new one is complete
+            report.save(building)
     n_significant = sum(row.comparison.significant for row in report.comparisons)
     print(
         f"compared {len(report.systems)} systems ({', '.join(f'{a} vs {b}' for a, b in report.pairs)}): "

@@ -60,9 +60,9 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _check_bitext(args: argparse.Namespace) -> int:
-    from optical.data.bitext import bitext_language, devtest_overlap, read_bitext_file
+    from optical.data.bitext import bitext_language, devtest_overlap, flores_base, read_bitext_file
     from optical.data.datadir import data_dir_location
-    from optical.data.sources import FLORES_LANGS, bitext_relpath
+    from optical.data.sources import FLORES_DEVTEST, FLORES_LANGS, bitext_relpath
 
     loaded = read_bitext_file(args.file, args.lang, strict=args.strict)
     if not loaded.report.kept:  # nothing to train on: a failed check, whatever the reasons the report lists
@@ -75,15 +75,15 @@ def _check_bitext(args: argparse.Namespace) -> int:
     print(loaded.report.render())
     lang = bitext_language(args.lang).code
     data_dir = data_dir_location(args.data_dir)
-    if lang not in FLORES_LANGS:
-        print(f"  reserved FLORES-200 devtest: none for {lang} (not a FLORES-200 language), nothing to drop")
-    elif (data_dir / bitext_relpath("flores200_devtest", lang)).is_file():
+    base = flores_base(lang)
+    needed = data_dir / bitext_relpath(FLORES_DEVTEST, base or FLORES_LANGS[0])
+    if not needed.is_file():  # said, not skipped: the count of pairs training would drop is part of the answer
+        print(f"  reserved FLORES-200 devtest: not checked, {needed} is missing (run `optical data fetch`, or pass --data-dir)")
+    else:
+        sides = f"{base} and English sides" if base else f"English side ({lang} has no devtest of its own)"
         overlap = devtest_overlap(data_dir, lang, loaded.pairs)
-        print(f"  reserved FLORES-200 devtest: {overlap} pairs match it (normalised) and would be dropped from training")
-    else:  # said, not skipped: the count of pairs training would drop is part of the answer
         print(
-            f"  reserved FLORES-200 devtest: not checked, {data_dir / bitext_relpath('flores200_devtest', lang)} is missing "
-            "(run `optical data fetch`, or pass --data-dir)"
+            f"  reserved FLORES-200 devtest ({sides}): {overlap} pairs match it (normalised) and would be dropped from training"
         )
     return 0
 

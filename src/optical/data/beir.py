@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,11 +150,14 @@ def _read_qrels(path: Path, layout: str) -> list[tuple[int, str, str, int]]:
             raise _fail(path, number, f"expected {form}, found {len(fields)} fields")
         qid, doc, score = (fields[0], fields[1], fields[2]) if layout == BEIR else (fields[0], fields[2], fields[3])
         try:
-            relevance = int(float(score))
+            grade = float(score)
         except ValueError:
             if layout == BEIR and index == 0:  # the header line
                 continue
             raise _fail(path, number, f"relevance {score!r} is not a number") from None
+        if not grade.is_integer():  # truncating 1.7 to 1 (or 0.5 to 0) would change which documents are relevant
+            raise _fail(path, number, f"relevance {score!r} is not a whole number; grades are integers (0: not relevant)")
+        relevance = int(grade)
         rows.append((number, qid.strip(), doc.strip(), relevance))
     return rows
 
@@ -212,8 +216,24 @@ def check_query_language(queries: dict[str, str], lang: str, path: Path) -> None
         )
 
 
+#: A split names a qrels file of the collection (``qrels/<split>.tsv``): a name, not a path.
+_SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_split_name(split: str) -> str:
+    """``split`` when it is a plain name; one line otherwise (``../other/qrels/test`` would read another
+    collection's qrels as this one's)."""
+    if not isinstance(split, str) or not _SPLIT_NAME.fullmatch(split) or ".." in split:
+        raise OpticalError(
+            f"--split {split!r} is not a split name: give the name of a qrels/<split>.tsv of the collection "
+            "(letters, digits, '_', '-', '.'), not a path"
+        )
+    return split
+
+
 def read_collection(path: str | Path, split: str = "test", strict: bool = False, query_lang: str | None = None) -> Collection:
     """Read and check a BEIR or TREC collection directory (see the module doc)."""
+    check_split_name(split)
     path = Path(path).expanduser()
     layout, corpus_file, queries_file, qrels_file = _layout(path, split)
     if corpus_file.suffix == ".jsonl":

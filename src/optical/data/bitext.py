@@ -58,7 +58,8 @@ INVALID_UTF8 = "invalid_utf8"
 TOO_LONG_LINE = "too_long_line"
 SWAPPED = "swapped_columns"
 WRONG_SCRIPT = "wrong_script"
-MALFORMED_REASONS = (TAB_COUNT, EMPTY_SIDE, INVALID_UTF8, TOO_LONG_LINE, SWAPPED, WRONG_SCRIPT)
+NUL_BYTE = "nul_byte"
+MALFORMED_REASONS = (TAB_COUNT, EMPTY_SIDE, INVALID_UTF8, TOO_LONG_LINE, SWAPPED, WRONG_SCRIPT, NUL_BYTE)
 # Filter reasons (valid lines that are not kept).
 DUPLICATE = "duplicate"
 TOO_SHORT = "too_short"
@@ -193,6 +194,7 @@ def read_bitext_file(
         warn_unchecked_script(language, "the script and swapped-columns checks of the foreign side are")
     source = source or path.parent.name
     raw = path.read_bytes()
+    _refuse_encoding(path, raw)
     report = ValidationReport(path)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -217,6 +219,9 @@ def read_bitext_file(
             line = raw_line.decode("utf-8")
         except UnicodeDecodeError as exc:
             skip(line_number, INVALID_UTF8, f"byte {exc.start}")
+            continue
+        if "\0" in line:  # no sentence holds a NUL: the line is binary debris, whatever its tabs say
+            skip(line_number, NUL_BYTE, f"NUL byte at column {line.index(chr(0)) + 1}")
             continue
         fields = line.split("\t")
         if len(fields) != 2:
@@ -245,6 +250,16 @@ def read_bitext_file(
         pairs.append(BitextPair(english, foreign, source))
     report.kept = len(pairs)
     return BitextFile(pairs, report)
+
+
+def _refuse_encoding(path: Path, raw: bytes) -> None:
+    """Refuse a file that is not UTF-8 text at all (gzip, UTF-16), saying so: read line by line, every line of it
+    would be skipped and the remedy offered would be one for a filter."""
+    if raw.startswith(b"\x1f\x8b"):
+        raise OpticalError(f"bitext file {path} is gzip-compressed; decompress it (gunzip) and pass the .tsv")
+    head = raw[:4096]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (head and head.count(b"\x00") * 4 >= len(head)):
+        raise OpticalError(f"bitext file {path} is UTF-16 text, not UTF-8; save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
 
 
 def read_source(
@@ -280,11 +295,29 @@ def load_flores_devtest(data_dir: str | Path, lang: str) -> list[BitextPair]:
     return pairs
 
 
+def flores_base(lang: str) -> str | None:
+    """The FLORES-200 devtest language that ``lang`` is a variant of (``el-GR`` -> ``el``, ``zh-Hant`` -> ``zh``),
+    or None: a region or script subtag does not make the reserved set another one."""
+    code = get_language(lang).code
+    for candidate in (code, code.split("-")[0]):
+        if candidate in FLORES_LANGS:
+            return candidate
+    return None
+
+
 def reserved_keys(data_dir: str | Path, lang: str) -> set[str]:
-    """Overlap keys of both sides of the reserved FLORES-200 devtest of ``lang`` (empty without one)."""
-    lang = get_language(lang).code
-    devtest = load_flores_devtest(data_dir, lang) if lang in FLORES_LANGS else []
-    return {overlap_key(text) for pair in devtest for text in (pair.en, pair.foreign)} - {""}
+    """Overlap keys of the reserved FLORES-200 devtest that a training pair of ``lang`` must not match: its
+    English side (the same 1012 sentences in every language's file, so whatever tag the user gives) and the
+    foreign side of the devtest of ``lang``'s base language."""
+    base = flores_base(lang)
+    english_from = base or next(
+        (code for code in FLORES_LANGS if (Path(data_dir) / bitext_relpath(FLORES_DEVTEST, code)).is_file()), None
+    )
+    devtest = load_flores_devtest(data_dir, english_from) if english_from is not None else []
+    keys = {overlap_key(pair.en) for pair in devtest}
+    if base is not None:
+        keys |= {overlap_key(pair.foreign) for pair in devtest}
+    return keys - {""}
 
 
 def devtest_overlap(data_dir: str | Path, lang: str, pairs: list[BitextPair]) -> int:
@@ -362,8 +395,23 @@ def _why_no_pairs(counts: dict[str, dict], lang: str) -> str:
             skipped[reason] = skipped.get(reason, 0) + count
     reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items(), key=lambda kv: -kv[1]))
     what = f"{read} lines read" + (f", skipped: {reasons}" if reasons else "")
-    if skipped and max(skipped, key=skipped.get) == WRONG_SCRIPT:
-        return f"{what}; the foreign side is not in {lang}'s script: check --lang and the file"
+    reserved = sum(c["devtest_overlap"] for c in counts.values())
+    if reserved and reserved >= sum(skipped.values()):
+        return (
+            f"{what}, {reserved} pairs matching the reserved FLORES-200 devtest (the alignment evaluation set, never "
+            "trained on); give bitext other than the evaluation set"
+        )
+    remedies = {
+        WRONG_SCRIPT: f"the foreign side is not in {lang}'s script: check --lang and the file",
+        SWAPPED: "the columns are swapped: put the English side first (English<TAB>foreign)",
+        INVALID_UTF8: "the file is not UTF-8: save it as UTF-8",
+        NUL_BYTE: "the lines hold NUL bytes: the file is binary or damaged, export it again as text",
+        TAB_COUNT: "the lines are not English<TAB>foreign pairs: give one tab per line",
+        EMPTY_SIDE: "a side of each line is empty: give English<TAB>foreign pairs",
+        TOO_LONG_LINE: f"every line has a side over {MAX_SIDE_CHARS} characters: split the text into sentences",
+    }
+    if skipped and max(skipped, key=skipped.get) in remedies:
+        return f"{what}; {remedies[max(skipped, key=skipped.get)]}"
     return f"{what}; relax the length filter, caps or license classes"
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from optical.data.registry import GROUPS, DataFile, load_file_registry
 from optical.errors import OpticalError
-from optical.storage import atomic_path, check_output_dir, sha256_file
+from optical.storage import atomic_path, check_output_dir, output_lock, sha256_file
 
 _CHUNK = 1 << 16
 
@@ -146,15 +146,31 @@ def fetch_data(
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise OpticalError(f"base URL {base_url!r} must start with http:// or https://")
     report = FetchReport(dest)
-    failures: list[str] = []
     pending = []
     for entry in _select(only):
         if _matches(dest / entry.path, entry):
             report.already_present.append(entry.path)
         else:
             pending.append(entry)
-    if pending:  # a complete data dir may be read-only (a shared mirror used in place)
-        check_output_dir(dest, "--data-dir")
+    if not pending:  # a complete data dir may be read-only (a shared mirror used in place)
+        return report
+    check_output_dir(dest, "--data-dir")
+    with output_lock(dest, "--data-dir"):  # a second fetch into the same dir is refused, not interleaved
+        _install(pending, dest, mirror, base_url, progress, timeout, report)
+    return report
+
+
+def _install(
+    pending: list[DataFile],
+    dest: Path,
+    mirror: Path | None,
+    base_url: str | None,
+    progress: bool,
+    timeout: float,
+    report: FetchReport,
+) -> None:
+    """Copy or download each of ``pending`` into ``dest``, verified; OpticalError naming the first refused."""
+    failures: list[str] = []
     # Only files still missing need an origin: a complete, verified data dir needs none.
     if mirror is None and base_url is None:
         no_origin = [entry.path for entry in pending if entry.origin_url is None]
@@ -185,4 +201,3 @@ def fetch_data(
     if failures:
         more = f" (and {len(failures) - 1} more file(s) refused)" if len(failures) > 1 else ""
         raise OpticalError(f"{failures[0]}{more}; nothing bad was installed, rerun `optical data fetch` to retry")
-    return report

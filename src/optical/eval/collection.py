@@ -60,13 +60,14 @@ from optical.eval.evaluate import (
     _save_run,
     _student_path,
     precision_key,
+    sole_writer,
 )
 from optical.eval.metrics import DEFAULT_MEASURES, score_run
 from optical.eval.results import EvalRun, TaskResult, check_task_key
 from optical.eval.scoring import maxsim_rerank
 from optical.models.encoder import Encoder
 from optical.storage import atomic_write_json, cache_root
-from optical.train.config import MixedPrecision
+from optical.train.config import PRECISIONS, MixedPrecision, check_model_names
 from optical.train.precision import check_device, check_precision, resolve_precision
 from optical.train.teacher_cache import teacher_identity
 
@@ -185,6 +186,7 @@ class CollectionConfig:
     mixed_precision: MixedPrecision = "auto"  # autocast of every forward pass, as in EvalConfig
 
     def validate(self) -> None:
+        check_model_names((("--teacher", self.teacher),))
         self.query_lang = canonical_lang(self.query_lang)
         if not self.task_name:
             raise OpticalError("--task-name is empty; name the task (letters, digits, _ or -), or leave it out for 'collection'")
@@ -203,6 +205,8 @@ class CollectionConfig:
                 raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.recall_target <= 1.0:
             raise OpticalError(f"recall target must be in (0, 1], got {self.recall_target}")
+        if self.mixed_precision not in PRECISIONS:  # autocast would fall back to fp32 while the run records this value
+            raise OpticalError(f"--mixed-precision {self.mixed_precision!r} is not one of {', '.join(PRECISIONS)}")
         check_device(self.device)
         check_precision(self.device, self.mixed_precision)
 
@@ -467,6 +471,11 @@ def evaluate_collection(config: CollectionConfig, progress: bool = True, log=pri
     config.validate()
     config = config.resolved()
     collection = read_collection(config.collection, config.split, strict=config.strict, query_lang=config.query_lang)
+    with sole_writer(config.out_dir):
+        return _evaluate_collection(config, collection, progress, log, overwrite)
+
+
+def _evaluate_collection(config: CollectionConfig, collection: Collection, progress: bool, log, overwrite: bool) -> EvalRun:
     finished = _finished_evaluation(config, overwrite)
     if finished is not None and finished.split_fingerprint == collection.fingerprint:
         return finished  # (a finished run on other collection content is redone)

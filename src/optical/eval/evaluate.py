@@ -31,6 +31,8 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,8 +53,8 @@ from optical.eval.tasks import TASKS, PassageLength, parse_task
 from optical.models import resolve_model
 from optical.models.check import check_model_dir
 from optical.models.encoder import Encoder
-from optical.storage import atomic_directory, atomic_path, cache_root, check_output_dir, directory_kind
-from optical.train.config import MixedPrecision
+from optical.storage import atomic_directory, atomic_path, cache_root, check_output_dir, directory_kind, output_lock
+from optical.train.config import MixedPrecision, check_model_names
 from optical.train.precision import autocast_dtype, check_device, check_precision, resolve_precision
 from optical.train.teacher_cache import teacher_identity
 from optical.train.trainer import versions
@@ -89,6 +91,7 @@ class EvalConfig:
 
     def validate(self) -> None:
         check_field_types(self, "evaluation config")
+        check_model_names((("--teacher", self.teacher), ("--mt-model", self.mt_model)))
         if (self.student == TRANSLATE_TEST) != (self.mt_model is not None):
             raise OpticalError(
                 "--student translate-test needs --mt-model NAME_OR_DIR (a seq2seq MT model into English)"
@@ -354,6 +357,21 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
     """
     config.validate()
     config = config.resolved()
+    with sole_writer(config.out_dir):
+        return _evaluate(config, progress, overwrite)
+
+
+@contextmanager
+def sole_writer(out_dir: str | None) -> Iterator[None]:
+    """Hold the lock of the run dir ``out_dir`` (checked writable first): a second evaluation into the same
+    dir, started meanwhile, is refused at once instead of replacing this one's result when it finishes."""
+    if not out_dir:
+        raise OpticalError("no --out given: name the run dir to write")
+    with output_lock(check_output_dir(out_dir)):
+        yield
+
+
+def _evaluate(config: EvalConfig, progress: bool, overwrite: bool) -> EvalRun:
     finished = _finished_evaluation(config, overwrite)
     if finished is not None:
         return finished

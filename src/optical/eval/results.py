@@ -40,7 +40,7 @@ from typing import Any
 from optical.errors import OpticalError
 from optical.eval.metrics import MetricResult
 from optical.eval.scoring import read_trec_qrels, read_trec_run, write_trec_qrels, write_trec_run
-from optical.storage import atomic_write_bytes, atomic_write_json
+from optical.storage import atomic_write_bytes, atomic_write_json, path_in_record
 
 FORMAT_VERSION = 1
 EVAL_JSON = "eval.json"
@@ -261,7 +261,7 @@ def _load_task(run_dir: Path, summary_path: Path, key: str, entry: Any, with_tre
     files = entry["files"]
     if not isinstance(files.get("per_query"), str):
         raise OpticalError(f"{summary_path}: field {prefix}files.per_query is missing; rerun the evaluation")
-    per_query_path = run_dir / files["per_query"]
+    per_query_path = path_in_record(run_dir, files["per_query"], summary_path, f"{prefix}files.per_query")
     per_query = _read_per_query(per_query_path)
     for measure, aggregate in entry["aggregates"].items():
         values = per_query.get(measure)
@@ -279,9 +279,9 @@ def _load_task(run_dir: Path, summary_path: Path, key: str, entry: Any, with_tre
         )
     run = qrels = None
     if with_trec and files.get("run"):
-        run = read_trec_run(_existing(run_dir / files["run"]))
+        run = read_trec_run(_existing(path_in_record(run_dir, files["run"], summary_path, f"{prefix}files.run")))
     if with_trec and files.get("qrels"):
-        qrels = read_trec_qrels(_existing(run_dir / files["qrels"]))
+        qrels = read_trec_qrels(_existing(path_in_record(run_dir, files["qrels"], summary_path, f"{prefix}files.qrels")))
     return TaskResult(
         key, entry["lang"], entry["n_queries"], entry["task_fingerprint"], entry["aggregates"], per_query, run, qrels
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from optical.errors import OpticalError
-from optical.storage import sha256_file
+from optical.storage import path_in_record, sha256_file
 
 #: Files from which transformers can build a (fast) tokenizer.
 TOKENIZER_FILES = (
@@ -64,6 +64,7 @@ def _check_files(path: Path, role: str) -> None:
     config = _read_json(path / "config.json", role, "a Hugging Face model dir needs it")
     if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
         raise OpticalError(f"{role} {path / 'config.json'} has no model_type: not a Hugging Face model config")
+    _refuse_custom_code(path, config, role)
     tokenizers = [name for name in TOKENIZER_FILES if (path / name).is_file()]
     if not tokenizers:
         raise OpticalError(f"{role} {path}: tokenizer.json is missing (no tokenizer files in the model dir)")
@@ -92,6 +93,22 @@ def _check_files(path: Path, role: str) -> None:
     else:
         if (path / weights[0]).stat().st_size == 0:
             raise OpticalError(f"{role} {path / weights[0]} is empty")
+
+
+def _refuse_custom_code(path: Path, config: dict, role: str) -> None:
+    """Refuse a model dir that needs code of its own (``auto_map`` in its config or tokenizer config, which
+    transformers would import from the dir's ``.py`` files): optical never runs code shipped with a model."""
+    tokenizer_config = path / "tokenizer_config.json"
+    for name, held in (("config.json", config), ("tokenizer_config.json", _optional_json(tokenizer_config, role))):
+        if isinstance(held, dict) and "auto_map" in held:
+            raise OpticalError(
+                f"{role} {path / name} has auto_map: the model needs its own Python code, which optical never runs "
+                "(trust_remote_code=False); use a model that transformers supports natively"
+            )
+
+
+def _optional_json(path: Path, role: str) -> Any:
+    return _read_json(path, role, "") if path.is_file() else None
 
 
 def check_tiny_shape(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0, vocab_size: int = 1000) -> None:
@@ -138,11 +155,14 @@ def file_digests(directory: str | Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def verify_digests(directory: str | Path, digests: dict[str, dict[str, Any]], remedy: str) -> None:
-    """Refuse ``directory`` when a file recorded in ``digests`` is missing or changed (size first, then sha256)."""
+def verify_digests(
+    directory: str | Path, digests: dict[str, dict[str, Any]], remedy: str, record: str | Path = "run.json"
+) -> None:
+    """Refuse ``directory`` when a file recorded in ``digests`` (of ``record``) is missing or changed (size first,
+    then sha256); a recorded name that leads out of ``directory`` is refused before anything is read."""
     directory = Path(directory)
     for relative, expected in digests.items():
-        path = directory / relative
+        path = path_in_record(directory, relative, record, "student_files")
         if not path.is_file():
             raise OpticalError(f"{path} is missing, though the run recorded it; {remedy}")
         size = path.stat().st_size

@@ -10,9 +10,10 @@ transformers and sentence-transformers load.
 
 from __future__ import annotations
 
-import logging
+import pickle
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -33,8 +34,6 @@ from optical.models.st_format import (
     write_sentence_transformers_files,
 )
 from optical.storage import atomic_directory
-
-_LOG = logging.getLogger(__name__)
 
 TextKind = Literal["query", "passage", "plain"]
 TEXT_KINDS = ("query", "passage", "plain")
@@ -104,6 +103,12 @@ class Encoder(torch.nn.Module):
             )
         except OpticalError:
             raise
+        except pickle.UnpicklingError:
+            # torch loads pickled weights with weights_only=True; its refusal advises to load the file unsafely.
+            raise OpticalError(
+                f"model {location}: its pickled weights (pytorch_model.bin) hold more than tensors, and loading them "
+                "would run code they carry; refused. Use a model with model.safetensors weights"
+            ) from None
         except Exception as exc:  # transformers' chained errors: one line naming the model instead
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OpticalError(f"model {location} cannot be loaded ({type(exc).__name__}: {first})") from exc
@@ -119,7 +124,7 @@ class Encoder(torch.nn.Module):
             defaults = (st_config.pooling or "mean", st_config.query_prefix or "", st_config.passage_prefix or "")
         else:
             defaults = ("mean", "", "")
-        tokenizer = AutoTokenizer.from_pretrained(str(location))
+        tokenizer = AutoTokenizer.from_pretrained(str(location), trust_remote_code=False)
         model = _load_backbone(str(location))
         projection = None
         if st_config is not None and st_config.dense_dir is not None:
@@ -369,27 +374,30 @@ def _load_backbone(location: str) -> PreTrainedModel:
 
     transformers' own load report is silenced (a sentence-transformers checkpoint such as
     all-MiniLM-L6-v2 ships pooler weights, which it would list as unexpected on every load,
-    ``--quiet`` or not); what matters in it is said in one line instead: weights the model
-    needs that the checkpoint lacks (left at random init). A local directory loads without
+    ``--quiet`` or not); what matters in it is refused in one line instead: weights the model
+    needs that the checkpoint lacks (they would start random). No code shipped with a model runs
+    (``trust_remote_code=False``; :func:`~optical.models.check.check_model_dir` refuses such a dir
+    first). A local directory loads without
     transformers' per-tensor progress bar, which would interleave with the project's own
     bars; a hub download keeps its bar."""
     verbosity = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()
     try:
         with _without_transformers_bars(Path(location).is_dir()):
+            load = partial(AutoModel.from_pretrained, location, output_loading_info=True, trust_remote_code=False)
             try:
-                model, info = AutoModel.from_pretrained(location, add_pooling_layer=False, output_loading_info=True)
+                model, info = load(add_pooling_layer=False)
             except TypeError:
-                model, info = AutoModel.from_pretrained(location, output_loading_info=True)
+                model, info = load()
     finally:
         transformers_logging.set_verbosity(verbosity)
     missing = [*info.get("missing_keys", ()), *(key for key, *_ in info.get("mismatched_keys", ()))]
     if missing:
-        _LOG.warning(
-            "optical: warning: %s: %d weights are not in the checkpoint and start random (e.g. %s)",
-            location,
-            len(missing),
-            ", ".join(sorted(missing)[:3]),
+        # Random weights would be evaluated (or distilled from) as if they were the model: refused, not warned.
+        raise OpticalError(
+            f"model {location}: {len(missing)} weights its config.json needs are not in the checkpoint "
+            f"(e.g. {', '.join(sorted(missing)[:3])}), so they would start random; the config does not match "
+            "the weights: copy the model again, or fix config.json"
         )
     return model
 

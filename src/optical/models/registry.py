@@ -121,6 +121,10 @@ def resolve_model(name_or_path: str | Path) -> Path:
     """A default name -> its prepared cache dir (built on demand); an existing local dir -> itself;
     anything else -> a hub name, fetched into (or, offline, found in) the Hugging Face cache (:func:`hub_snapshot`)."""
     text = str(name_or_path)
+    if not text.strip():  # Path("") is the current directory, which would be loaded as the model
+        raise OpticalError(
+            f"model name {text!r} is empty; give a default name ({', '.join(DEFAULT_MODELS)}), a directory or a hub name"
+        )
     if text in DEFAULT_MODELS:
         return prepare_model(text)
     path = Path(text).expanduser()

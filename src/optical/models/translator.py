@@ -59,6 +59,9 @@ class Translator:
     def load(cls, location: str | Path, source_lang: str, device: str = "cpu") -> Translator:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+        from optical.models.check import check_model_dir
+
+        check_model_dir(location, role="--mt-model")  # refuses a directory that needs code of its own (auto_map)
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(location), trust_remote_code=False)
             model = AutoModelForSeq2SeqLM.from_pretrained(str(location), trust_remote_code=False)

@@ -252,6 +252,12 @@ def parse_study_config(raw: Any, source: str = "config") -> StudyConfig:
         parsed = _parse_axes(axes_only, where, backbones, domains, defaults=axes, variants=variants)
         trial, overrides = _parse_trial(cell, where)
         cells.append(dataclasses.replace(parsed, trial=trial, distill=overrides))
+    for where, grid in [(source, axes), *((f"{source}: cells[{i}]", cell) for i, cell in enumerate(cells))]:
+        if not grid.query_noises and ZERO_SHOT in grid.methods:  # it would be "pending" forever
+            raise OpticalError(
+                f"{where}: query_noises is empty, so the {ZERO_SHOT} runs, which train nothing, would do nothing; "
+                f"give query_noises a value (e.g. [0.0]) or drop {ZERO_SHOT}"
+            )
     base = raw.get("base") or {}
     if not isinstance(base, dict):
         raise OpticalError(f"{source}: base must be a mapping with 'distill' and/or 'eval'")

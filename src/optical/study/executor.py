@@ -203,6 +203,8 @@ class RayExecutor:
         except ImportError:
             raise OpticalError("--executor ray needs Ray: pip install 'optical[ray]'") from None
         started_here = not ray.is_initialized()
+        if started_here and self.address is not None:
+            check_reachable(self.address)
         if started_here:
             env_vars = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIX)}
             try:
@@ -240,6 +242,28 @@ class RayExecutor:
                 ray.shutdown()
 
 
+#: Seconds a cluster address has to accept a connection: Ray itself retries an address where nothing listens
+#: for minutes.
+CONNECT_TIMEOUT_S = 3.0
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse, in one line and within ``timeout`` seconds, a ``host:port`` address (``ray://`` too) where nothing
+    accepts a connection; ``auto`` and addresses without a port are left to Ray."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError, OverflowError) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else getattr(exc, "strerror", None) or str(exc)
+        raise OpticalError(
+            f"--address {address}: no Ray cluster answers there ({reason} within {timeout:g} s); "
+            "start it (`ray start --head`) or fix the address"
+        ) from None
+
+
 def _local_gpus() -> int:
     import torch
 
@@ -251,6 +275,8 @@ def make_executor(
 ) -> LocalExecutor | RayExecutor:
     """The executor ``optical study run --executor KIND`` asks for."""
     if kind is ExecutorKind.RAY:
+        if address is not None:  # before the study dir is written: a dead address is refused in seconds
+            check_reachable(address)
         return RayExecutor(address=address, resources=resources)
     if address is not None:
         raise OpticalError("--address is for --executor ray; drop it or add --executor ray")

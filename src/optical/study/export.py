@@ -26,7 +26,7 @@ from pathlib import Path
 
 from optical.errors import OpticalError
 from optical.eval.results import EVAL_JSON, EvalRun
-from optical.storage import atomic_directory, atomic_write_bytes, atomic_write_json, check_output_dir
+from optical.storage import atomic_directory, atomic_write_bytes, atomic_write_json, check_output_dir, output_lock
 from optical.study.layout import MANIFEST, RUN_JSON
 from optical.study.manifest import read_manifest
 
@@ -57,13 +57,18 @@ def export_study(
     resolved, study = out_dir.resolve(), study_dir.resolve()
     if resolved == study or study in resolved.parents or resolved in study.parents:
         raise OpticalError(f"--out {out_dir} overlaps the study dir {study_dir}; export into another directory")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        held = _read_manifest(out_dir / MANIFEST) if (out_dir / MANIFEST).is_file() else None
-        if held is None or "exported_from" not in held:
-            raise OpticalError(f"{out_dir} is not empty and holds no exported study; pick another --out")
-    manifest = read_manifest(manifest_path)
+    with output_lock(out_dir):  # a second export into the same --out is refused, not interleaved
+        if out_dir.exists() and any(out_dir.iterdir()):
+            held = _read_manifest(out_dir / MANIFEST) if (out_dir / MANIFEST).is_file() else None
+            if held is None or "exported_from" not in held:
+                raise OpticalError(f"{out_dir} is not empty and holds no exported study; pick another --out")
+        manifest = read_manifest(manifest_path)
+        return _export(manifest, study_dir, out_dir, write_report)
 
-    # Built aside and swapped in whole: a killed export leaves the previous one (or nothing) in place.
+
+def _export(manifest: dict, study_dir: Path, out_dir: Path, write_report: Callable[[Path], list[Path]] | None) -> StudyExport:
+    """Build the export of ``manifest`` aside and swap it in whole: a killed export leaves the previous one (or
+    nothing) in place, and its temporary directory is removed by the next export."""
     with atomic_directory(out_dir) as building:
         evaluations = distill_runs = 0
         for entry in manifest["runs"]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from optical.errors import OpticalError
-from optical.storage import load_json_file
+from optical.storage import load_json_file, path_in_record
 
 #: The manifest layout this version writes and reads.
 MANIFEST_FORMAT = 1
@@ -73,4 +73,16 @@ def read_manifest(path: str | Path) -> dict:
     problem = manifest_problem(manifest)
     if problem:
         raise OpticalError(f"study manifest {path} is damaged ({problem}); {_REMEDY}")
+    _check_paths(manifest, Path(path))
     return manifest
+
+
+def _check_paths(manifest: dict, path: Path) -> None:
+    """Every path of every run resolves inside the study dir (the report reads them, the export writes them);
+    checked as written, not through links: a study's ``runs/<id>`` are links into the run store."""
+    for index, entry in enumerate(manifest["runs"]):
+        named = {"path": entry["path"], "distill_dir": entry.get("distill_dir")}
+        named.update({f"eval_dirs.{noise}": rel for noise, rel in entry["eval_dirs"].items()})
+        for field, value in named.items():
+            if value is not None:
+                path_in_record(path.parent, value, path, f"runs[{index}].{field}", follow_links=False)

@@ -17,6 +17,22 @@ from optical.storage import load_yaml_file
 from optical.train.selection import SELECTION_METRICS, SelectOn
 
 Device = Literal["auto", "cpu", "cuda"]
+#: Bound of every count (batch size, epochs, steps, pairs): beyond it a run could never finish, and torch's
+#: 32-bit sizes would overflow first.
+MAX_COUNT = 2**31 - 1
+#: The largest float32 and its smallest positive normal value: a learning rate outside them becomes inf or vanishes
+#: (or goes subnormal) in the float32 optimizer step.
+_FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_TINY = 1.1754943508222875e-38
+
+
+def check_model_names(named: tuple[tuple[str, str | None], ...]) -> None:
+    """Refuse an empty model flag (``--teacher ''``): as a path it is the current directory."""
+    for flag, name in named:
+        if name is not None and not str(name).strip():
+            raise OpticalError(f"{flag} is empty; give a default model name, a model directory or a hub name")
+
+
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 DEVICES: tuple[str, ...] = get_args(Device)
 PRECISIONS: tuple[str, ...] = get_args(MixedPrecision)
@@ -87,11 +103,15 @@ class DistillConfig:
             if getattr(self, name) not in allowed:
                 raise OpticalError(f"{flag} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
         check_field_types(self, "config")
+        check_model_names((("--teacher", self.teacher), ("--student", self.student)))
         bitext_language(self.lang)
         check_loss_options(self.method_spec, self.loss_options)
         for name in ("batch_size", "grad_accum", "epochs", "max_length", "checkpoint_every", "evals_per_epoch"):
-            if getattr(self, name) < 1:
-                raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
+            if not 1 <= getattr(self, name) <= MAX_COUNT:
+                raise OpticalError(f"{name} must be in 1..{MAX_COUNT}, got {getattr(self, name)}")
+        for flag, value in (("--eval-every", self.eval_every), ("--budget", self.budget)):
+            if value is not None and value > MAX_COUNT:
+                raise OpticalError(f"{flag} must be at most {MAX_COUNT}, got {value}")
         check_license_classes(self.license_classes)
         if self.budget is not None and self.budget < 1:
             raise OpticalError(f"--budget must be >= 1, got {self.budget}")
@@ -99,6 +119,10 @@ class DistillConfig:
             raise OpticalError(f"--noise must be in [0, 1), got {self.noise}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise OpticalError(f"--lr must be a finite number > 0, got {self.lr}")
+        if not _FLOAT32_TINY <= self.lr <= _FLOAT32_MAX:  # the optimizer's float32 step would be inf (or 0)
+            raise OpticalError(
+                f"--lr {self.lr:g} is outside what float32 weights can take ({_FLOAT32_TINY:g} to {_FLOAT32_MAX:g})"
+            )
         if not 0 <= self.seed < 2**32:
             raise OpticalError(f"--seed must be in [0, 2**32), got {self.seed}")
         if self.eval_every < 0:

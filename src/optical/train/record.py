@@ -354,7 +354,7 @@ class RunRecord:
         if not student.is_dir():
             raise OpticalError(f"{student} is missing, though {self.out_dir / RUN_JSON} marks the run finished; {remedy}")
         if self.student_files is not None:
-            verify_digests(student, self.student_files, remedy)
+            verify_digests(student, self.student_files, remedy, self.out_dir / RUN_JSON)
         try:
             check_model_dir(student, role="student")
         except OpticalError as exc:

@@ -44,6 +44,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -70,7 +71,14 @@ from optical.models import resolve_model
 from optical.models.check import check_model_dir, file_digests
 from optical.models.encoder import Encoder
 from optical.models.outputs import TokenEmbeddings
-from optical.storage import atomic_write_json, atomic_write_text, check_output_dir, directory_kind
+from optical.storage import (
+    atomic_write_json,
+    atomic_write_text,
+    check_output_dir,
+    directory_kind,
+    naming_a_full_disk,
+    output_lock,
+)
 from optical.train.batches import DataCounters, PhaseClock, TokenizedSide, epoch_batches
 from optical.train.config import DistillConfig
 from optical.train.precision import check_device, check_precision
@@ -304,6 +312,15 @@ class DistillTrainer:
         self.timings: dict[str, float] = {}
 
     def run(self) -> DistillResult:
+        """The whole run under the lock of its output dir (held by the main process of a multi-process launch):
+        a second run into the same dir is refused at once instead of interleaving its metrics and checkpoints."""
+        if not self.config.out_dir:
+            raise OpticalError("no --out given: name the output dir of the run")
+        writer = output_lock(check_output_dir(self.out)) if _launch_rank() == 0 else contextlib.nullcontext()
+        with writer, naming_a_full_disk(self.out, exact=True):  # checkpoints and metrics too, not only the atomic writes
+            return self._run()
+
+    def _run(self) -> DistillResult:
         finished = self.finished_run()
         if finished is not None:
             return finished
@@ -354,6 +371,7 @@ class DistillTrainer:
                 check_model_dir(resolve_model(name), role=flag)
         set_seed(config.seed)
         self.prepare_data()
+        _check_some_step_trains(config, len(self.bitext.pairs), get_cpu_distributed_information().world_size)
 
     def setup(self) -> None:
         """The Accelerator, then the output dir (refusing one that holds another run)."""
@@ -746,6 +764,20 @@ class DistillTrainer:
             tokenize_seconds=round(self.timings.get("tokenize_seconds", 0.0), 4),
             length_grouping=self.config.length_grouping,
             torch_threads=torch.get_num_threads(),
+        )
+
+
+def _check_some_step_trains(config: DistillConfig, pairs: int, processes: int) -> None:
+    """Refuse a run whose every optimizer step falls in the warm-up at learning rate 0 (the linear warm-up's first
+    step has lr 0): it would be reported as trained while no weight changed. Counts steps as build_optimizer does."""
+    batches = max(1, pairs // config.batch_size)
+    total = max(1, batches // (config.grad_accum * max(1, processes))) * config.epochs
+    warmup = math.ceil(config.warmup_ratio * total)
+    if warmup >= 1 and total < 2:
+        raise OpticalError(
+            f"{pairs} pairs in batches of {config.batch_size} make {total} optimizer step, taken in the warm-up at "
+            "learning rate 0: no weight would change; give more pairs (--budget), a smaller --batch-size, "
+            "more epochs, or warmup_ratio 0"
         )
 
 
