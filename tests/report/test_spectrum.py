@@ -49,3 +49,69 @@ def test_the_figure_fits_a_screen_and_labels_every_axis(spectrum, tmp_path):
     assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes if ax.get_visible())
     width, height = Image.open(save_figure(fig, tmp_path / "spectrum.png")).size
     assert width <= 1600 and height <= 1000
+
+
+def _alignment_run(lang: str, system: str, rate: float, rng: np.random.Generator):
+    """FLORES alignment of 100 pairs, both directions, each pair found (R@1 = 1) with probability ``rate``."""
+    from optical.eval.results import EvalRun, TaskResult
+
+    tasks = {}
+    for key, prefix in ((f"align_x2en.{lang}", lang), (f"align_en2x.{lang}", "en")):
+        values = {f"{prefix}:{i}": float(rng.uniform() < rate) for i in range(100)}
+        tasks[key] = TaskResult(key, lang, 100, "fp", {}, {"R@1": values})
+    return EvalRun(system, system, "teacher", "test", "split-fp", tasks)
+
+
+def _spectrum_study(n_languages: int):
+    """zero-shot, mse and ot on ``n_languages`` languages from barely known (0.1) to known (0.95): ot gains most
+    where the zero-shot level is low."""
+    from pathlib import Path
+
+    from optical.eval.results import ZERO_SHOT
+    from optical.report.study.load import Record, StudyInputs
+
+    rng = np.random.default_rng(3)
+    records, entries = [], []
+    for i, level in enumerate(np.linspace(0.1, 0.95, n_languages)):
+        lang = f"x{i:02d}"
+        for method, rate in ((ZERO_SHOT, level), ("mse", level + 0.3 * (1 - level)), ("ot", level + 0.5 * (1 - level))):
+            trained = method != ZERO_SHOT
+            path = f"runs/{lang}-{method}"
+            entries.append(
+                {
+                    "lang": lang,
+                    "method": method,
+                    "seed": 0 if trained else None,
+                    "backbone": "tiny",
+                    "domain": "news" if trained else None,
+                    "budget": 2000 if trained else None,
+                    "noise": 0.0 if trained else None,
+                    "query_noises": [0.0],
+                    "status": "done",
+                    "path": path,
+                }
+            )
+            run = _alignment_run(lang, method, float(rate), rng)
+            args = (0, "tiny", "news", 2000, 0.0, 0.0) if trained else (None, "tiny", None, None, None, 0.0)
+            records.append(Record(lang, method, *args, run))
+    reference = {"backbone": "tiny", "domain": "news", "budget": 2000, "noise": 0.0, "query_noise": 0.0}
+    manifest = {"study": "spectrum", "reference": reference, "resource_groups": {}, "config": {}, "runs": entries}
+    return StudyInputs(Path("spectrum"), manifest, tuple(records), (), ())
+
+
+def test_a_study_over_enough_languages_opens_with_the_spectrum(tmp_path):
+    from optical.report.study.analysis import SPECTRUM_MIN_LANGUAGES, analyse_study
+    from optical.report.study.figures import Figures
+    from optical.report.study.write import render_study
+
+    analysis = analyse_study(_spectrum_study(SPECTRUM_MIN_LANGUAGES), SETTINGS)
+    pairs = {(c.system_a, c.system_b) for c in analysis.spectrum}
+    assert pairs == {("ot", "mse"), ("mse", "zero-shot"), ("ot", "zero-shot")}
+    versus_zero_shot = next(c for c in analysis.spectrum if c.system_b == "zero-shot" and c.system_a == "ot")
+    assert versus_zero_shot.trend.slope < 0 and versus_zero_shot.trend.bands[0].verdict == "ahead"
+    assert analysis.comparisons_json()["spectrum"][0]["languages"][0]["lang"] == "x00"
+    markdown = render_study(analysis, Figures(tmp_path)).markdown()
+    assert markdown.index("The resource spectrum") < markdown.index("Answer to the research question")
+    assert (tmp_path / "plots/spectrum.ot-vs-kd.png").is_file() and "| x00 | 0." in markdown
+    fewer = analyse_study(_spectrum_study(SPECTRUM_MIN_LANGUAGES - 1), SETTINGS)
+    assert fewer.spectrum == () and "spectrum" not in fewer.comparisons_json()

@@ -46,6 +46,7 @@ from optical.eval.stats import (
 )
 from optical.eval.tasks import main_measure, task_spec
 from optical.losses.combined import MethodSpec
+from optical.report.spectrum import SpectrumComparison, analyse_spectrum, spectrum_json
 from optical.report.study.grid import AXES, TRAINED, Arm, Condition, GridIndex, axis_order
 from optical.report.study.load import DistillRun, StudyInputs
 from optical.train.record import RunResult
@@ -421,6 +422,8 @@ class StudyAnalysis:
     coverage: tuple[CoverageRow, ...] | None
     #: Evaluation dirs of runs the manifest calls finished that are not there (the store or the export lost them).
     lost: tuple[str, ...]
+    #: The resource spectrum: empty unless zero-shot alignment was measured on :data:`SPECTRUM_MIN_LANGUAGES` or more.
+    spectrum: tuple[SpectrumComparison, ...] = ()
 
     def comparisons_json(self) -> dict[str, Any]:
         """The research question's comparisons as data: each with its condition, family, statistics and marks."""
@@ -430,6 +433,7 @@ class StudyAnalysis:
             "seed": self.settings.seed,
             "reference": dict(zip(AXES, self.reference)),
             "comparisons": [_row_json(r) for r in self.question.levels + self.question.changes],
+            **({"spectrum": spectrum_json(self.spectrum)} if self.spectrum else {}),
         }
 
 
@@ -554,7 +558,45 @@ def analyse_study(inputs: StudyInputs, settings: StatsSettings) -> StudyAnalysis
         training=_training(inputs.distills),
         coverage=_coverage(manifest) if done < len(manifest["runs"]) else None,
         lost=tuple(m for m in inputs.missing if str(PurePath(m).parent) in finished),
+        spectrum=_spectrum(study),
     )
+
+
+#: Fewest languages with zero-shot alignment for a spectrum section: a trend over fewer says little (the earlier
+#: studies, with 4 and 8 such languages, have none).
+SPECTRUM_MIN_LANGUAGES = 12
+SPECTRUM_MEASURE = "alignment R@1, both directions"
+
+
+def _alignment_both_ways(study: _Study, lang: str, method: str, condition: Condition) -> Sample | None:
+    """Per FLORES pair, the mean of its x->en and en->x R@1, one mapping per seed that has both directions."""
+    x2en = study.index.by_seed(lang, method, condition, f"align_x2en.{lang}", "R@1")
+    en2x = study.index.by_seed(lang, method, condition, f"align_en2x.{lang}", "R@1")
+    seeds = [seed for seed in x2en if seed in en2x]
+    if not seeds:
+        return None
+    per_seed = []
+    for seed in seeds:
+        pairs = [qid.split(":", 1)[1] for qid in x2en[seed]]
+        per_seed.append({f"pair:{i}": (x2en[seed][f"{lang}:{i}"] + en2x[seed][f"en:{i}"]) / 2 for i in pairs})
+    return Sample(method, tuple(per_seed))
+
+
+def _spectrum(study: _Study) -> tuple[SpectrumComparison, ...]:
+    """Each OT method against each KD baseline, and each trained method against zero-shot, over the languages the
+    zero-shot model was aligned on, at the reference condition; the zero-shot level of a language is its alignment."""
+    reference = study.index.ref_condition()
+    samples = {
+        lang: {m: s for m in study.methods if (s := _alignment_both_ways(study, lang, m, reference))} for lang in study.langs
+    }
+    levels = {
+        lang: float(np.mean(list(found[ZERO_SHOT].averaged().values()))) for lang, found in samples.items() if ZERO_SHOT in found
+    }
+    if len(levels) < SPECTRUM_MIN_LANGUAGES:
+        return ()
+    ot = [m for m in study.trained if study.uses_ot(m)]
+    pairs = [(m, b) for m in ot for b in study.trained if study.is_kd(b)] + [(m, ZERO_SHOT) for m in study.trained]
+    return tuple(analyse_spectrum(samples, levels, pairs, SPECTRUM_MEASURE, study.settings))
 
 
 def _selection_flags(distills: tuple[DistillRun, ...], flag: Callable[[RunResult], bool]) -> dict[tuple, list[bool]]:

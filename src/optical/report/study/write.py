@@ -77,6 +77,10 @@ def render_study(analysis: StudyAnalysis, figures: Figures) -> Document:
 
     doc = Document(f"Study {analysis.name}: does OT distillation make cross-lingual alignment more robust than KD?")
     doc.add(Paragraph(_status_text(analysis)))
+    if analysis.spectrum:  # a study over the resource spectrum opens with it
+        from optical.report.spectrum import render_spectrum
+
+        render_spectrum(doc, analysis.spectrum, figures)
     render_question(doc, analysis, figures)
     for curves in analysis.curves:
         render_curves(doc, curves, analysis, figures)
