@@ -9,6 +9,7 @@ import pytest
 
 from optical.cli import main
 from optical.errors import OpticalError
+from optical.eval import maxsim
 from optical.eval.evaluate import EvalConfig, evaluate
 from optical.eval.results import EvalRun
 from optical.models.encoder import Encoder
@@ -44,10 +45,12 @@ def isolated_cache(tmp_path, monkeypatch, mirror_dir):
     monkeypatch.setenv("OPTICAL_DATA_DIR", str(mirror_dir))
 
 
-def test_every_task_writes_rescorable_results(tiny_run, tmp_path):
+def test_every_task_writes_rescorable_results(tiny_run, tmp_path, monkeypatch, capsys):
     teacher, run_dir = tiny_run
     out = tmp_path / "eval"
-    # The dev split (8 articles) keeps exact MaxSim over paragraphs small; the mechanics are the same.
+    # The dev split (8 articles) keeps exact MaxSim over paragraphs small; the mechanics are the same. The LAReQA pool
+    # (11 languages) is made big enough for the MaxSim candidate stage; the sentences of one language are not.
+    monkeypatch.setattr(maxsim, "MAXSIM_EXACT_BELOW", 1000)
     result = evaluate(
         EvalConfig(
             student=str(run_dir),
@@ -66,6 +69,7 @@ def test_every_task_writes_rescorable_results(tiny_run, tmp_path):
         "clir_paragraph.el",
         "clir_paragraph_maxsim.el",
         "pool.el",
+        "pool_maxsim.el",
         "align_x2en.el",
         "align_en2x.el",
         "retention.en",
@@ -74,7 +78,13 @@ def test_every_task_writes_rescorable_results(tiny_run, tmp_path):
     loaded = EvalRun.load(out)
     assert loaded.tasks["clir_sentence.el"].aggregates == result.tasks["clir_sentence.el"].aggregates
     assert result.tasks["align_x2en.el"].n_queries == 1012
-    assert "LangShare@10" in result.tasks["pool.el"].aggregates
+    assert "LangShare@10" in result.tasks["pool.el"].aggregates and "LangShare@10" in result.tasks["pool_maxsim.el"].aggregates
+    # The pool's MaxSim reranks dense candidates: its recall@10 against exact MaxSim is printed and stored.
+    (check,) = loaded.config["maxsim_candidates"].values()
+    assert list(loaded.config["maxsim_candidates"]) == ["pool_maxsim.el"]
+    assert check["documents"] > 1000 and check["sample"] == 200 and check["recall_target"] == 0.95
+    assert check["depth"] == check["tried"][-1][0] and (check["recall_at_10_low"] >= 0.95 or check["depth"] == check["documents"])
+    assert "pool_maxsim.el: MaxSim candidate stage: exact MaxSim reranks the dense top" in capsys.readouterr().out
     assert 0 < result.timings["forward_fraction"] <= 1
     import ir_measures
 

@@ -17,8 +17,10 @@ WSDM 2023, arXiv:2301.12566):
   its margin over the mean non-translation cosine per query.
 
 Scoring ``dense`` ranks by pooled cosine (exact, FAISS); ``maxsim`` adds
-late-interaction task keys (``clir_sentence_maxsim.X``) scored with ColBERT's
-MaxSim over content tokens.
+late-interaction task keys (``clir_sentence_maxsim.X``, ``pool_maxsim.X``) scored
+with ColBERT's MaxSim over content tokens (:mod:`optical.eval.maxsim`): exact over
+every document of a small pool, and over the dense candidates of the LAReQA pool,
+whose recall@10 against exact MaxSim is logged and recorded.
 
 Teacher document embeddings do not depend on the student, so they are cached
 on disk (keyed by the teacher's identity and the exact texts) and shared by
@@ -43,11 +45,12 @@ from optical.data import load_flores_devtest, resolve_data_dir
 from optical.data.languages import XQUADR_LANGS, validate_lang
 from optical.data.split import get_split
 from optical.errors import OpticalError, check_field_types
-from optical.eval.metrics import DEFAULT_MEASURES, MetricResult, score_language_bias, score_run
+from optical.eval.maxsim import CandidateCheck, late_interaction_search
+from optical.eval.metrics import DEFAULT_MEASURES, MetricResult, Run, score_language_bias, score_run
 from optical.eval.perturb import perturb_queries
 from optical.eval.results import EVAL_JSON, ZERO_SHOT, EvalRun, TaskResult
-from optical.eval.scoring import dense_search, maxsim_search
-from optical.eval.tasks import TASKS, PassageLength, parse_task
+from optical.eval.scoring import dense_search
+from optical.eval.tasks import MAXSIM_SUFFIX, TASKS, PassageLength, parse_task
 from optical.models import resolve_model
 from optical.models.check import check_model_dir
 from optical.models.encoder import Encoder
@@ -273,37 +276,39 @@ def _retrieval(
     passage_max_length: int,
     maxsim: bool,
     language_bias: bool = False,
-) -> list[TaskResult]:
+) -> tuple[list[TaskResult], CandidateCheck | None]:
+    """The dense result of one retrieval task, and with ``maxsim`` its MaxSim result (``<task>_maxsim.<lang>``)
+    and, for a pool big enough to need the candidate stage, its recall check."""
     queries = task.queries
     if config.query_noise > 0:
         queries = perturb_queries(queries, config.query_noise, config.noise_seed)
     qids, dids = list(queries), list(task.candidates)
-    doc_texts = [task.candidates[d] for d in dids]
-    query_emb = clock.encode(student, [queries[q] for q in qids], "query", config.query_max_length, config.batch_size)
+    query_texts, doc_texts = [queries[q] for q in qids], [task.candidates[d] for d in dids]
+    query_emb = clock.encode(student, query_texts, "query", config.query_max_length, config.batch_size)
     doc_emb = docs.dense(doc_texts, "passage", passage_max_length)
-    run = dense_search(query_emb, doc_emb, qids, dids, k=100)
-    metrics = score_run(task.qrels, run, DEFAULT_MEASURES)
-    if language_bias:
-        metrics = metrics.merged(score_language_bias(task.qrels, run, task.candidate_langs, task.query_lang))
-    results = [_task_result(key, task.query_lang, task.fingerprint, task.qrels, run, metrics)]
-    if maxsim:
-        q_tokens = clock.encode(
-            student, [queries[q] for q in qids], "query", config.query_max_length, config.batch_size, tokens=True
-        )
-        d_tokens = clock.encode(docs.teacher, doc_texts, "passage", passage_max_length, config.batch_size, tokens=True)
-        late_run = maxsim_search(q_tokens, d_tokens, qids, dids, k=100)
-        task_name, lang = key.split(".", 1)
-        results.append(
-            _task_result(
-                f"{task_name}_maxsim.{lang}",
-                task.query_lang,
-                task.fingerprint,
-                task.qrels,
-                late_run,
-                score_run(task.qrels, late_run, DEFAULT_MEASURES),
-            )
-        )
-    return results
+
+    def scored(result_key: str, run: Run) -> TaskResult:
+        metrics = score_run(task.qrels, run, DEFAULT_MEASURES)
+        if language_bias:
+            metrics = metrics.merged(score_language_bias(task.qrels, run, task.candidate_langs, task.query_lang))
+        return _task_result(result_key, task.query_lang, task.fingerprint, task.qrels, run, metrics)
+
+    results = [scored(key, dense_search(query_emb, doc_emb, qids, dids, k=100))]
+    if not maxsim:
+        return results, None
+    q_tokens = clock.encode(student, query_texts, "query", config.query_max_length, config.batch_size, tokens=True)
+    d_tokens = clock.encode(docs.teacher, doc_texts, "passage", passage_max_length, config.batch_size, tokens=True)
+    late_run, check = late_interaction_search(
+        q_tokens, d_tokens, query_emb, doc_emb, qids, dids, k=100, device=student.device, dtype=_scoring_dtype(config)
+    )
+    task_name, lang = key.split(".", 1)
+    results.append(scored(f"{task_name}{MAXSIM_SUFFIX}.{lang}", late_run))
+    return results, check
+
+
+def _scoring_dtype(config: EvalConfig) -> torch.dtype:
+    """The precision of the MaxSim products: the evaluation's (bf16 where the device computes it natively)."""
+    return autocast_dtype(config.mixed_precision) or torch.float32
 
 
 def _alignment(lang: str, pairs: list, student: Encoder, docs: _DocCache, clock: _Clock, config: EvalConfig) -> list[TaskResult]:
@@ -335,8 +340,11 @@ def _alignment(lang: str, pairs: list, student: Encoder, docs: _DocCache, clock:
     return results
 
 
-def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False) -> EvalRun:
+def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False, log=print) -> EvalRun:
     """Run every task of ``config`` and write the run dir to ``config.out_dir``.
+
+    A MaxSim pool big enough for the candidate stage (the LAReQA pool) logs its recall@10 against exact
+    MaxSim through ``log`` and records it in the run's config (``maxsim_candidates``, per task key).
 
     Everything that can be refused is checked before any model is loaded: the config, the output
     dir (a finished run of the same config is reused; one of another run, system or kind of run is
@@ -359,6 +367,7 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
     docs = _DocCache(teacher, clock, config)
     maxsim = "maxsim" in config.scoring
     results: dict[str, TaskResult] = {}
+    checks: dict[str, dict] = {}
     for spec, lang, data in tqdm(jobs, desc=f"evaluate {_default_system(config, info)}", unit="task", disable=not progress):
         if spec.build is None:
             found = _alignment(lang, data, student, docs, clock, config)
@@ -367,7 +376,7 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
                 config.query_max_length if spec.passage_length is PassageLength.QUERY else config.passage_max_length
             )
             (result_name,) = spec.results
-            found = _retrieval(
+            found, check = _retrieval(
                 f"{result_name}.{lang}",
                 data,
                 student,
@@ -378,8 +387,12 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
                 maxsim and spec.maxsim,
                 language_bias=spec.language_bias,
             )
+            if check is not None:
+                log(f"{found[-1].task_key}: {check.describe()}")
+                checks[found[-1].task_key] = asdict(check)
         results.update({r.task_key: r for r in found})
-    return _save_run(config, info, clock, started, results, (config.split, get_split().fingerprint))
+    extra = {"maxsim_candidates": checks} if checks else {}
+    return _save_run(config, info, clock, started, results, (config.split, get_split().fingerprint), **extra)
 
 
 def _checked_teacher(config) -> Path:
