@@ -268,3 +268,32 @@ def test_evaluation_precision_is_recorded_cached_apart_and_legacy_runs_read_as_f
     assert eval_json.stat().st_mtime_ns == before
     with pytest.raises(OpticalError, match="differs in mixed_precision"):
         evaluate(config("bf16", "fp32"), progress=False)
+
+
+def test_maxsim_tasks_must_have_maxsim_scoring(tmp_path):
+    config = EvalConfig(student="zero-shot", out_dir=str(tmp_path / "out"), scoring=["dense", "maxsim"], maxsim_tasks=["align"])
+    with pytest.raises(OpticalError, match="task align has no MaxSim scoring; MaxSim tasks: clir_sentence, clir_paragraph, pool"):
+        config.validate()
+    with pytest.raises(OpticalError, match="unknown task 'clir'"):
+        EvalConfig(student="zero-shot", out_dir=str(tmp_path / "out"), maxsim_tasks=["clir"]).validate()
+
+
+def test_maxsim_only_on_the_tasks_named_and_teacher_tokens_cached(tiny_run, tmp_path):
+    teacher, run_dir = tiny_run
+    settings = dict(student=str(run_dir), langs=["el"], teacher=str(teacher), split="dev", device="cpu")
+    settings |= dict(tasks=["clir_sentence", "retention"], scoring=["dense", "maxsim"], maxsim_tasks=["clir_sentence"])
+    first = evaluate(EvalConfig(out_dir=str(tmp_path / "a"), **settings), progress=False)
+    assert set(first.tasks) == {"clir_sentence.el", "clir_sentence_maxsim.el", "retention.en"}
+    cached = sorted((tmp_path / "cache" / "doc_cache").glob("*.npz"))
+    assert len(cached) == 1  # the English sentences' tokens
+    late = "clir_sentence_maxsim.el"
+    again = evaluate(EvalConfig(out_dir=str(tmp_path / "b"), **settings), progress=False)
+    assert again.tasks[late].per_query == first.tasks[late].per_query
+    # The next evaluation reads the teacher's tokens from the cache: negated there, they change its MaxSim.
+    with np.load(cached[0]) as held:
+        tokens, counts = held["tokens"], held["counts"]
+    with open(cached[0], "wb") as handle:
+        np.savez(handle, tokens=-tokens, counts=counts)
+    flipped = evaluate(EvalConfig(out_dir=str(tmp_path / "c"), **settings), progress=False)
+    assert flipped.tasks[late].per_query != first.tasks[late].per_query
+    assert flipped.tasks["clir_sentence.el"].per_query == first.tasks["clir_sentence.el"].per_query

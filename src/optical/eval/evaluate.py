@@ -50,7 +50,7 @@ from optical.eval.metrics import DEFAULT_MEASURES, MetricResult, Run, score_lang
 from optical.eval.perturb import perturb_queries
 from optical.eval.results import EVAL_JSON, ZERO_SHOT, EvalRun, TaskResult
 from optical.eval.scoring import dense_search
-from optical.eval.tasks import MAXSIM_SUFFIX, TASKS, PassageLength, parse_task
+from optical.eval.tasks import MAXSIM_SUFFIX, TASKS, PassageLength, TaskSpec, parse_task
 from optical.models import resolve_model
 from optical.models.check import check_model_dir
 from optical.models.encoder import Encoder
@@ -62,7 +62,7 @@ from optical.train.trainer import versions
 
 SCORINGS = ("dense", "maxsim")
 #: Config fields added after evaluations were recorded, with the value those evaluations ran with.
-LEGACY_EVAL_VALUES: dict[str, Any] = {"mixed_precision": "no"}
+LEGACY_EVAL_VALUES: dict[str, Any] = {"mixed_precision": "no", "maxsim_tasks": None}
 ALIGN_MEASURES = ("R@1", "R@5", "RR@10")
 
 
@@ -76,6 +76,8 @@ class EvalConfig:
     teacher: str = "multilingual-e5-small"
     tasks: list[str] = field(default_factory=lambda: [str(task) for task in TASKS])
     scoring: list[str] = field(default_factory=lambda: ["dense"])
+    #: With ``maxsim`` scoring: the tasks scored both ways (None: every task MaxSim applies to).
+    maxsim_tasks: list[str] | None = None
     split: str = "test"
     query_noise: float = 0.0
     noise_seed: int = 0
@@ -95,6 +97,10 @@ class EvalConfig:
         for scoring in self.scoring:
             if scoring not in SCORINGS:
                 raise OpticalError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORINGS)}")
+        for task in self.maxsim_tasks or []:
+            if not TASKS[parse_task(task)].maxsim:
+                late = ", ".join(str(t) for t, spec in TASKS.items() if spec.maxsim)
+                raise OpticalError(f"task {task} has no MaxSim scoring; MaxSim tasks: {late}")
         if self.split not in ("dev", "test"):
             raise OpticalError(f"--split must be dev or test, got {self.split!r}")
         if not self.langs:
@@ -246,10 +252,12 @@ class _DocCache:
         self.teacher, self.clock, self.config = teacher, clock, config
         self.root = cache_root() / "doc_cache"
 
+    def _path(self, texts: list[str], kind: str, max_length: int, suffix: str, *extra: str) -> Path:
+        key = [teacher_identity(self.teacher), kind, max_length, texts, *precision_key(self.config.mixed_precision), *extra]
+        return self.root / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]}{suffix}"
+
     def dense(self, texts: list[str], kind: str, max_length: int) -> np.ndarray:
-        key = [teacher_identity(self.teacher), kind, max_length, texts, *precision_key(self.config.mixed_precision)]
-        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
-        path = self.root / f"{digest}.npy"
+        path = self._path(texts, kind, max_length, ".npy")
         if path.exists():
             try:
                 return np.load(path)
@@ -260,6 +268,23 @@ class _DocCache:
             with open(tmp, "wb") as fh:
                 np.save(fh, emb)
         return emb
+
+    def tokens(self, texts: list[str], kind: str, max_length: int) -> list[torch.Tensor]:
+        """Per text its content-token embeddings (MaxSim's documents), cached as one ``.npz``: all tokens one
+        after the other and each text's count."""
+        path = self._path(texts, kind, max_length, ".npz", "tokens")
+        if path.exists():
+            try:
+                with np.load(path) as held:
+                    flat, counts = held["tokens"], held["counts"]
+                return [torch.from_numpy(t) for t in np.split(flat, np.cumsum(counts)[:-1])]
+            except (OSError, ValueError, KeyError):
+                path.unlink()  # damaged cache entry: recompute below
+        tokens = self.clock.encode(self.teacher, texts, kind, max_length, self.config.batch_size, tokens=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, tokens=torch.cat(tokens).numpy(), counts=np.array([len(t) for t in tokens]))
+        return tokens
 
 
 def _task_result(key: str, lang: str, fingerprint: str, qrels, run, metrics: MetricResult) -> TaskResult:
@@ -297,13 +322,19 @@ def _retrieval(
     if not maxsim:
         return results, None
     q_tokens = clock.encode(student, query_texts, "query", config.query_max_length, config.batch_size, tokens=True)
-    d_tokens = clock.encode(docs.teacher, doc_texts, "passage", passage_max_length, config.batch_size, tokens=True)
+    d_tokens = docs.tokens(doc_texts, "passage", passage_max_length)
     late_run, check = late_interaction_search(
         q_tokens, d_tokens, query_emb, doc_emb, qids, dids, k=100, device=student.device, dtype=_scoring_dtype(config)
     )
     task_name, lang = key.split(".", 1)
     results.append(scored(f"{task_name}{MAXSIM_SUFFIX}.{lang}", late_run))
     return results, check
+
+
+def _scores_maxsim(config: EvalConfig, spec: TaskSpec) -> bool:
+    """Whether ``config`` scores the task of ``spec`` with MaxSim too."""
+    wanted = config.maxsim_tasks is None or str(spec.task) in config.maxsim_tasks
+    return "maxsim" in config.scoring and spec.maxsim and wanted
 
 
 def _scoring_dtype(config: EvalConfig) -> torch.dtype:
@@ -365,7 +396,6 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False,
     teacher, student = _load_encoders(config, teacher_location, student_path)
     clock = _Clock()
     docs = _DocCache(teacher, clock, config)
-    maxsim = "maxsim" in config.scoring
     results: dict[str, TaskResult] = {}
     checks: dict[str, dict] = {}
     for spec, lang, data in tqdm(jobs, desc=f"evaluate {_default_system(config, info)}", unit="task", disable=not progress):
@@ -384,7 +414,7 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False,
                 clock,
                 config,
                 passage_max_length,
-                maxsim and spec.maxsim,
+                _scores_maxsim(config, spec),
                 language_bias=spec.language_bias,
             )
             if check is not None:
