@@ -56,11 +56,11 @@ def _realistic(seed: int, queries: int, docs: int, width: int = 32) -> tuple[lis
 
 
 @pytest.mark.parametrize(
-    ("block_elements", "block_columns"), [(maxsim.MAXSIM_BLOCK_ELEMENTS, maxsim.MAXSIM_BLOCK_COLUMNS), (7, 5), (1, 1)]
+    ("query_block_tokens", "block_columns"), [(maxsim.MAXSIM_QUERY_BLOCK_TOKENS, maxsim.MAXSIM_BLOCK_COLUMNS), (7, 5), (1, 1)]
 )
-def test_fast_maxsim_equals_the_reference(monkeypatch, block_elements, block_columns):
-    # Small blocks split query tokens mid-query and length groups into several blocks.
-    monkeypatch.setattr(maxsim, "MAXSIM_BLOCK_ELEMENTS", block_elements)
+def test_fast_maxsim_equals_the_reference(monkeypatch, query_block_tokens, block_columns):
+    # Small blocks put each query in a block of its own (longer than the block) and split length groups.
+    monkeypatch.setattr(maxsim, "MAXSIM_QUERY_BLOCK_TOKENS", query_block_tokens)
     monkeypatch.setattr(maxsim, "MAXSIM_BLOCK_COLUMNS", block_columns)
     queries, docs = _realistic(1, 23, 61)
     fast, reference = maxsim_scores(queries, docs), maxsim_reference(queries, docs)

@@ -2,12 +2,13 @@
 
 One vector per token; ``score(q, d) = sum_i max_j cos(q_i, d_j)`` (Khattab & Zaharia, SIGIR 2020, eq. 3).
 
-* :func:`maxsim_scores` is exact for every query/document pair. Documents are grouped by token count, so a
-  group is one ``[n, L, h]`` tensor with no padding at all; the query tokens of all queries are one flat
-  ``[T, h]`` matrix. Each block is one matrix product ``[t, h] x [h, n*L]``, a max over each document's
-  ``L`` columns (a reshape, since the group's documents share ``L``) and a sum of each query's rows
-  (``index_add_`` by the query of each token). Nothing is padded to the longest query or document, and no
-  4-D tensor is built. The products run in ``dtype``: bf16 where the evaluation's precision is bf16 (the
+* :func:`maxsim_scores` is exact for every query/document pair. Documents are grouped by token count (rounded
+  up to a multiple of 8, padded with copies of their own last token, which cannot change a maximum), so a block
+  of documents is one ``[L*n, h]`` matrix; the queries are blocks of whole queries, each block's tokens one
+  ``[t, h]`` matrix. Each pair of blocks is one matrix product ``[t, h] x [h, L*n]``, a max over each
+  document's ``L`` columns (a reshape, since the block's documents share ``L``) and a sum of each query's rows
+  (a product with the block's 0/1 token-to-query matrix). Nothing is padded to the longest query or document,
+  nothing is masked, and no 4-D tensor is built. The products run in ``dtype``: bf16 where the evaluation's precision is bf16 (the
   device computes it natively: AMX/AVX512-BF16 CPUs, CUDA), fp32 otherwise; the max is taken on the
   products as computed and the sum in fp32.
 * :func:`maxsim_reference` is the plain definition (a padded 4-D einsum with masks, as PyLate's
@@ -41,10 +42,14 @@ from optical.eval.metrics import Run
 from optical.eval.recall import RECALL_K, query_recalls, recall_lower_bound
 from optical.eval.scoring import check_ids, dense_search
 
-#: Upper bound on the elements of one similarity block ``[query tokens, document tokens]`` (2**24: 64 MiB in fp32).
-MAXSIM_BLOCK_ELEMENTS = 1 << 24
-#: Document tokens per block: the width of one matrix product (its cache-friendly size on a CPU).
-MAXSIM_BLOCK_COLUMNS = 1 << 13
+#: Query tokens per block (whole queries; a longer query is a block of its own) and document tokens per block: one
+#: similarity block ``[query tokens, document tokens]`` of 512 x 4096 stays in a CPU core's L2 cache in bf16, so the
+#: max over each document's tokens reads it from there rather than from memory.
+MAXSIM_QUERY_BLOCK_TOKENS = 512
+MAXSIM_BLOCK_COLUMNS = 4096
+#: Document lengths are rounded up to a multiple of this (at most 7 copied tokens per document), so that the
+#: documents of a block are many, not the few that have one exact length.
+MAXSIM_LENGTH_STEP = 8
 #: Pools with at least this many documents get the candidate stage. Exact MaxSim costs ``query tokens x document
 #: tokens`` products: 978 Greek questions against the 1180 English sentences take about a second on 2 cores in bf16,
 #: the 10,627 sentences of the LAReQA pool nine times that, plus the token forward pass of every document.
@@ -85,54 +90,82 @@ def _normalised(tokens: Sequence[torch.Tensor], device: torch.device, dtype: tor
 
 
 @dataclass(frozen=True)
-class PackedQueries:
-    """The tokens of many queries as one matrix: ``tokens [T, h]`` and the query row of each token ``owner [T]``."""
+class QueryBlock:
+    """Whole queries ``first .. first + count - 1`` whose tokens are ``tokens [t, h]``; ``owner [count, t]`` is 1
+    where a token belongs to a query, so ``owner @ x`` sums the rows of ``x [t, n]`` per query."""
 
+    first: int
     tokens: torch.Tensor
     owner: torch.Tensor
+
+
+@dataclass(frozen=True)
+class PackedQueries:
+    """Queries in blocks of about :data:`MAXSIM_QUERY_BLOCK_TOKENS` tokens, each query whole in one block."""
+
+    blocks: tuple[QueryBlock, ...]
     count: int
 
     @classmethod
     def pack(cls, tokens: Sequence[torch.Tensor], device: torch.device, dtype: torch.dtype) -> PackedQueries:
-        lengths = torch.tensor([t.shape[0] for t in tokens], device=device)
-        owner = torch.arange(len(tokens), device=device).repeat_interleave(lengths)
-        return cls(_normalised(tokens, device, dtype), owner, len(tokens))
+        blocks, start = [], 0
+        while start < len(tokens):
+            stop, size = start, 0
+            while stop < len(tokens) and (stop == start or size + tokens[stop].shape[0] <= MAXSIM_QUERY_BLOCK_TOKENS):
+                size += tokens[stop].shape[0]
+                stop += 1
+            lengths = torch.tensor([t.shape[0] for t in tokens[start:stop]], device=device)
+            member = torch.arange(stop - start, device=device).repeat_interleave(lengths)
+            owner = (member[None, :] == torch.arange(stop - start, device=device)[:, None]).float()
+            blocks.append(QueryBlock(start, _normalised(tokens[start:stop], device, dtype), owner))
+            start = stop
+        return cls(tuple(blocks), len(tokens))
+
+
+@dataclass(frozen=True)
+class DocBlock:
+    """Documents of one padded length ``L``: their positions ``[n]`` and their tokens token-major, ``[L * n, h]``
+    (row ``j * n + i`` is token ``j`` of document ``i``), each document padded to ``L`` with copies of its last token,
+    which leave its maxima unchanged."""
+
+    positions: torch.Tensor
+    length: int
+    tokens: torch.Tensor
 
 
 @dataclass(frozen=True)
 class PackedDocs:
-    """Documents grouped by token count: per group, their positions ``[n]`` and their tokens ``[n, L, h]``."""
+    """Documents sorted by length, in blocks of about :data:`MAXSIM_BLOCK_COLUMNS` tokens, lengths rounded up to a
+    multiple of :data:`MAXSIM_LENGTH_STEP` (so a block is a real matrix product, not a handful of documents)."""
 
-    groups: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    blocks: tuple[DocBlock, ...]
     count: int
 
     @classmethod
     def pack(cls, tokens: Sequence[torch.Tensor], device: torch.device, dtype: torch.dtype) -> PackedDocs:
         by_length: dict[int, list[int]] = {}
         for position, t in enumerate(tokens):
-            by_length.setdefault(t.shape[0], []).append(position)
-        groups = []
+            by_length.setdefault(-(-t.shape[0] // MAXSIM_LENGTH_STEP) * MAXSIM_LENGTH_STEP, []).append(position)
+        blocks = []
         for length, positions in sorted(by_length.items()):
-            stacked = _normalised([tokens[p] for p in positions], device, dtype).view(len(positions), length, -1)
-            groups.append((torch.tensor(positions, device=device), stacked))
-        return cls(tuple(groups), len(tokens))
+            per_block = max(1, MAXSIM_BLOCK_COLUMNS // length)
+            for start in range(0, len(positions), per_block):
+                chosen = positions[start : start + per_block]
+                padded = [torch.cat([t, t[-1:].expand(length - t.shape[0], -1)]) for t in (tokens[p] for p in chosen)]
+                stacked = _normalised(padded, device, dtype).view(len(chosen), length, -1)
+                token_major = stacked.transpose(0, 1).reshape(length * len(chosen), -1)
+                blocks.append(DocBlock(torch.tensor(chosen, device=device), length, token_major))
+        return cls(tuple(blocks), len(tokens))
 
 
-def _group_scores(queries: PackedQueries, group: torch.Tensor) -> torch.Tensor:
-    """MaxSim of every packed query with every document of one length group ``[n, L, h]`` -> ``[queries, n]`` fp32."""
-    n, length, width = group.shape
-    docs_per_block = max(1, MAXSIM_BLOCK_COLUMNS // length)
-    rows_per_block = max(1, MAXSIM_BLOCK_ELEMENTS // (docs_per_block * length))
-    out = torch.zeros(queries.count, n, device=group.device)
-    for d_start in range(0, n, docs_per_block):
-        docs = group[d_start : d_start + docs_per_block]
-        flat = docs.reshape(-1, width).T  # [h, n_block * L]
-        block = torch.zeros(queries.count, docs.shape[0], device=group.device)
-        for t_start in range(0, queries.tokens.shape[0], rows_per_block):
-            sim = queries.tokens[t_start : t_start + rows_per_block] @ flat
-            best = sim.view(sim.shape[0], docs.shape[0], length).amax(dim=-1)  # best document token per query token
-            block.index_add_(0, queries.owner[t_start : t_start + rows_per_block], best.float())
-        out[:, d_start : d_start + docs.shape[0]] = block
+def _block_scores(queries: PackedQueries, docs: DocBlock) -> torch.Tensor:
+    """MaxSim of every packed query with the documents of one block -> ``[queries, n]`` fp32."""
+    n = len(docs.positions)
+    out = torch.empty(queries.count, n, device=docs.tokens.device)
+    for block in queries.blocks:
+        sim = F.linear(block.tokens, docs.tokens)  # [t, L * n]
+        best = sim.view(sim.shape[0], docs.length, n).amax(dim=1)  # best document token per query token
+        out[block.first : block.first + block.owner.shape[0]] = block.owner @ best.float()
     return out
 
 
@@ -156,8 +189,8 @@ def maxsim_scores(
     queries = PackedQueries.pack(query_tokens, device, dtype)
     docs = PackedDocs.pack(doc_tokens, device, dtype)
     scores = torch.empty(queries.count, docs.count, device=device)
-    for positions, group in docs.groups:
-        scores[:, positions] = _group_scores(queries, group)
+    for block in docs.blocks:
+        scores[:, block.positions] = _block_scores(queries, block)
     return scores.cpu()
 
 
