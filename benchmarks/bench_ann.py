@@ -99,7 +99,8 @@ def worker(size: int, work: Path) -> dict[str, object]:
     index against exact search (after the peak memory of the encode/index path is read)."""
     import faiss
 
-    from optical.eval.collection import IndexKind, IndexPlan, build_index, encode_to_disk, recall_at_k, tune_breadth
+    from optical.eval.collection import IndexKind, IndexPlan, build_index, encode_to_disk, tune_breadth
+    from optical.eval.recall import recall_at_k
 
     imported = peak_rss_gib()
     mixture = Mixture()

@@ -117,6 +117,9 @@ GOALS: dict[str, tuple[str, float]] = {
     "demo_minutes": ("<", 5.0),
     "ann_recall_at_10_vs_exact": (">=", 0.95),
     "ann_over_exact_query_speed": (">=", 10.0),
+    "maxsim_exact_speedup": (">=", 20.0),
+    "maxsim_over_pylate": (">=", 1.0),
+    "maxsim_pool_recall_at_10": (">=", 0.95),
 }
 _COMPARE = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}
 

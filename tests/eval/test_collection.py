@@ -115,7 +115,8 @@ def test_approximate_index_recall_is_measured_and_maxsim_reranks(teacher, tmp_pa
     base = ["evaluate", "--collection", str(beir), "--query-lang", "el", "--student", "zero-shot", "--teacher", str(teacher)]
     base += ["--device", "cpu", "--quiet"]
     # 400 documents >= --exact-below 100: the size-based choice takes IVF, 400 // 40 = 10 lists.
-    assert main([*base, "--out", str(tmp_path / "ivf"), "--exact-below", "100", "--scoring", "dense,maxsim"]) == 0
+    late_interaction = ["--scoring", "dense,maxsim", "--maxsim-exact-below", "100"]
+    assert main([*base, "--out", str(tmp_path / "ivf"), "--exact-below", "100", *late_interaction]) == 0
     printed = capsys.readouterr().out
     assert "approximate search: IVF (nlist=10, nprobe=" in printed and "recall@10 against exact search" in printed
     run = EvalRun.load(tmp_path / "ivf")
@@ -131,15 +132,29 @@ def test_approximate_index_recall_is_measured_and_maxsim_reranks(teacher, tmp_pa
     assert set(run.tasks) == {"collection.el", "collection_maxsim.el"}
     dense, late = run.tasks["collection.el"].run, run.tasks["collection_maxsim.el"].run
     assert all(set(late[q]) <= set(dense[q]) for q in dense)  # a rerank of the dense candidates only
+    # 400 documents >= --maxsim-exact-below 100: the rerank's recall against exact MaxSim is printed and stored.
+    assert "MaxSim candidate stage: exact MaxSim reranks the dense top 100 of 400 documents" in printed
+    checked = described["maxsim"]
+    assert checked["documents"] == 400 and checked["sample"] == 40 and checked["depth"] == 100 and not checked["tuned"]
+    assert 0.0 <= checked["recall_at_10_low"] <= checked["recall_at_10"] <= 1.0
+    assert checked["tried"] == [[100, checked["recall_at_10"], checked["recall_at_10_low"]]]
+    print(f"MaxSim rerank recall@10 on the 400-document test collection: {checked['recall_at_10']:.4f}")
     # A forced kind overrides the size; the corpus vectors come from the cache the first run wrote.
     assert main([*base, "--out", str(tmp_path / "hnsw"), "--index", "hnsw", "--recall-target", "0.9"]) == 0
     assert "approximate search: HNSW (M=32, efSearch=" in capsys.readouterr().out
     hnsw = EvalRun.load(tmp_path / "hnsw").config["collection"]["ann"]
     assert hnsw["breadth_name"] == "efSearch" and hnsw["recall_target"] == 0.9 and 0.9 <= hnsw["recall_at_10_low"] <= 1.0
-    assert main([*base, "--out", str(tmp_path / "exact"), "--index", "exact", "--exact-below", "100"]) == 0
+    assert (
+        main([*base, "--out", str(tmp_path / "exact"), "--index", "exact", "--exact-below", "100", "--scoring", "dense,maxsim"])
+        == 0
+    )
     exact = EvalRun.load(tmp_path / "exact")
     assert exact.config["collection"]["search"] == "exact" and exact.config["collection"]["ann"] is None
-    assert "approximate search" not in capsys.readouterr().out
+    # Below the default --maxsim-exact-below, MaxSim is exact over every document: no candidate stage to check.
+    assert exact.config["collection"]["maxsim"] is None
+    assert all(len(ranking) == 100 for ranking in exact.tasks["collection_maxsim.el"].run.values())  # all 400 scored
+    printed = capsys.readouterr().out
+    assert "approximate search" not in printed and "MaxSim candidate stage" not in printed
 
 
 def test_index_is_chosen_by_collection_size():

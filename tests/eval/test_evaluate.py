@@ -9,6 +9,7 @@ import pytest
 
 from optical.cli import main
 from optical.errors import OpticalError
+from optical.eval import maxsim
 from optical.eval.evaluate import EvalConfig, evaluate
 from optical.eval.results import EvalRun
 from optical.models.encoder import Encoder
@@ -44,10 +45,12 @@ def isolated_cache(tmp_path, monkeypatch, mirror_dir):
     monkeypatch.setenv("OPTICAL_DATA_DIR", str(mirror_dir))
 
 
-def test_every_task_writes_rescorable_results(tiny_run, tmp_path):
+def test_every_task_writes_rescorable_results(tiny_run, tmp_path, monkeypatch, capsys):
     teacher, run_dir = tiny_run
     out = tmp_path / "eval"
-    # The dev split (8 articles) keeps exact MaxSim over paragraphs small; the mechanics are the same.
+    # The dev split (8 articles) keeps exact MaxSim over paragraphs small; the mechanics are the same. The LAReQA pool
+    # (11 languages) is made big enough for the MaxSim candidate stage; the sentences of one language are not.
+    monkeypatch.setattr(maxsim, "MAXSIM_EXACT_BELOW", 1000)
     result = evaluate(
         EvalConfig(
             student=str(run_dir),
@@ -66,6 +69,7 @@ def test_every_task_writes_rescorable_results(tiny_run, tmp_path):
         "clir_paragraph.el",
         "clir_paragraph_maxsim.el",
         "pool.el",
+        "pool_maxsim.el",
         "align_x2en.el",
         "align_en2x.el",
         "retention.en",
@@ -74,7 +78,13 @@ def test_every_task_writes_rescorable_results(tiny_run, tmp_path):
     loaded = EvalRun.load(out)
     assert loaded.tasks["clir_sentence.el"].aggregates == result.tasks["clir_sentence.el"].aggregates
     assert result.tasks["align_x2en.el"].n_queries == 1012
-    assert "LangShare@10" in result.tasks["pool.el"].aggregates
+    assert "LangShare@10" in result.tasks["pool.el"].aggregates and "LangShare@10" in result.tasks["pool_maxsim.el"].aggregates
+    # The pool's MaxSim reranks dense candidates: its recall@10 against exact MaxSim is printed and stored.
+    (check,) = loaded.config["maxsim_candidates"].values()
+    assert list(loaded.config["maxsim_candidates"]) == ["pool_maxsim.el"]
+    assert check["documents"] > 1000 and check["sample"] == 200 and check["recall_target"] == 0.95
+    assert check["depth"] == check["tried"][-1][0] and (check["recall_at_10_low"] >= 0.95 or check["depth"] == check["documents"])
+    assert "pool_maxsim.el: MaxSim candidate stage: exact MaxSim reranks the dense top" in capsys.readouterr().out
     assert 0 < result.timings["forward_fraction"] <= 1
     import ir_measures
 
@@ -258,3 +268,32 @@ def test_evaluation_precision_is_recorded_cached_apart_and_legacy_runs_read_as_f
     assert eval_json.stat().st_mtime_ns == before
     with pytest.raises(OpticalError, match="differs in mixed_precision"):
         evaluate(config("bf16", "fp32"), progress=False)
+
+
+def test_maxsim_tasks_must_have_maxsim_scoring(tmp_path):
+    config = EvalConfig(student="zero-shot", out_dir=str(tmp_path / "out"), scoring=["dense", "maxsim"], maxsim_tasks=["align"])
+    with pytest.raises(OpticalError, match="task align has no MaxSim scoring; MaxSim tasks: clir_sentence, clir_paragraph, pool"):
+        config.validate()
+    with pytest.raises(OpticalError, match="unknown task 'clir'"):
+        EvalConfig(student="zero-shot", out_dir=str(tmp_path / "out"), maxsim_tasks=["clir"]).validate()
+
+
+def test_maxsim_only_on_the_tasks_named_and_teacher_tokens_cached(tiny_run, tmp_path):
+    teacher, run_dir = tiny_run
+    settings = dict(student=str(run_dir), langs=["el"], teacher=str(teacher), split="dev", device="cpu")
+    settings |= dict(tasks=["clir_sentence", "retention"], scoring=["dense", "maxsim"], maxsim_tasks=["clir_sentence"])
+    first = evaluate(EvalConfig(out_dir=str(tmp_path / "a"), **settings), progress=False)
+    assert set(first.tasks) == {"clir_sentence.el", "clir_sentence_maxsim.el", "retention.en"}
+    cached = sorted((tmp_path / "cache" / "doc_cache").glob("*.npz"))
+    assert len(cached) == 1  # the English sentences' tokens
+    late = "clir_sentence_maxsim.el"
+    again = evaluate(EvalConfig(out_dir=str(tmp_path / "b"), **settings), progress=False)
+    assert again.tasks[late].per_query == first.tasks[late].per_query
+    # The next evaluation reads the teacher's tokens from the cache: negated there, they change its MaxSim.
+    with np.load(cached[0]) as held:
+        tokens, counts = held["tokens"], held["counts"]
+    with open(cached[0], "wb") as handle:
+        np.savez(handle, tokens=-tokens, counts=counts)
+    flipped = evaluate(EvalConfig(out_dir=str(tmp_path / "c"), **settings), progress=False)
+    assert flipped.tasks[late].per_query != first.tasks[late].per_query
+    assert flipped.tasks["clir_sentence.el"].per_query == first.tasks["clir_sentence.el"].per_query

@@ -19,8 +19,11 @@ sample of the corpus. ``index="hnsw"`` (Malkov & Yashunin, TPAMI 2020) or
 search (computed block by block from the file) is measured on a seeded sample of
 queries while its search breadth (IVF ``nprobe``, HNSW ``efSearch``) is widened
 until it reaches ``recall_target``; the recall is printed and recorded in the run
-(``config.collection.ann``). ``scoring=["dense", "maxsim"]`` adds a MaxSim
-(ColBERT) rerank of each query's dense candidates.
+(``config.collection.ann``). ``scoring=["dense", "maxsim"]`` adds MaxSim (ColBERT,
+:mod:`optical.eval.maxsim`): exact over every document below ``maxsim_exact_below``
+documents (default 5,000), above it a rerank of each query's dense candidates whose
+recall@10 against exact MaxSim over every document is measured on the same seeded
+sample of queries, printed and recorded (``config.collection.maxsim``).
 
 The run dir is the same format as :func:`optical.eval.evaluate.evaluate` writes
 (per-query values, TREC run, qrels), with task keys ``<task_name>.<query_lang>``
@@ -46,6 +49,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import torch
 from faiss.contrib.exhaustive_search import knn_ground_truth
 from tqdm.auto import tqdm
 
@@ -62,13 +66,22 @@ from optical.eval.evaluate import (
     precision_key,
     sole_writer,
 )
-from optical.eval.metrics import DEFAULT_MEASURES, score_run
+from optical.eval.maxsim import (
+    MAXSIM_EXACT_BELOW,
+    CandidateCheck,
+    exact_top_k_streamed,
+    maxsim_rerank,
+    maxsim_search,
+    sample_rows,
+)
+from optical.eval.metrics import DEFAULT_MEASURES, Run, score_run
+from optical.eval.recall import RECALL_K, query_recalls, recall_lower_bound
 from optical.eval.results import EvalRun, TaskResult, check_task_key
-from optical.eval.scoring import maxsim_rerank
+from optical.eval.tasks import MAXSIM_SUFFIX
 from optical.models.encoder import Encoder
 from optical.storage import atomic_write_json, cache_root
 from optical.train.config import PRECISIONS, MixedPrecision, check_model_names
-from optical.train.precision import check_device, check_precision, resolve_precision
+from optical.train.precision import autocast_dtype, check_device, check_precision, resolve_precision
 from optical.train.teacher_cache import teacher_identity
 
 SCORINGS = ("dense", "maxsim")
@@ -85,12 +98,6 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 #: The widest HNSW efSearch tried while tuning for the recall target.
 HNSW_MAX_EF_SEARCH = 4096
-RECALL_K = 10
-#: One-sided 95% normal quantile. The breadth is widened until the lower confidence bound of the recall over the
-#: sampled queries reaches the target, not its mean: tuned on the mean of 200 queries, 1000 held-out ones reached
-#: 0.947 for a 0.95 target (benchmarks/bench_ann.py, 1M vectors), since the narrowest breadth whose sample mean
-#: clears the target is as likely as not to fall short on other queries.
-RECALL_CONFIDENCE_Z = 1.645
 #: Documents encoded (and index rows added) per block: the unit of memory, of progress on disk and of resumption.
 BLOCK_ROWS = 4096
 
@@ -177,6 +184,7 @@ class CollectionConfig:
     depth: int = 100  # documents retrieved per query (and MaxSim candidates)
     index: IndexKind = IndexKind.AUTO
     exact_below: int = EXACT_BELOW
+    maxsim_exact_below: int = MAXSIM_EXACT_BELOW  # exact MaxSim over every document below it, else a dense-candidate rerank
     recall_target: float = 0.95  # recall@10 against exact search the approximate index is tuned to reach
     recall_sample: int = 200  # queries on which the approximate index's recall@10 is measured
     batch_size: int = 64
@@ -200,7 +208,15 @@ class CollectionConfig:
             self.index = IndexKind(self.index)
         except ValueError:
             raise OpticalError(f"unknown index {self.index!r}; choose from {', '.join(IndexKind)}") from None
-        for name in ("depth", "exact_below", "recall_sample", "batch_size", "passage_max_length", "query_max_length"):
+        for name in (
+            "depth",
+            "exact_below",
+            "maxsim_exact_below",
+            "recall_sample",
+            "batch_size",
+            "passage_max_length",
+            "query_max_length",
+        ):
             if getattr(self, name) < 1:
                 raise OpticalError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.recall_target <= 1.0:
@@ -390,24 +406,6 @@ def exact_top_k(query_emb: np.ndarray, vectors: DiskVectors, k: int) -> np.ndarr
     return found
 
 
-def query_recalls(truth: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """Per query, the share of its row of ``truth`` (exact top-k row numbers) that its row of ``found`` also holds."""
-    k = truth.shape[1]
-    return np.array([len(set(t.tolist()) & set(f.tolist())) / k for t, f in zip(truth, found)])
-
-
-def recall_at_k(truth: np.ndarray, found: np.ndarray) -> float:
-    """Mean of :func:`query_recalls`: recall@k of ``found`` against exact search."""
-    return float(query_recalls(truth, found).mean())
-
-
-def _lower_bound(recalls: np.ndarray) -> float:
-    """One-sided 95% lower confidence bound of the mean recall (normal approximation over the queries)."""
-    if len(recalls) < 2:
-        return float(recalls.mean())
-    return float(recalls.mean() - RECALL_CONFIDENCE_Z * recalls.std(ddof=1) / math.sqrt(len(recalls)))
-
-
 @dataclass(frozen=True)
 class AnnCheck:
     """How close the approximate index came to exact search, at the breadth the collection was searched with."""
@@ -452,7 +450,7 @@ def tune_breadth(
         parameters.set_index_parameter(index, plan.breadth_name, breadth)
         _, found = index.search(queries, min(k, vectors.rows))
         recalls = query_recalls(truth, found[:, : truth.shape[1]])
-        tried.append((breadth, float(recalls.mean()), _lower_bound(recalls)))
+        tried.append((breadth, float(recalls.mean()), recall_lower_bound(recalls)))
         if tried[-1][2] >= target:
             break
     breadth, recall, low = tried[-1]
@@ -508,15 +506,12 @@ def _evaluate_collection(config: CollectionConfig, collection: Collection, progr
     results[key] = TaskResult.from_metrics(
         key, lang, fingerprint, score_run(collection.qrels, run, DEFAULT_MEASURES), run=run, qrels=collection.qrels
     )
+    maxsim_check: CandidateCheck | None = None
     if "maxsim" in config.scoring:
-        position = {doc: i for i, doc in enumerate(dids)}
-        pool = sorted({doc for docs_of in run.values() for doc in docs_of}, key=position.__getitem__)  # only the candidates
-        q_tokens = clock.encode(student, query_texts, "query", config.query_max_length, config.batch_size, tokens=True)
-        d_tokens = clock.encode(
-            teacher, [collection.corpus[d] for d in pool], "passage", config.passage_max_length, config.batch_size, tokens=True
-        )
-        late = maxsim_rerank(q_tokens, d_tokens, qids, pool, candidates=run, k=config.depth)
-        late_key = f"{config.task_name}_maxsim.{lang}"
+        late, maxsim_check = _collection_maxsim(config, collection, teacher, student, clock, run)
+        if maxsim_check is not None:
+            log(maxsim_check.describe())
+        late_key = f"{config.task_name}{MAXSIM_SUFFIX}.{lang}"
         results[late_key] = TaskResult.from_metrics(
             late_key, lang, fingerprint, score_run(collection.qrels, late, DEFAULT_MEASURES), run=late, qrels=collection.qrels
         )
@@ -531,9 +526,58 @@ def _evaluate_collection(config: CollectionConfig, collection: Collection, progr
         "search": "approximate" if plan.approximate else "exact",
         "index": asdict(plan),
         "ann": asdict(ann) if ann is not None else None,
+        "maxsim": asdict(maxsim_check) if maxsim_check is not None else None,
     }
     split = (f"{collection.name}/{collection.split}", collection.fingerprint)
     return _save_run(config, info, clock, started, results, split, collection=described)
+
+
+def _collection_maxsim(
+    config: CollectionConfig, collection: Collection, teacher: Encoder, student: Encoder, clock: _Clock, dense: Run
+) -> tuple[dict[str, dict[str, float]], CandidateCheck | None]:
+    """The MaxSim run of a collection: exact over every document below ``config.maxsim_exact_below`` documents;
+    from there on a rerank of each query's dense candidates, with its recall@10 against exact MaxSim over every
+    document measured on ``config.recall_sample`` seeded queries. That check encodes the corpus's tokens once more,
+    a block at a time (memory holds one block), and scores only the sampled queries against them."""
+    qids, dids = list(collection.queries), list(collection.corpus)
+    query_texts = [collection.queries[q] for q in qids]
+    q_tokens = clock.encode(student, query_texts, "query", config.query_max_length, config.batch_size, tokens=True)
+    dtype = autocast_dtype(config.mixed_precision) or torch.float32
+
+    def doc_tokens(ids: Sequence[str]) -> list:
+        texts = [collection.corpus[d] for d in ids]
+        return clock.encode(teacher, texts, "passage", config.passage_max_length, config.batch_size, tokens=True)
+
+    if len(dids) < config.maxsim_exact_below:
+        return maxsim_search(q_tokens, doc_tokens(dids), qids, dids, config.depth, student.device, dtype), None
+    position = {doc: i for i, doc in enumerate(dids)}
+    pool = sorted({doc for docs_of in dense.values() for doc in docs_of}, key=position.__getitem__)  # only the candidates
+    late = maxsim_rerank(
+        q_tokens, doc_tokens(pool), qids, pool, candidates=dense, k=config.depth, device=student.device, dtype=dtype
+    )
+    rows = sample_rows(len(qids), config.recall_sample)
+    blocks = (
+        [
+            torch.from_numpy(t)
+            for t in _encode_tokens_uncached(
+                teacher, clock, [collection.corpus[d] for d in dids[start : start + BLOCK_ROWS]], config
+            )
+        ]
+        for start in range(0, len(dids), BLOCK_ROWS)
+    )
+    truth = exact_top_k_streamed([q_tokens[r] for r in rows], blocks, RECALL_K, student.device, dtype)
+    found = [[position[d] for d in sorted(late[qids[r]], key=late[qids[r]].get, reverse=True)[:RECALL_K]] for r in rows]
+    recalls = np.array([len(set(t.tolist()) & set(f)) / truth.shape[1] for t, f in zip(truth, found)])
+    measured = (config.depth, float(recalls.mean()), recall_lower_bound(recalls))
+    return late, CandidateCheck(len(dids), len(rows), config.depth, *measured[1:], config.recall_target, [measured], tuned=False)
+
+
+def _encode_tokens_uncached(teacher: Encoder, clock: _Clock, texts: list[str], config: CollectionConfig) -> list[np.ndarray]:
+    """Token embeddings of one block of the corpus, not kept (a corpus's tokens outgrow memory), timed as forward."""
+    tick = time.perf_counter()
+    tokens = teacher.encode_tokens(texts, kind="passage", batch_size=config.batch_size, max_length=config.passage_max_length)
+    clock.forward_seconds += time.perf_counter() - tick
+    return tokens
 
 
 def _describe(collection: Collection) -> str:

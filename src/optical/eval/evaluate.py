@@ -17,8 +17,10 @@ WSDM 2023, arXiv:2301.12566):
   its margin over the mean non-translation cosine per query.
 
 Scoring ``dense`` ranks by pooled cosine (exact, FAISS); ``maxsim`` adds
-late-interaction task keys (``clir_sentence_maxsim.X``) scored with ColBERT's
-MaxSim over content tokens.
+late-interaction task keys (``clir_sentence_maxsim.X``, ``pool_maxsim.X``) scored
+with ColBERT's MaxSim over content tokens (:mod:`optical.eval.maxsim`): exact over
+every document of a small pool, and over the dense candidates of the LAReQA pool,
+whose recall@10 against exact MaxSim is logged and recorded.
 
 Teacher document embeddings do not depend on the student, so they are cached
 on disk (keyed by the teacher's identity and the exact texts) and shared by
@@ -45,11 +47,12 @@ from optical.data import load_flores_devtest, resolve_data_dir
 from optical.data.languages import XQUADR_LANGS, validate_lang
 from optical.data.split import get_split
 from optical.errors import OpticalError, check_field_types
-from optical.eval.metrics import DEFAULT_MEASURES, MetricResult, score_language_bias, score_run
+from optical.eval.maxsim import CandidateCheck, late_interaction_search
+from optical.eval.metrics import DEFAULT_MEASURES, MetricResult, Run, score_language_bias, score_run
 from optical.eval.perturb import perturb_queries
 from optical.eval.results import EVAL_JSON, TRANSLATE_TEST, ZERO_SHOT, EvalRun, TaskResult
-from optical.eval.scoring import dense_search, maxsim_search
-from optical.eval.tasks import TASKS, PassageLength, parse_task
+from optical.eval.scoring import dense_search
+from optical.eval.tasks import MAXSIM_SUFFIX, TASKS, PassageLength, TaskSpec, parse_task
 from optical.models import resolve_model
 from optical.models.check import check_model_dir
 from optical.models.encoder import Encoder
@@ -61,7 +64,7 @@ from optical.train.trainer import versions
 
 SCORINGS = ("dense", "maxsim")
 #: Config fields added after evaluations were recorded, with the value those evaluations ran with.
-LEGACY_EVAL_VALUES: dict[str, Any] = {"mixed_precision": "no", "mt_model": None}
+LEGACY_EVAL_VALUES: dict[str, Any] = {"mixed_precision": "no", "maxsim_tasks": None, "mt_model": None}
 ALIGN_MEASURES = ("R@1", "R@5", "RR@10")
 
 
@@ -75,6 +78,8 @@ class EvalConfig:
     teacher: str = "multilingual-e5-small"
     tasks: list[str] = field(default_factory=lambda: [str(task) for task in TASKS])
     scoring: list[str] = field(default_factory=lambda: ["dense"])
+    #: With ``maxsim`` scoring: the tasks scored both ways (None: every task MaxSim applies to).
+    maxsim_tasks: list[str] | None = None
     split: str = "test"
     query_noise: float = 0.0
     noise_seed: int = 0
@@ -103,6 +108,10 @@ class EvalConfig:
         for scoring in self.scoring:
             if scoring not in SCORINGS:
                 raise OpticalError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORINGS)}")
+        for task in self.maxsim_tasks or []:
+            if not TASKS[parse_task(task)].maxsim:
+                late = ", ".join(str(t) for t, spec in TASKS.items() if spec.maxsim)
+                raise OpticalError(f"task {task} has no MaxSim scoring; MaxSim tasks: {late}")
         if self.split not in ("dev", "test"):
             raise OpticalError(f"--split must be dev or test, got {self.split!r}")
         if not self.langs:
@@ -254,10 +263,12 @@ class _DocCache:
         self.teacher, self.clock, self.config = teacher, clock, config
         self.root = cache_root() / "doc_cache"
 
+    def _path(self, texts: list[str], kind: str, max_length: int, suffix: str, *extra: str) -> Path:
+        key = [teacher_identity(self.teacher), kind, max_length, texts, *precision_key(self.config.mixed_precision), *extra]
+        return self.root / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]}{suffix}"
+
     def dense(self, texts: list[str], kind: str, max_length: int) -> np.ndarray:
-        key = [teacher_identity(self.teacher), kind, max_length, texts, *precision_key(self.config.mixed_precision)]
-        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
-        path = self.root / f"{digest}.npy"
+        path = self._path(texts, kind, max_length, ".npy")
         if path.exists():
             try:
                 return np.load(path)
@@ -268,6 +279,23 @@ class _DocCache:
             with open(tmp, "wb") as fh:
                 np.save(fh, emb)
         return emb
+
+    def tokens(self, texts: list[str], kind: str, max_length: int) -> list[torch.Tensor]:
+        """Per text its content-token embeddings (MaxSim's documents), cached as one ``.npz``: all tokens one
+        after the other and each text's count."""
+        path = self._path(texts, kind, max_length, ".npz", "tokens")
+        if path.exists():
+            try:
+                with np.load(path) as held:
+                    flat, counts = held["tokens"], held["counts"]
+                return [torch.from_numpy(t) for t in np.split(flat, np.cumsum(counts)[:-1])]
+            except (OSError, ValueError, KeyError):
+                path.unlink()  # damaged cache entry: recompute below
+        tokens = self.clock.encode(self.teacher, texts, kind, max_length, self.config.batch_size, tokens=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, tokens=torch.cat(tokens).numpy(), counts=np.array([len(t) for t in tokens]))
+        return tokens
 
 
 def _task_result(key: str, lang: str, fingerprint: str, qrels, run, metrics: MetricResult) -> TaskResult:
@@ -284,37 +312,45 @@ def _retrieval(
     passage_max_length: int,
     maxsim: bool,
     language_bias: bool = False,
-) -> list[TaskResult]:
+) -> tuple[list[TaskResult], CandidateCheck | None]:
+    """The dense result of one retrieval task, and with ``maxsim`` its MaxSim result (``<task>_maxsim.<lang>``)
+    and, for a pool big enough to need the candidate stage, its recall check."""
     queries = task.queries
     if config.query_noise > 0:
         queries = perturb_queries(queries, config.query_noise, config.noise_seed)
     qids, dids = list(queries), list(task.candidates)
-    doc_texts = [task.candidates[d] for d in dids]
-    query_emb = clock.encode(student, [queries[q] for q in qids], "query", config.query_max_length, config.batch_size)
+    query_texts, doc_texts = [queries[q] for q in qids], [task.candidates[d] for d in dids]
+    query_emb = clock.encode(student, query_texts, "query", config.query_max_length, config.batch_size)
     doc_emb = docs.dense(doc_texts, "passage", passage_max_length)
-    run = dense_search(query_emb, doc_emb, qids, dids, k=100)
-    metrics = score_run(task.qrels, run, DEFAULT_MEASURES)
-    if language_bias:
-        metrics = metrics.merged(score_language_bias(task.qrels, run, task.candidate_langs, task.query_lang))
-    results = [_task_result(key, task.query_lang, task.fingerprint, task.qrels, run, metrics)]
-    if maxsim:
-        q_tokens = clock.encode(
-            student, [queries[q] for q in qids], "query", config.query_max_length, config.batch_size, tokens=True
-        )
-        d_tokens = clock.encode(docs.teacher, doc_texts, "passage", passage_max_length, config.batch_size, tokens=True)
-        late_run = maxsim_search(q_tokens, d_tokens, qids, dids, k=100)
-        task_name, lang = key.split(".", 1)
-        results.append(
-            _task_result(
-                f"{task_name}_maxsim.{lang}",
-                task.query_lang,
-                task.fingerprint,
-                task.qrels,
-                late_run,
-                score_run(task.qrels, late_run, DEFAULT_MEASURES),
-            )
-        )
-    return results
+
+    def scored(result_key: str, run: Run) -> TaskResult:
+        metrics = score_run(task.qrels, run, DEFAULT_MEASURES)
+        if language_bias:
+            metrics = metrics.merged(score_language_bias(task.qrels, run, task.candidate_langs, task.query_lang))
+        return _task_result(result_key, task.query_lang, task.fingerprint, task.qrels, run, metrics)
+
+    results = [scored(key, dense_search(query_emb, doc_emb, qids, dids, k=100))]
+    if not maxsim:
+        return results, None
+    q_tokens = clock.encode(student, query_texts, "query", config.query_max_length, config.batch_size, tokens=True)
+    d_tokens = docs.tokens(doc_texts, "passage", passage_max_length)
+    late_run, check = late_interaction_search(
+        q_tokens, d_tokens, query_emb, doc_emb, qids, dids, k=100, device=student.device, dtype=_scoring_dtype(config)
+    )
+    task_name, lang = key.split(".", 1)
+    results.append(scored(f"{task_name}{MAXSIM_SUFFIX}.{lang}", late_run))
+    return results, check
+
+
+def _scores_maxsim(config: EvalConfig, spec: TaskSpec) -> bool:
+    """Whether ``config`` scores the task of ``spec`` with MaxSim too."""
+    wanted = config.maxsim_tasks is None or str(spec.task) in config.maxsim_tasks
+    return "maxsim" in config.scoring and spec.maxsim and wanted
+
+
+def _scoring_dtype(config: EvalConfig) -> torch.dtype:
+    """The precision of the MaxSim products: the evaluation's (bf16 where the device computes it natively)."""
+    return autocast_dtype(config.mixed_precision) or torch.float32
 
 
 def _alignment(lang: str, pairs: list, student: Encoder, docs: _DocCache, clock: _Clock, config: EvalConfig) -> list[TaskResult]:
@@ -346,8 +382,11 @@ def _alignment(lang: str, pairs: list, student: Encoder, docs: _DocCache, clock:
     return results
 
 
-def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False) -> EvalRun:
+def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False, log=print) -> EvalRun:
     """Run every task of ``config`` and write the run dir to ``config.out_dir``.
+
+    A MaxSim pool big enough for the candidate stage (the LAReQA pool) logs its recall@10 against exact
+    MaxSim through ``log`` and records it in the run's config (``maxsim_candidates``, per task key).
 
     Everything that can be refused is checked before any model is loaded: the config, the output
     dir (a finished run of the same config is reused; one of another run, system or kind of run is
@@ -358,7 +397,7 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
     config.validate()
     config = config.resolved()
     with sole_writer(config.out_dir):
-        return _evaluate(config, progress, overwrite)
+        return _evaluate(config, progress, overwrite, log)
 
 
 @contextmanager
@@ -371,7 +410,7 @@ def sole_writer(out_dir: str | None) -> Iterator[None]:
         yield
 
 
-def _evaluate(config: EvalConfig, progress: bool, overwrite: bool) -> EvalRun:
+def _evaluate(config: EvalConfig, progress: bool, overwrite: bool, log) -> EvalRun:
     finished = _finished_evaluation(config, overwrite)
     if finished is not None:
         return finished
@@ -383,8 +422,8 @@ def _evaluate(config: EvalConfig, progress: bool, overwrite: bool) -> EvalRun:
     teacher, student = _load_encoders(config, teacher_location, student_path)
     clock = _Clock()
     docs = _DocCache(teacher, clock, config)
-    maxsim = "maxsim" in config.scoring
     results: dict[str, TaskResult] = {}
+    checks: dict[str, dict] = {}
     for spec, lang, data in tqdm(jobs, desc=f"evaluate {_default_system(config, info)}", unit="task", disable=not progress):
         if config.mt_model is not None and lang != "en":
             student = _translating(config, teacher, lang, student)
@@ -395,7 +434,7 @@ def _evaluate(config: EvalConfig, progress: bool, overwrite: bool) -> EvalRun:
                 config.query_max_length if spec.passage_length is PassageLength.QUERY else config.passage_max_length
             )
             (result_name,) = spec.results
-            found = _retrieval(
+            found, check = _retrieval(
                 f"{result_name}.{lang}",
                 data,
                 student,
@@ -403,11 +442,15 @@ def _evaluate(config: EvalConfig, progress: bool, overwrite: bool) -> EvalRun:
                 clock,
                 config,
                 passage_max_length,
-                maxsim and spec.maxsim,
+                _scores_maxsim(config, spec),
                 language_bias=spec.language_bias,
             )
+            if check is not None:
+                log(f"{found[-1].task_key}: {check.describe()}")
+                checks[found[-1].task_key] = asdict(check)
         results.update({r.task_key: r for r in found})
-    return _save_run(config, info, clock, started, results, (config.split, get_split().fingerprint))
+    extra = {"maxsim_candidates": checks} if checks else {}
+    return _save_run(config, info, clock, started, results, (config.split, get_split().fingerprint), **extra)
 
 
 def _translating(config: EvalConfig, teacher: Encoder, lang: str, current):

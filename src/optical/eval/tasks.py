@@ -119,7 +119,7 @@ TASKS: dict[Task, TaskSpec] = {
             {"pool": "AP"},
             lambda data_dir, lang, split: sentence_task(data_dir, lang, list(XQUADR_LANGS), split),
             PassageLength.QUERY,
-            maxsim=False,
+            maxsim=True,
             language_bias=True,
             query_langs="all",
         ),

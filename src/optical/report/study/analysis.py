@@ -52,7 +52,17 @@ from optical.report.study.load import DistillRun, StudyInputs
 from optical.train.record import RunResult
 
 #: The tasks whose main measure the research-question section compares, in display order.
-QUESTION_TASKS = ("clir_sentence", "clir_paragraph", "pool", "align_x2en", "align_en2x")
+#: Late-interaction (MaxSim) scorings of a task are rows of their own, after their dense partner.
+QUESTION_TASKS = (
+    "clir_sentence",
+    "clir_sentence_maxsim",
+    "clir_paragraph",
+    "clir_paragraph_maxsim",
+    "pool",
+    "pool_maxsim",
+    "align_x2en",
+    "align_en2x",
+)
 RETENTION = "retention.en"
 BIAS_MEASURES = ("LangShare@10", "GoldRankGap")
 KD_FAMILY = "OT vs each KD baseline"
