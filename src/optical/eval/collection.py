@@ -60,6 +60,7 @@ from optical.eval.evaluate import (
     _save_run,
     _student_path,
     precision_key,
+    record_in_model_card,
 )
 from optical.eval.metrics import DEFAULT_MEASURES, score_run
 from optical.eval.results import EvalRun, TaskResult, check_task_key
@@ -475,7 +476,7 @@ def evaluate_collection(config: CollectionConfig, progress: bool = True, log=pri
     collection = read_collection(config.collection, config.split, strict=config.strict, query_lang=config.query_lang)
     finished = _finished_evaluation(config, overwrite)
     if finished is not None and finished.split_fingerprint == collection.fingerprint:
-        return finished  # (a finished run on other collection content is redone)
+        return record_in_model_card(config, finished)  # (a finished run on other collection content is redone)
     log(_describe(collection))
     started = time.perf_counter()
     student_path, info = _student_path(config)

@@ -348,7 +348,7 @@ def evaluate(config: EvalConfig, progress: bool = True, overwrite: bool = False)
     config = config.resolved()
     finished = _finished_evaluation(config, overwrite)
     if finished is not None:
-        return finished
+        return record_in_model_card(config, finished)
     started = time.perf_counter()
     data_dir = resolve_data_dir(config.data_dir)
     student_path, info = _student_path(config)
@@ -426,7 +426,34 @@ def _save_run(
     )
     with atomic_directory(Path(config.out_dir)) as building:
         run.save(building)
+    return record_in_model_card(config, run)
+
+
+def record_in_model_card(config, run: EvalRun) -> EvalRun:
+    """Add ``run``'s scores (:func:`card_scores`) to the model card of the distilled student
+    (``student/README.md``; zero-shot has none); ``run`` unchanged."""
+    if config.student != ZERO_SHOT:
+        from optical.train.card import write_model_card
+
+        write_model_card(config.student, card_scores(run))
     return run
+
+
+def card_scores(run: EvalRun) -> list:
+    """The headline measure of each task of ``run`` with its 95% bootstrap CI over the queries (``CardScore``s)."""
+    from optical.eval.stats import bootstrap_ci
+    from optical.eval.tasks import main_measure
+    from optical.train.card import CardScore
+
+    scores = []
+    for key, task in run.tasks.items():
+        measure = main_measure(task.task) or "RR@10"
+        values = list(task.per_query.get(measure, {}).values())
+        if values:
+            ci = bootstrap_ci(values)
+            value = task.aggregates[measure]
+            scores.append(CardScore(run.system, run.split_name, key, measure, value, ci.low, ci.high, task.n_queries))
+    return scores
 
 
 def _jobs(config: EvalConfig, data_dir: Path) -> list[tuple]:
