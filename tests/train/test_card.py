@@ -96,3 +96,17 @@ def test_model_card_command_rebuilds_the_card_of_an_old_run(run, tmp_path, capsy
     assert "2 scores added" in capsys.readouterr().out
     assert main(["model", "card", str(tmp_path / "nothing")]) == 2
     assert "has no run.json" in capsys.readouterr().err
+
+
+def test_an_unwritable_card_warns_and_the_evaluation_still_succeeds(run, tmp_path, caplog):
+    blocked = tmp_path / "blocked-run"
+    shutil.copytree(run["run"], blocked)
+    (blocked / "student" / CARD).unlink()
+    (blocked / "student" / CARD).mkdir()  # the card's path cannot take a file (root ignores a read-only chmod)
+    config = EvalConfig(
+        student=str(blocked), out_dir=str(tmp_path / "e"), teacher=str(run["teacher"]), tasks=["align"], device="cpu"
+    )
+    result = evaluate(config, progress=False)
+    assert set(result.tasks) == {"align_x2en.el", "align_en2x.el"} and (tmp_path / "e" / "eval.json").is_file()
+    warning = next(r.getMessage() for r in caplog.records if "model card" in r.getMessage())
+    assert f"optical model card {blocked} --eval {tmp_path / 'e'}" in warning

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ from optical.train.precision import autocast_dtype, check_device, check_precisio
 from optical.train.teacher_cache import teacher_identity
 from optical.train.trainer import versions
 
+_LOG = logging.getLogger(__name__)
 SCORINGS = ("dense", "maxsim")
 #: Config fields added after evaluations were recorded, with the value those evaluations ran with.
 LEGACY_EVAL_VALUES: dict[str, Any] = {"mixed_precision": "no"}
@@ -435,7 +437,17 @@ def record_in_model_card(config, run: EvalRun) -> EvalRun:
     if config.student != ZERO_SHOT:
         from optical.train.card import write_model_card
 
-        write_model_card(config.student, card_scores(run))
+        try:
+            write_model_card(config.student, card_scores(run))
+        except OSError as exc:  # a student on read-only storage is still evaluated; its card is updated elsewhere
+            _LOG.warning(
+                "optical: warning: the model card of %s was not updated (%s); run `optical model card %s --eval %s` "
+                "where it is writable",
+                config.student,
+                exc.strerror or exc,
+                config.student,
+                config.out_dir,
+            )
     return run
 
 

@@ -222,5 +222,7 @@ def write_model_card(run_dir: str | Path, scores: list[CardScore] | None = None)
     from optical.models.st_format import read_sentence_transformers_config
 
     prefix = read_sentence_transformers_config(student).query_prefix or ""
-    atomic_write_text(path, f"{_FENCE}\n{front}{_FENCE}\n\n{_body(metadata, prefix)}")
+    text = f"{_FENCE}\n{front}{_FENCE}\n\n{_body(metadata, prefix)}"
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:  # a reused evaluation touches nothing
+        atomic_write_text(path, text)
     return path
