@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from optical.align import CenterMode, align_with, load_students, run_centre, run_options
+from optical.align import AlignOptions, CenterMode, Centre, align_with, load_students, run_centre, run_options
 from optical.errors import OpticalError
 from optical.search import Scoring, SearchConfig, Searcher
 
@@ -68,6 +68,7 @@ class _Models:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.searchers: dict[tuple[str, str], Searcher] = {}
+        self.settings: dict[str, tuple[AlignOptions, Centre, str]] = {}  # student -> its alignment options, centre, label
         self.lock = threading.Lock()
 
     def searcher(self, student: str, collection: str) -> Searcher:
@@ -93,11 +94,12 @@ class _Models:
         document = searcher.corpus.texts.get(request.doc_id)
         if document is None:
             raise OpticalError(f"unknown document {request.doc_id!r} in {request.collection}")
-        students, _ = load_students([request.student])
-        options, ot_run = run_options(students, CenterMode.AUTO, {})
-        options = dataclasses.replace(options, max_length=max(options.max_length, ALIGN_MAX_TOKENS))
-        centre = run_centre(options, ot_run, searcher.teacher)
-        label = students[0].label
+        if request.student not in self.settings:  # a run's files are verified once, not on every click
+            students, _ = load_students([request.student])
+            options, ot_run = run_options(students, CenterMode.AUTO, {})
+            options = dataclasses.replace(options, max_length=max(options.max_length, ALIGN_MAX_TOKENS))
+            self.settings[request.student] = (options, run_centre(options, ot_run, searcher.teacher), students[0].label)
+        options, centre, label = self.settings[request.student]
         panel = align_with(searcher.student, searcher.teacher, request.query, document, options, centre, label)
         return panel.to_dict()
 
