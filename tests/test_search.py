@@ -132,3 +132,35 @@ def test_bad_input_is_one_line(teacher, collection, tmp_path, capsys, argv, mess
     assert main(["search", *argv, "--teacher", str(teacher), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("optical: error: ") and message in err, err
+
+
+def test_a_distilled_student_searches_with_its_runs_teacher_and_the_shared_corpus_cache(
+    teacher, collection, tmp_path, mirror_dir
+):
+    from optical.train import DistillConfig, distill
+
+    beir, queries = collection
+    run = tmp_path / "run"
+    config = DistillConfig(
+        lang="el", method="mse", out_dir=str(run), teacher=str(teacher), budget=32, batch_size=16, max_length=32,
+        select_on="none", device="cpu", data_dir=str(mirror_dir),
+    )  # fmt: skip
+    distill(config, progress=False)
+    zero_shot = Searcher(SearchConfig(str(beir), teacher=str(teacher), device="cpu"))
+    student = Searcher(SearchConfig(str(beir), student=str(run), device="cpu"))  # no --teacher: the run's
+    assert student.config.teacher == str(teacher)
+    assert student.stats.documents_encoded == 0 and student.stats.vectors_path == zero_shot.stats.vectors_path
+    [mine], [theirs] = student.search(queries[:1]), zero_shot.search(queries[:1])
+    assert [hit.score for hit in mine.hits] != [hit.score for hit in theirs.hits]  # the student's own query vectors
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_an_approximate_index_is_built_once_and_read_back(teacher, collection, kind):
+    beir, queries = collection
+    first = Searcher(SearchConfig(str(beir), teacher=str(teacher), index=kind, device="cpu"))
+    assert first.stats.index_built and first.stats.recall_at_10 is not None and kind.upper() in first.stats.index
+    [saved] = list(first.stats.vectors_path.parent.glob("*.faiss"))
+    written = os.stat(saved).st_mtime_ns
+    second = Searcher(SearchConfig(str(beir), teacher=str(teacher), index=kind, device="cpu"))
+    assert not second.stats.index_built and second.stats.documents_encoded == 0 and os.stat(saved).st_mtime_ns == written
+    assert second.stats.index == first.stats.index and first.search(queries) == second.search(queries)
