@@ -8,7 +8,7 @@ OPTICAL := $(VENV)/bin/optical
 # The local mirror of the data (read-only); `optical data fetch` copies it into the cache.
 MIRROR ?= ../shared/data
 
-.PHONY: setup demo lint test bench clean
+.PHONY: setup demo lint browser test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,14 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
-test: setup lint
+# The browser test of `optical serve` drives Debian's chromium through chromedriver: installed here when absent
+# (tests/serve/conftest.py does the same when pytest runs alone).
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update && \
+		 $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
+
+test: setup lint browser
 	$(PY) -m pytest -q
 
 bench: setup

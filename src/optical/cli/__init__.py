@@ -25,7 +25,7 @@ from optical import __version__
 from optical.errors import OpticalError
 
 # Subcommand modules, in the order ``optical --help`` lists them.
-_SUBCOMMAND_MODULES = ("data", "model", "distill", "evaluate", "compare", "study", "demo")
+_SUBCOMMAND_MODULES = ("data", "model", "distill", "evaluate", "search", "align", "serve", "compare", "study", "demo")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="evaluate a distilled student (or zero-shot) on XQuAD / XQuAD-R / FLORES",
         description="Evaluate a student on CLIR X->en, the LAReQA pool, English retention and FLORES alignment; "
-        "or, with --collection DIR --query-lang XX, on your own BEIR or TREC collection.",
+        "or, with --collection DIR --query-lang XX, on your own BEIR or TREC collection. A distilled student's model card "
+        "(RUN/student/README.md) gets the scores, with 95% CIs.",
     )
     p.add_argument(
         "--student",

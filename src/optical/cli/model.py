@@ -23,6 +23,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare_parser.add_argument("--only", choices=sorted(DEFAULT_MODELS), metavar="NAME", help="prepare just this model")
     prepare_parser.set_defaults(func=_prepare)
 
+    card_parser = actions.add_parser(
+        "card",
+        help="write (or refresh) the model card student/README.md of a distill run, e.g. one made before cards existed",
+    )
+    card_parser.add_argument("run", metavar="RUN", help="the output dir of a finished `optical distill` run")
+    card_parser.add_argument(
+        "--eval", action="append", default=[], metavar="DIR", help="an `optical evaluate` run dir of this student; repeat"
+    )
+    card_parser.set_defaults(func=_card)
+
 
 def _list(args: argparse.Namespace) -> int:
     for name, model in DEFAULT_MODELS.items():
@@ -45,4 +55,23 @@ def _prepare(args: argparse.Namespace) -> int:
         was_cached = is_prepared(name) and not args.force
         path = prepare_model(name, force=args.force)
         print(f"{name}: {'already prepared' if was_cached else 'prepared'} at {path}")
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from optical.errors import OpticalError
+    from optical.eval.evaluate import card_scores
+    from optical.eval.results import EvalRun
+    from optical.train.card import write_model_card
+
+    scores = []
+    for directory in args.eval:
+        run = EvalRun.load(directory, with_trec=False)
+        if run.is_zero_shot or Path(run.student).resolve() != Path(args.run).resolve():
+            raise OpticalError(f"--eval {directory} evaluated {run.student!r}, not {args.run}; give evaluations of this run")
+        scores += card_scores(run)
+    path = write_model_card(args.run, scores)
+    print(f"model card: {path} ({len(scores)} scores added)")
     return 0

@@ -190,6 +190,39 @@ def _layout(path: Path, split: str) -> tuple[str, Path, Path, Path]:
     return BEIR, path / "corpus.jsonl", path / "queries.jsonl", qrels
 
 
+@dataclass(frozen=True)
+class Corpus:
+    """The documents of a collection alone: what searching it needs (its queries and qrels are optional)."""
+
+    path: Path
+    texts: dict[str, str]
+    """Document id -> title and text joined (the text :func:`read_collection` gives and the teacher encodes)."""
+    titles: dict[str, str]
+    """Document id -> title (empty when the document has none)."""
+
+
+def read_corpus(path: str | Path) -> Corpus:
+    """The documents of a BEIR or TREC collection dir (``corpus.jsonl`` or ``corpus.tsv``), in file order."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise OpticalError(f"collection {path} is not a directory; {_LAYOUTS}")
+    found = [path / name for name in ("corpus.jsonl", "corpus.tsv") if (path / name).is_file()]
+    if not found:
+        raise OpticalError(f"collection {path} has no corpus.jsonl or corpus.tsv; {_LAYOUTS}")
+    if len(found) == 2:
+        raise OpticalError(f"collection {path} holds both corpus.jsonl and corpus.tsv; keep the one to search")
+    corpus_file = found[0]
+    if corpus_file.suffix == ".jsonl":
+        texts = _read_jsonl(corpus_file, _doc_text)
+        titles = _read_jsonl(corpus_file, lambda obj: obj.get("title") or "")
+    else:
+        texts = _read_tsv(corpus_file, "document")
+        titles = dict.fromkeys(texts, "")
+    if not texts:
+        raise OpticalError(f"collection {path} is empty: {corpus_file.name} has no documents; add documents to search")
+    return Corpus(path, texts, titles)
+
+
 def collection_fingerprint(queries: dict[str, str], corpus: dict[str, str], qrels: dict[str, dict[str, int]]) -> str:
     digest = hashlib.sha256()
     for part in (queries, corpus, qrels):

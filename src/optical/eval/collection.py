@@ -64,6 +64,7 @@ from optical.eval.evaluate import (
     _save_run,
     _student_path,
     precision_key,
+    record_in_model_card,
     sole_writer,
 )
 from optical.eval.maxsim import (
@@ -354,16 +355,22 @@ def _rows_done(partial: Path, ledger: Path, shape: tuple[int, int]) -> int:
     return 0
 
 
-def corpus_vectors(
-    teacher: Encoder, texts: Sequence[str], config: CollectionConfig, clock: _Clock, progress: bool
-) -> DiskVectors:
-    """The teacher's passage embeddings of ``texts``, from the cache or encoded into it block by block."""
-    key = [teacher_identity(teacher), "passage", config.passage_max_length, *precision_key(config.mixed_precision)]
+def corpus_vectors_path(teacher: Encoder, texts: Sequence[str], passage_max_length: int, mixed_precision: str) -> Path:
+    """Where the teacher's passage embeddings of ``texts`` are cached (``mixed_precision`` resolved, not auto):
+    ``optical search`` reads the file an evaluation of the same collection wrote."""
+    key = [teacher_identity(teacher), "passage", passage_max_length, *precision_key(mixed_precision)]
     digest = hashlib.sha256(json.dumps(key).encode())
     for text in texts:  # hashed one by one: one JSON string of a big corpus would be a second copy of it
         digest.update(json.dumps(text).encode())
         digest.update(b"\n")
-    path = cache_root() / "collection_vectors" / f"{digest.hexdigest()[:24]}.npy"
+    return cache_root() / "collection_vectors" / f"{digest.hexdigest()[:24]}.npy"
+
+
+def corpus_vectors(
+    teacher: Encoder, texts: Sequence[str], config: CollectionConfig, clock: _Clock, progress: bool
+) -> DiskVectors:
+    """The teacher's passage embeddings of ``texts``, from the cache or encoded into it block by block."""
+    path = corpus_vectors_path(teacher, texts, config.passage_max_length, config.mixed_precision)
 
     def encode(block: Sequence[str]) -> np.ndarray:
         tick = time.perf_counter()
@@ -476,7 +483,7 @@ def evaluate_collection(config: CollectionConfig, progress: bool = True, log=pri
 def _evaluate_collection(config: CollectionConfig, collection: Collection, progress: bool, log, overwrite: bool) -> EvalRun:
     finished = _finished_evaluation(config, overwrite)
     if finished is not None and finished.split_fingerprint == collection.fingerprint:
-        return finished  # (a finished run on other collection content is redone)
+        return record_in_model_card(config, finished)  # (a finished run on other collection content is redone)
     log(_describe(collection))
     started = time.perf_counter()
     student_path, info = _student_path(config)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,6 +63,7 @@ from optical.train.precision import autocast_dtype, check_device, check_precisio
 from optical.train.teacher_cache import teacher_identity
 from optical.train.trainer import versions
 
+_LOG = logging.getLogger(__name__)
 SCORINGS = ("dense", "maxsim")
 #: Config fields added after evaluations were recorded, with the value those evaluations ran with.
 LEGACY_EVAL_VALUES: dict[str, Any] = {"mixed_precision": "no", "maxsim_tasks": None, "mt_model": None}
@@ -413,7 +415,7 @@ def sole_writer(out_dir: str | None) -> Iterator[None]:
 def _evaluate(config: EvalConfig, progress: bool, overwrite: bool, log) -> EvalRun:
     finished = _finished_evaluation(config, overwrite)
     if finished is not None:
-        return finished
+        return record_in_model_card(config, finished)
     started = time.perf_counter()
     data_dir = resolve_data_dir(config.data_dir)
     student_path, info = _student_path(config)
@@ -506,7 +508,44 @@ def _save_run(
     )
     with atomic_directory(Path(config.out_dir)) as building:
         run.save(building)
+    return record_in_model_card(config, run)
+
+
+def record_in_model_card(config, run: EvalRun) -> EvalRun:
+    """Add ``run``'s scores (:func:`card_scores`) to the model card of the distilled student
+    (``student/README.md``; zero-shot has none); ``run`` unchanged."""
+    if config.student != ZERO_SHOT:
+        from optical.train.card import write_model_card
+
+        try:
+            write_model_card(config.student, card_scores(run))
+        except OSError as exc:  # a student on read-only storage is still evaluated; its card is updated elsewhere
+            _LOG.warning(
+                "optical: warning: the model card of %s was not updated (%s); run `optical model card %s --eval %s` "
+                "where it is writable",
+                config.student,
+                exc.strerror or exc,
+                config.student,
+                config.out_dir,
+            )
     return run
+
+
+def card_scores(run: EvalRun) -> list:
+    """The headline measure of each task of ``run`` with its 95% bootstrap CI over the queries (``CardScore``s)."""
+    from optical.eval.stats import bootstrap_ci
+    from optical.eval.tasks import main_measure
+    from optical.train.card import CardScore
+
+    scores = []
+    for key, task in run.tasks.items():
+        measure = main_measure(task.task) or "RR@10"
+        values = list(task.per_query.get(measure, {}).values())
+        if values:
+            ci = bootstrap_ci(values)
+            value = task.aggregates[measure]
+            scores.append(CardScore(run.system, run.split_name, key, measure, value, ci.low, ci.high, task.n_queries))
+    return scores
 
 
 def _jobs(config: EvalConfig, data_dir: Path) -> list[tuple]:

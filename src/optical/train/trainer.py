@@ -80,6 +80,7 @@ from optical.storage import (
     output_lock,
 )
 from optical.train.batches import DataCounters, PhaseClock, TokenizedSide, epoch_batches
+from optical.train.card import CARD, write_model_card
 from optical.train.config import DistillConfig
 from optical.train.precision import check_device, check_precision
 from optical.train.record import (
@@ -323,6 +324,8 @@ class DistillTrainer:
     def _run(self) -> DistillResult:
         finished = self.finished_run()
         if finished is not None:
+            if finished.main_process and not (self.out / STUDENT / CARD).is_file():
+                write_model_card(self.out)  # a run finished before students had cards
             return finished
         self.started = time.perf_counter()
         self.check_inputs()
@@ -738,6 +741,8 @@ class DistillTrainer:
             self._place_student()
             record = dataclasses.replace(record, student_files=file_digests(out / STUDENT))
             record.save()
+            # After run.json: the card is not a recorded student file, so evaluate may update it.
+            write_model_card(out)
             if not config.keep_checkpoint:
                 _drop_checkpoint(out)
         accelerator.wait_for_everyone()
