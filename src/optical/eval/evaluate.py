@@ -513,8 +513,8 @@ def _save_run(
 
 def record_in_model_card(config, run: EvalRun) -> EvalRun:
     """Add ``run``'s scores (:func:`card_scores`) to the model card of the distilled student
-    (``student/README.md``; zero-shot has none); ``run`` unchanged."""
-    if config.student != ZERO_SHOT:
+    (``student/README.md``; zero-shot and translate-test have none); ``run`` unchanged."""
+    if config.student not in (ZERO_SHOT, TRANSLATE_TEST):
         from optical.train.card import write_model_card
 
         try:
