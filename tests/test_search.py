@@ -92,7 +92,7 @@ def test_maxsim_scoring_reranks_by_the_exact_maxsim_of_the_candidates(teacher, c
     q_tokens = [torch.from_numpy(t) for t in searcher.student.encode_tokens([queries[1]], kind="query", max_length=128)]
     doc_ids = [hit.doc_id for hit in result.hits]
     expected = maxsim_scores(q_tokens, searcher.doc_tokens(doc_ids))[0]
-    assert [hit.maxsim for hit in result.hits] == pytest.approx(expected.tolist(), abs=1e-5)
+    assert [hit.maxsim for hit in result.hits] == pytest.approx(expected.tolist(), abs=1e-4)  # fp32 sums of ~60 maxima
     assert all(hit.score == hit.maxsim and -1.0 <= hit.dense <= 1.0 for hit in result.hits)
 
 
