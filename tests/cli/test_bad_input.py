@@ -11,45 +11,16 @@ ones complete, never a mix.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from cli_support import DISTILL, EVALUATE, Outcome, tree_digest
 from optical.cli import main
-
-DISTILL = (
-    "distill --lang el --method mse --teacher {teacher} --budget 32 --batch-size 16 --max-length 32 "
-    "--select-on none --device cpu --quiet"
-)
-EVALUATE = "evaluate --teacher {teacher} --tasks align --device cpu --quiet"
-
-
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-
-def tree_digest(path: Path) -> dict[str, str] | None:
-    """Every file and dir under ``path`` -> sha256 of its bytes (``dir`` for dirs); None when missing."""
-    path = Path(path)
-    if not path.exists() and not path.is_symlink():
-        return None
-    if path.is_file():
-        return {".": hashlib.sha256(path.read_bytes()).hexdigest()}
-    digest = {}
-    for item in sorted(path.rglob("*")):
-        rel = item.relative_to(path).as_posix()
-        digest[rel] = "dir" if item.is_dir() else hashlib.sha256(item.read_bytes()).hexdigest()
-    return digest
-
 
 # (id, command line, fragment of the one error line, paths that must stay byte-identical)
 CASES = [

@@ -10,7 +10,6 @@ the directories around it unchanged (``tree_digest`` before and after); a safe b
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -22,39 +21,14 @@ import subprocess
 import sys
 import time
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from cli_support import DISTILL, EVALUATE, Outcome, tree_digest
 from optical.cli import main
 
-DISTILL = (
-    "distill --lang el --method mse --teacher {teacher} --budget 32 --batch-size 16 --max-length 32 "
-    "--select-on none --device cpu --quiet"
-)
-EVALUATE = "evaluate --teacher {teacher} --tasks align --device cpu --quiet"
 SKIP_REPORT = re.compile(r"^bitext \S+: skipped \d+ of \d+ lines \(")
-
-
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-
-def tree_digest(path: Path) -> dict[str, str] | None:
-    """Every file and dir under ``path`` -> sha256 of its bytes (``dir`` for dirs); None when missing."""
-    path = Path(path)
-    if not path.exists() and not path.is_symlink():
-        return None
-    if path.is_file():
-        return {".": hashlib.sha256(path.read_bytes()).hexdigest()}
-    return {
-        item.relative_to(path).as_posix(): "dir" if item.is_dir() else hashlib.sha256(item.read_bytes()).hexdigest()
-        for item in sorted(path.rglob("*"))
-    }
 
 
 def run_cli(argv: list[str], capfd) -> Outcome:
