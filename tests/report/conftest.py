@@ -86,3 +86,9 @@ def tiny_study() -> StudyInputs:
 @pytest.fixture(scope="session")
 def tiny_analysis() -> StudyAnalysis:
     return analyse_study(tiny_study(), StatsSettings(n_resamples=400))
+
+
+@pytest.fixture
+def tiny_inputs() -> StudyInputs:
+    """The tiny study's records, to change before analysing them."""
+    return tiny_study()

@@ -47,7 +47,7 @@ from optical.eval.stats import (
 from optical.eval.tasks import main_measure, task_spec
 from optical.losses.combined import MethodSpec
 from optical.report.spectrum import SpectrumComparison, analyse_spectrum, spectrum_json
-from optical.report.study.grid import AXES, TRAINED, Arm, Condition, GridIndex, axis_order
+from optical.report.study.grid import AXES, TRAINED, Arm, Condition, GridIndex, axis_order, seed_paired_difference
 from optical.report.study.load import DistillRun, StudyInputs
 from optical.train.record import RunResult
 
@@ -434,6 +434,8 @@ class StudyAnalysis:
     lost: tuple[str, ...]
     #: The resource spectrum: empty unless zero-shot alignment was measured on :data:`SPECTRUM_MIN_LANGUAGES` or more.
     spectrum: tuple[SpectrumComparison, ...] = ()
+    #: Does OT gain more from late interaction than each baseline? Empty unless a task was scored both ways.
+    late_interaction: tuple[QuestionRow, ...] = ()
 
     def comparisons_json(self) -> dict[str, Any]:
         """The research question's comparisons as data: each with its condition, family, statistics and marks."""
@@ -444,6 +446,7 @@ class StudyAnalysis:
             "reference": dict(zip(AXES, self.reference)),
             "comparisons": [_row_json(r) for r in self.question.levels + self.question.changes],
             **({"spectrum": spectrum_json(self.spectrum)} if self.spectrum else {}),
+            **({"late_interaction": [_row_json(r) for r in self.late_interaction]} if self.late_interaction else {}),
         }
 
 
@@ -569,6 +572,7 @@ def analyse_study(inputs: StudyInputs, settings: StatsSettings) -> StudyAnalysis
         coverage=_coverage(manifest) if done < len(manifest["runs"]) else None,
         lost=tuple(m for m in inputs.missing if str(PurePath(m).parent) in finished),
         spectrum=_spectrum(study),
+        late_interaction=_late_interaction(study),
     )
 
 
@@ -607,6 +611,39 @@ def _spectrum(study: _Study) -> tuple[SpectrumComparison, ...]:
     ot = [m for m in study.trained if study.uses_ot(m)]
     pairs = [(m, b) for m in ot for b in study.trained if study.is_kd(b)] + [(m, ZERO_SHOT) for m in study.trained]
     return tuple(analyse_spectrum(samples, levels, pairs, SPECTRUM_MEASURE, study.settings))
+
+
+#: Tasks scored both dense and by late interaction: (dense task, MaxSim task).
+LATE_INTERACTION_TASKS = (
+    ("clir_sentence", "clir_sentence_maxsim"),
+    ("clir_paragraph", "clir_paragraph_maxsim"),
+    ("pool", "pool_maxsim"),
+)
+LATE_INTERACTION_FAMILY = "MaxSim gain: OT vs each baseline"
+
+
+def _late_interaction(study: _Study) -> tuple[QuestionRow, ...]:
+    """Per language and task scored both ways, at the reference: each OT method's per-query gain from MaxSim
+    (MaxSim minus dense, seed by seed) against each baseline's, a difference of differences (one Holm family)."""
+    reference, rows = study.index.ref_condition(), []
+    baselines = [m for m in study.methods if m == ZERO_SHOT or study.is_kd(m)]
+    for dense, late in LATE_INTERACTION_TASKS:
+        measure = main_measure(dense)
+        for lang in study.langs:
+            gains = {
+                m: seed_paired_difference(
+                    study.index.by_seed(lang, m, reference, f"{dense}.{lang}", measure),
+                    study.index.by_seed(lang, m, reference, f"{late}.{lang}", measure),
+                    m,
+                )
+                for m in study.methods
+            }
+            for method in (m for m in study.trained if study.uses_ot(m) and gains[m] is not None):
+                for baseline in (b for b in baselines if gains[b] is not None):
+                    comparison = compare(gains[method], gains[baseline], measure, study.settings)
+                    rows.append(study.row(method, baseline, lang, f"{late} gain", reference, comparison))
+    corrected = holm_family([r.comparison for r in rows], LATE_INTERACTION_FAMILY)
+    return tuple(dataclasses.replace(r, comparison=c) for r, c in zip(rows, corrected))
 
 
 def _selection_flags(distills: tuple[DistillRun, ...], flag: Callable[[RunResult], bool]) -> dict[tuple, list[bool]]:

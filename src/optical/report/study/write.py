@@ -73,7 +73,13 @@ def render_study(analysis: StudyAnalysis, figures: Figures) -> Document:
     """The report's document: the answer to the research question first, then curves and tables."""
     from optical.report.study.curves import render_curves
     from optical.report.study.question import render_question
-    from optical.report.study.tables import render_bias_and_retention, render_coverage, render_gaps, render_training
+    from optical.report.study.tables import (
+        render_bias_and_retention,
+        render_coverage,
+        render_gaps,
+        render_late_interaction,
+        render_training,
+    )
 
     doc = Document(f"Study {analysis.name}: does OT distillation make cross-lingual alignment more robust than KD?")
     doc.add(Paragraph(_status_text(analysis)))
@@ -82,6 +88,7 @@ def render_study(analysis: StudyAnalysis, figures: Figures) -> Document:
 
         render_spectrum(doc, analysis.spectrum, figures)
     render_question(doc, analysis, figures)
+    render_late_interaction(doc, analysis)
     for curves in analysis.curves:
         render_curves(doc, curves, analysis, figures)
     render_gaps(doc, analysis)
