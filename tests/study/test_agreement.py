@@ -50,3 +50,24 @@ def test_cli_on_a_study_without_such_runs_and_a_missing_dir(tmp_path, capsys):
     assert main(["study", "agreement", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
+
+
+def test_a_study_that_evaluates_nothing_reports_its_selection(tmp_path):
+    """query_noises [] and no trials (configs/dev-agreement.yaml): the report is the selection agreement."""
+    from optical.report import write_study_report
+
+    manifest = json.loads((TUNE_EL / "study.json").read_text(encoding="utf-8"))
+    entry = {k: v for k, v in manifest["runs"][0].items() if k != "trial"}
+    info = json.loads((TUNE_EL / entry["distill_dir"] / "run.json").read_text(encoding="utf-8"))
+    info["result"]["history"] = [
+        {"step": 0, "heldout_align": 0.9, XQUAD_DEV: 0.7},
+        {"step": 8, "heldout_align": 0.95, XQUAD_DEV: 0.75},
+    ]
+    study = tmp_path / "study"
+    (study / entry["distill_dir"]).mkdir(parents=True)
+    (study / entry["distill_dir"] / "run.json").write_text(json.dumps(info), encoding="utf-8")
+    (study / "study.json").write_text(json.dumps({**manifest, "runs": [entry]}), encoding="utf-8")
+    report = write_study_report(study)
+    text = (study / "report/report.md").read_text(encoding="utf-8")
+    assert "model selection only" in text and "same step in 1 of 1 runs" in text
+    assert {path.name for path in report.files} == {"report.md", "agreement.json", "agreement.md"}

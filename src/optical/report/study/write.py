@@ -46,6 +46,8 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
     report_dir = study_dir / REPORT_DIR
     if is_tuning(manifest):  # dev-split scores of trials only: no test-split comparison to draw
         return StudyReport(study_dir, report_dir, tuning_report(study_dir, manifest).save(study_dir))
+    if not any(entry["query_noises"] for entry in manifest["runs"]):  # evaluates nothing by design: selection only
+        return StudyReport(study_dir, report_dir, _selection_report(study_dir, manifest))
     settings = StatsSettings(n_resamples=n_resamples or int((manifest.get("config") or {}).get("n_resamples", 10_000)))
     analysis = analyse_study(load_study(study_dir, manifest), settings)
     from optical.report.study.figures import Figures  # matplotlib: only once there is something to draw
@@ -67,6 +69,25 @@ def write_study_report(study_dir: str | Path, n_resamples: int | None = None) ->
         lost=list(analysis.lost),
         analysis=analysis,
     )
+
+
+def _selection_report(study_dir: Path, manifest: dict) -> list[Path]:
+    """The report of a study that evaluates nothing on a test split (``query_noises: []``, no trials): what model
+    selection saw, i.e. how often held-out alignment and XQuAD dev keep the same step (:mod:`optical.study.agreement`)."""
+    from optical.study.agreement import AGREEMENT_JSON, AGREEMENT_MD, selection_agreement
+
+    report_dir = study_dir / REPORT_DIR
+    agreement = selection_agreement(study_dir)
+    done = sum(1 for entry in manifest["runs"] if entry["status"] == "done")
+    atomic_write_text(
+        report_dir / "report.md",
+        f"# Study {manifest.get('study', study_dir.name)}: model selection only\n\n"
+        f"{done} of {len(manifest['runs'])} runs complete. The study evaluates nothing on a test split "
+        "(`query_noises: []`); what it measures is model selection.\n\n"
+        "## Held-out alignment against XQuAD dev\n\n" + agreement.to_markdown(),
+    )
+    agreement.save(report_dir)
+    return [report_dir / "report.md", report_dir / AGREEMENT_JSON, report_dir / AGREEMENT_MD]
 
 
 def render_study(analysis: StudyAnalysis, figures: Figures) -> Document:
