@@ -8,7 +8,7 @@ OPTICAL := $(VENV)/bin/optical
 # The local mirror of the data (read-only); `optical data fetch` copies it into the cache.
 MIRROR ?= ../shared/data
 
-.PHONY: setup demo lint browser test bench clean
+.PHONY: setup demo lint browser test bench bench-pylate clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,13 @@ test: setup lint browser
 bench: setup
 	$(PY) benchmarks/run_all.py
 
+# PyLate's colbert_scores against our MaxSim (maxsim_over_pylate). PyLate pins torch 2.11 and this project runs 2.13,
+# so it goes beside the venv without its dependencies (its scoring module is pure torch; these are what it imports).
+PYLATE_DIR := .bench-pylate
+bench-pylate: setup
+	$(PY) -m pip install -q --no-deps --target $(PYLATE_DIR) pylate==1.6.0 datasets==5.2.0 dill==0.4.1 \
+		multiprocess==0.70.19 pandas==3.1.1 pyarrow==26.0.1 ujson==6.1.0 xxhash==4.1.0
+	PYTHONPATH=$(PYLATE_DIR) $(PY) benchmarks/bench_maxsim.py --only pylate
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(PYLATE_DIR)

@@ -77,6 +77,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     agreement.add_argument("study_dir")
     agreement.add_argument("--out", help="where to write agreement.md and agreement.json (default: STUDY_DIR/report)")
     agreement.set_defaults(func=agreement_command)
+    levels = commands.add_parser(
+        "levels",
+        help="how well the zero-shot model knows each language of a study (held-out alignment, no FLORES devtest)",
+        description="Measure the zero-shot backbone's held-out alignment (mean of x->en and en->x MRR@10 on the 200 "
+        "FLORES dev pairs training keeps out) for every language of a study config, before any distillation; write "
+        "one row per language to OUT as it goes (a killed measurement resumes). With --spread N, print N languages "
+        "evenly spaced in level (e.g. the study's three-seed languages).",
+    )
+    levels.add_argument("--config", required=True, help="study YAML file: its languages, backbone and training precision")
+    levels.add_argument("--out", required=True, help="TSV to write (an earlier one of the same model is resumed)")
+    levels.add_argument("--backbone", help="which of the config's backbones (default: its only one)")
+    levels.add_argument("--spread", type=int, help="print this many languages evenly spaced in level")
+    levels.add_argument("--quiet", action="store_true", help="no progress bar")
+    levels.set_defaults(func=levels_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -194,4 +208,37 @@ def agreement_command(args: argparse.Namespace) -> int:
     report = selection_agreement(Path(args.study_dir))
     print(report.to_markdown(), end="")
     report.save(args.out or Path(args.study_dir) / REPORT_DIR)
+    return 0
+
+
+def levels_command(args: argparse.Namespace) -> int:
+    from optical.data import resolve_data_dir
+    from optical.errors import OpticalError
+    from optical.storage import check_output_dir, output_lock
+    from optical.study import load_study_config
+    from optical.study.levels import measure_levels
+    from optical.study.runner import default_store, prepare_models
+    from optical.train.precision import resolve_precision
+
+    config = load_study_config(args.config)
+    label = args.backbone or (next(iter(config.backbones)) if len(config.backbones) == 1 else None)
+    if label not in config.backbones:
+        names = ", ".join(config.backbones)
+        raise OpticalError(f"--backbone must name one of {config.source}'s backbones ({names}), got {label}")
+    if args.spread is not None and args.spread < 1:
+        raise OpticalError(f"--spread must be >= 1, got {args.spread}")
+    out = Path(args.out).expanduser()
+    if out.is_dir():
+        raise OpticalError(f"--out {out} is a directory; give the TSV file to write")
+    check_output_dir(out.parent)
+    languages = sorted({lang for grid in config.grids for lang in grid.languages}, key=config.axes.languages.index)
+    data_dir = resolve_data_dir(config.data_dir)
+    precision = resolve_precision("cpu", str(config.base_distill.get("mixed_precision", "no")))
+    model = prepare_models(config, default_store(), build=True)[config.backbones[label].label]
+    with output_lock(out):
+        table = measure_levels(model, languages, data_dir, out, precision=precision, progress=not args.quiet)
+    print(f"{len(table.levels)} languages measured in {out} ({model}, {precision})")
+    if args.spread:
+        chosen = ", ".join(f"{level.lang} {level.mrr:.3f}" for level in table.spread(args.spread))
+        print(f"{args.spread} languages spread over the levels: {chosen}")
     return 0

@@ -160,6 +160,15 @@ def translation_margin(scores: torch.Tensor) -> float:
     return float((scores.diagonal().double() - others.max(dim=1).values).mean())
 
 
+def heldout_alignment_selector(lang: str, data_dir: Path, teacher: Encoder, with_xquad: bool) -> AlignmentSelector:
+    """Held-out alignment on ``lang``'s selection slice, the teacher encoding its English side now; with
+    ``with_xquad`` it also records XQuAD dev (never selected on)."""
+    pairs = selection_slice(data_dir, lang)
+    english = torch.from_numpy(teacher.encode([p.en for p in pairs], kind="query", max_length=EVAL_MAX_LENGTH))
+    also = build_selector("xquad_dev", lang, data_dir, teacher) if with_xquad else None
+    return AlignmentSelector("heldout_align", [p.foreign for p in pairs], english, also)
+
+
 def build_selector(kind: SelectOn, lang: str, data_dir: Path, teacher: Encoder) -> DevSelector | AlignmentSelector | None:
     """The dev selector named by ``kind`` (``none`` gives None: keep the last step).
 
@@ -168,10 +177,7 @@ def build_selector(kind: SelectOn, lang: str, data_dir: Path, teacher: Encoder) 
     if kind == "none":
         return None
     if kind == "heldout_align":
-        pairs = selection_slice(data_dir, lang)
-        english = torch.from_numpy(teacher.encode([p.en for p in pairs], kind="query", max_length=EVAL_MAX_LENGTH))
-        also = build_selector("xquad_dev", lang, data_dir, teacher) if lang in XQUADR_LANGS else None
-        return AlignmentSelector("heldout_align", [p.foreign for p in pairs], english, also)
+        return heldout_alignment_selector(lang, data_dir, teacher, with_xquad=lang in XQUADR_LANGS)
     if kind == "xquad_dev":
         task = sentence_task(data_dir, lang, ["en"], "dev")
         doc_ids = list(task.candidates)
