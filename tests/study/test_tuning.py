@@ -134,3 +134,35 @@ def test_per_method_settings_are_checked_when_the_config_is_read(smoke_raw, tuni
     raw["base"]["per_method"] = {"mse": {"lr": 5.0e-5, "epochs": 2}}
     runs = {(r.trial, r.seed): r.distill for r in expand(parse_study_config(raw)).runs if r.method == "mse"}
     assert (runs[("lr-1e-3", 0)].lr, runs[("lr-1e-3", 0)].epochs) == (1.0e-3, 2)
+
+
+def _trial(lang: str, method: str, trial: str, score: float, lr: float):
+    from optical.report.tuning import TrialResult
+
+    return TrialResult(lang, method, trial, "c", (0,), (0.5,), (score,), (10,), (None,), 20, {"lr": lr, "epochs": 2})
+
+
+def test_the_choice_across_languages_weighs_each_language_by_rank_not_scale():
+    """A barely-seen language moves the score far more than a well-known one; ranks give each the same say."""
+    from optical.report.tuning import TuningReport
+
+    trials = [
+        # fr: both near the ceiling, lr-small better; dz: lr-big far better; ee: lr-small better.
+        _trial("fr", "ot", "lr-small", 0.9990, 1e-4),
+        _trial("fr", "ot", "lr-big", 0.9980, 3e-4),
+        _trial("dz", "ot", "lr-small", 0.10, 1e-4),
+        _trial("dz", "ot", "lr-big", 0.60, 3e-4),
+        _trial("ee", "ot", "lr-small", 0.85, 1e-4),
+        _trial("ee", "ot", "lr-big", 0.84, 3e-4),
+        # lr-only-fr ran on one language: it does not compete across languages.
+        _trial("fr", "ot", "lr-only-fr", 1.0, 1e-3),
+    ]
+    report = TuningReport("t", trials, ["lr"], base={"distill": {"lr": 5e-5, "epochs": 2}})
+    choice = report.chosen_across_languages[("ot", "c")]
+    assert (choice.trial, choice.languages, choice.compared) == ("lr-small", ("dz", "ee", "fr"), 2)
+    assert choice.mean_rank == pytest.approx(4 / 3) and choice.mean_score == pytest.approx((0.999 + 0.1 + 0.85) / 3)
+    assert report.chosen[("dz", "ot", "c")].trial == "lr-big"  # each language's own choice stays beside it
+    (block,) = report.to_json()["chosen_across_languages"]
+    assert block["per_method"] == {"lr": 1e-4} and block["trial"] == "lr-small"
+    markdown = report.to_document().markdown()
+    assert "## Chosen across languages" in markdown and "| ot | c | lr-small | dz, ee, fr | 2 | 1.33 |" in markdown
