@@ -112,6 +112,6 @@ def test_a_study_over_enough_languages_opens_with_the_spectrum(tmp_path):
     assert analysis.comparisons_json()["spectrum"][0]["languages"][0]["lang"] == "x00"
     markdown = render_study(analysis, Figures(tmp_path)).markdown()
     assert markdown.index("The resource spectrum") < markdown.index("Answer to the research question")
-    assert (tmp_path / "plots/spectrum.ot-vs-kd.png").is_file() and "| x00 | 0." in markdown
+    assert (tmp_path / "plots/spectrum.ot-vs-kd.png").is_file() and "| x00 | - | - | 0." in markdown
     fewer = analyse_study(_spectrum_study(SPECTRUM_MIN_LANGUAGES - 1), SETTINGS)
     assert fewer.spectrum == () and "spectrum" not in fewer.comparisons_json()

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from optical.data.pretraining import cc100_gib, script
 from optical.eval.results import ZERO_SHOT
 from optical.eval.stats import Sample, SpectrumPoint, SpectrumTrend, StatsSettings, compare, holm_family, spectrum_trend
 from optical.formatting import number
@@ -174,6 +175,8 @@ def spectrum_json(comparisons: Sequence[SpectrumComparison]) -> list[dict]:
                 {
                     "lang": p.lang,
                     "level": p.level,
+                    "script": script(p.lang),
+                    "cc100_gib": cc100_gib(p.lang),
                     **{k: getattr(p.comparison, k) for k in ("diff", "ci_low", "ci_high", "p_holm")},
                 }
                 for p in c.points
@@ -207,12 +210,36 @@ def render_spectrum(doc, comparisons: Sequence[SpectrumComparison], figures) -> 
                 doc.add(Paragraph(text))
     levels = {p.lang: p.level for c in comparisons for p in c.points}
     by_lang = {(c.system_a, c.system_b): {p.lang: p.comparison for p in c.points} for c in comparisons}
-    header = ["lang", "zero-shot level", *(f"{a} − {b}" for a, b in by_lang)]
+    doc.add(Paragraph(pretraining_paragraph(levels)))
+    header = ["lang", "script", "CC-100 GiB", "zero-shot level", *(f"{a} − {b}" for a, b in by_lang)]
     rows = []
     for lang in sorted(levels, key=levels.get):
         cells = [by_lang[pair].get(lang) for pair in by_lang]
-        rows.append([lang, number(levels[lang]), *(_difference_cell(c) for c in cells)])
+        size = cc100_gib(lang)
+        rows.append(
+            [
+                lang,
+                script(lang) or "-",
+                "-" if size is None else f"{size:g}",
+                number(levels[lang]),
+                *(_difference_cell(c) for c in cells),
+            ]
+        )
     doc.add(Table(header, rows))
+
+
+def pretraining_paragraph(levels: Mapping[str, float]) -> str:
+    """What the documented pre-training data says of the languages' zero-shot levels (script and CC-100 size are
+    the table's columns; :mod:`optical.data.pretraining`)."""
+    absent = sorted((lang for lang in levels if cc100_gib(lang) is None), key=levels.get)
+    text = (
+        "Script and CC-100 size (GiB; XLM-R's pre-training corpus, from which multilingual-e5 descends; Conneau et al. "
+        f"2020, Table 6) are given per language. {len(absent)} of the {len(levels)} languages are not among XLM-R's 100"
+    )
+    if not absent:
+        return text + "."
+    low, high = min(levels[lang] for lang in absent), max(levels[lang] for lang in absent)
+    return text + f" ({', '.join(absent)}); their zero-shot levels range from {number(low)} to {number(high)}."
 
 
 def _difference_cell(comparison) -> str:
