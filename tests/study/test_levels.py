@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -40,11 +41,12 @@ def test_levels_resume_and_spread(tmp_path, private_cache_env, capsys):
     # An edited row survives a resumed measurement: only the language added to the config is measured.
     out.write_text(out.read_text(encoding="utf-8").replace(f"fr\t{first.levels[0].mrr:.4f}", "fr\t0.1234"), encoding="utf-8")
     config = _config(tmp_path, ["fr", "dz", "ee"])
-    assert main(["study", "levels", "--config", str(config), "--out", str(out), "--quiet", "--spread", "2"]) == 0
+    assert main(["study", "levels", "--config", str(config), "--out", str(out), "--quiet", "--spread", "2", "--order"]) == 0
     resumed = read_levels(out)
     assert [level.lang for level in resumed.levels] == ["fr", "dz", "ee"] and resumed.levels[0].mrr == 0.1234
     printed = capsys.readouterr().out
     assert "3 languages measured" in printed and "2 languages spread over the levels" in printed
+    assert re.search(r"farthest-first order: \[(fr|dz|ee), (fr|dz|ee), (fr|dz|ee)\]", printed)
 
 
 def test_levels_refusals(tmp_path, private_cache_env, capsys):

@@ -89,6 +89,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     levels.add_argument("--out", required=True, help="TSV to write (an earlier one of the same model is resumed)")
     levels.add_argument("--backbone", help="which of the config's backbones (default: its only one)")
     levels.add_argument("--spread", type=int, help="print this many languages evenly spaced in level")
+    levels.add_argument(
+        "--order",
+        action="store_true",
+        help="print every language farthest-first in level (a languages: list whose every prefix spans the spectrum)",
+    )
     levels.add_argument("--quiet", action="store_true", help="no progress bar")
     levels.set_defaults(func=levels_command)
 
@@ -241,4 +246,6 @@ def levels_command(args: argparse.Namespace) -> int:
     if args.spread:
         chosen = ", ".join(f"{level.lang} {level.mrr:.3f}" for level in table.spread(args.spread))
         print(f"{args.spread} languages spread over the levels: {chosen}")
+    if args.order:
+        print(f"farthest-first order: [{', '.join(level.lang for level in table.farthest_first())}]")
     return 0

@@ -67,6 +67,30 @@ class LevelTable:
             chosen.append(nearest)
         return sorted(chosen, key=lambda level: level.mrr)
 
+    def farthest_first(self) -> list[LanguageLevel]:
+        """Every language, ordered so that each prefix spreads over the levels: the lowest and the highest first,
+        then each time the language whose level is farthest from those already listed (ties: measured earlier).
+
+        A study listing its languages in this order runs them in it, so a slice cut off after any number of
+        languages still spans the spectrum instead of stopping at one end of it.
+
+        >>> table = LevelTable("m", "no", tuple(LanguageLevel(name, v, 0.0) for name, v in
+        ...     [("a", 0.99), ("b", 0.98), ("c", 1.0), ("d", 0.5), ("e", 0.02), ("f", 0.7)]))
+        >>> [level.lang for level in table.farthest_first()]
+        ['e', 'c', 'd', 'f', 'b', 'a']
+        """
+        if not self.levels:
+            return []
+        left = list(self.levels)
+        first = min(left, key=lambda level: level.mrr)
+        left.remove(first)
+        ordered = [first]
+        while left:
+            chosen = max(left, key=lambda level: min(abs(level.mrr - other.mrr) for other in ordered))
+            left.remove(chosen)
+            ordered.append(chosen)
+        return ordered
+
     def to_tsv(self) -> str:
         header = [
             "# Zero-shot held-out alignment per language (optical study levels): the selection slice of each language",
