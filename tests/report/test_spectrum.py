@@ -115,3 +115,25 @@ def test_a_study_over_enough_languages_opens_with_the_spectrum(tmp_path):
     assert (tmp_path / "plots/spectrum.ot-vs-kd.png").is_file() and "| x00 | - | - | 0." in markdown
     fewer = analyse_study(_spectrum_study(SPECTRUM_MIN_LANGUAGES - 1), SETTINGS)
     assert fewer.spectrum == () and "spectrum" not in fewer.comparisons_json()
+
+
+def test_seed_noise_is_read_from_the_languages_with_several_seeds():
+    """Three of 12 languages have 3 seeds whose ot means differ by 0.1 from seed to seed: the report says so beside
+    the single-seed languages' CIs."""
+    rng = np.random.default_rng(5)
+    samples, levels = {}, {}
+    for i, level in enumerate(np.linspace(0.2, 1.0, 12)):
+        lang = f"s{i:02d}"
+        base = rng.uniform(0, 1, 200)
+        shifts = (-0.1, 0.0, 0.1) if i < 3 else (0.0,)
+        samples[lang] = {
+            "mse": Sample("mse", tuple({f"q{j}": float(v) for j, v in enumerate(base)} for _ in shifts)),
+            "ot": Sample("ot", tuple({f"q{j}": float(v + 0.02 + s) for j, v in enumerate(base)} for s in shifts)),
+        }
+        levels[lang] = float(level)
+    (comparison,) = analyse_spectrum(samples, levels, [("ot", "mse")], "R@1", SETTINGS)
+    noise = comparison.seed_noise
+    assert noise.languages == ("s00", "s01", "s02") and noise.seeds == 3
+    assert noise.seed_sd == pytest.approx(0.1) and noise.single_seed_half_width == pytest.approx(0.0, abs=1e-9)
+    words = " ".join(spectrum_paragraphs(comparison))
+    assert "Seed noise: on the 3 languages with 3+ seeds (s00, s01, s02)" in words and "smaller than about 0.200" in words

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from optical.data.pretraining import cc100_gib, script
 from optical.eval.results import ZERO_SHOT
 from optical.eval.stats import Sample, SpectrumPoint, SpectrumTrend, StatsSettings, compare, holm_family, spectrum_trend
@@ -37,6 +39,22 @@ INTRODUCTION = (
 
 
 @dataclass(frozen=True)
+class SeedNoise:
+    """How much of a single-seed difference is seed noise, read from the languages where both systems have several
+    seeds: the spread a one-seed difference would have from seed to seed, against the CI a one-seed language gets
+    from its queries alone.
+
+    ``seed_sd`` is the median over those languages of sqrt(var_A + var_B), each variance over the system's per-seed
+    means (seeds are independent trainings, so a single-seed difference varies by that much); ``single_seed_half_width``
+    the median half-width of the 95% CI of the languages with one seed (None when every language has several)."""
+
+    languages: tuple[str, ...]
+    seeds: int
+    seed_sd: float
+    single_seed_half_width: float | None
+
+
+@dataclass(frozen=True)
 class SpectrumComparison:
     """System A against system B over the spectrum: every language's difference and the fitted trend."""
 
@@ -45,6 +63,7 @@ class SpectrumComparison:
     measure: str
     points: tuple[SpectrumPoint, ...]
     trend: SpectrumTrend
+    seed_noise: SeedNoise | None = None
 
     @property
     def family(self) -> str:
@@ -77,8 +96,39 @@ def analyse_spectrum(
         raw = [compare(samples[lang][system_a], samples[lang][system_b], measure, settings) for lang in langs]
         family = f"spectrum {system_a} vs {system_b}, {measure}"
         points = tuple(SpectrumPoint(lang, levels[lang], c) for lang, c in zip(langs, holm_family(raw, family)))
-        found.append(SpectrumComparison(system_a, system_b, measure, points, spectrum_trend(points, settings)))
+        noise = seed_noise({lang: (samples[lang][system_a], samples[lang][system_b]) for lang in langs}, points)
+        found.append(SpectrumComparison(system_a, system_b, measure, points, spectrum_trend(points, settings), noise))
     return found
+
+
+def seed_noise(pairs: Mapping[str, tuple[Sample, Sample]], points: Sequence[SpectrumPoint]) -> SeedNoise | None:
+    """:class:`SeedNoise` of one comparison: ``pairs[lang]`` = (A's sample, B's sample); None without a language
+    where both have two seeds or more.
+
+    >>> a = Sample("ot", ({"q": 0.5}, {"q": 0.7}, {"q": 0.6}))
+    >>> b = Sample("mse", ({"q": 0.5}, {"q": 0.5}, {"q": 0.5}))
+    >>> noise = seed_noise({"dz": (a, b)}, [])
+    >>> noise.languages, noise.seeds, round(noise.seed_sd, 3), noise.single_seed_half_width
+    (('dz',), 3, 0.1, None)
+    """
+    spreads, seeds = {}, set()
+    for lang, (a, b) in pairs.items():
+        if a.n_seeds < 2 or b.n_seeds < 2:
+            continue
+        variances = [np.var([np.mean(list(run.values())) for run in sample.per_seed], ddof=1) for sample in (a, b)]
+        spreads[lang] = float(np.sqrt(sum(variances)))
+        seeds.add(min(a.n_seeds, b.n_seeds))
+    if not spreads:
+        return None
+    single = [
+        (p.comparison.ci_high - p.comparison.ci_low) / 2 for p in points if min(map(Sample.n_seeds.fget, pairs[p.lang])) == 1
+    ]
+    return SeedNoise(
+        languages=tuple(sorted(spreads)),
+        seeds=min(seeds),
+        seed_sd=float(np.median(list(spreads.values()))),
+        single_seed_half_width=float(np.median(single)) if single else None,
+    )
 
 
 def _stretches(comparison: SpectrumComparison) -> list[tuple[str, float, float]]:
@@ -108,7 +158,23 @@ def spectrum_paragraphs(comparison: SpectrumComparison) -> list[str]:
         f"Per language (Holm over the {trend.n_languages}): {a} ahead in {counts['ahead']}, behind in {counts['behind']}, "
         f"level in {counts['level']}. {at_ceiling} of the {trend.n_languages} languages start at or above "
         f"{CEILING} zero-shot, where the measure leaves little room.",
+        *([_seed_noise_text(comparison.seed_noise)] if comparison.seed_noise else []),
     ]
+
+
+def _seed_noise_text(noise: SeedNoise) -> str:
+    text = (
+        f"Seed noise: on the {len(noise.languages)} languages with {noise.seeds}+ seeds ({', '.join(noise.languages)}), a "
+        f"single seed's difference varies from seed to seed by a standard deviation of {number(noise.seed_sd)} "
+        "(median over those languages)"
+    )
+    if noise.single_seed_half_width is None:
+        return text + "."
+    return text + (
+        f", against a median 95% CI half-width of {number(noise.single_seed_half_width)} over pairs for the "
+        "single-seed languages, whose CIs hold query noise only: a single-seed difference smaller than about "
+        f"{number(2 * noise.seed_sd)} may be the seed's."
+    )
 
 
 def spectrum_figure(comparisons: Sequence[SpectrumComparison]):
@@ -168,6 +234,14 @@ def spectrum_json(comparisons: Sequence[SpectrumComparison]) -> list[dict]:
             "slope": c.trend.slope,
             "slope_ci": [c.trend.slope_ci.low, c.trend.slope_ci.high],
             "intercept": c.trend.intercept,
+            "seed_noise": None
+            if c.seed_noise is None
+            else {
+                "languages": list(c.seed_noise.languages),
+                "seeds": c.seed_noise.seeds,
+                "seed_sd": c.seed_noise.seed_sd,
+                "single_seed_half_width": c.seed_noise.single_seed_half_width,
+            },
             "bands": [
                 {"level": b.level, "fitted": b.fitted, "ci": [b.ci.low, b.ci.high], "verdict": b.verdict} for b in c.trend.bands
             ],
