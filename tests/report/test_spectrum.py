@@ -62,9 +62,9 @@ def _alignment_run(lang: str, system: str, rate: float, rng: np.random.Generator
     return EvalRun(system, system, "teacher", "test", "split-fp", tasks)
 
 
-def _spectrum_study(n_languages: int):
+def _spectrum_study(n_languages: int, zero_shot_only: bool = False):
     """zero-shot, mse and ot on ``n_languages`` languages from barely known (0.1) to known (0.95): ot gains most
-    where the zero-shot level is low."""
+    where the zero-shot level is low (``zero_shot_only``: the first slice of a spectrum study, zero-shot alone)."""
     from pathlib import Path
 
     from optical.eval.results import ZERO_SHOT
@@ -74,7 +74,8 @@ def _spectrum_study(n_languages: int):
     records, entries = [], []
     for i, level in enumerate(np.linspace(0.1, 0.95, n_languages)):
         lang = f"x{i:02d}"
-        for method, rate in ((ZERO_SHOT, level), ("mse", level + 0.3 * (1 - level)), ("ot", level + 0.5 * (1 - level))):
+        systems = ((ZERO_SHOT, level), ("mse", level + 0.3 * (1 - level)), ("ot", level + 0.5 * (1 - level)))
+        for method, rate in systems[:1] if zero_shot_only else systems:
             trained = method != ZERO_SHOT
             path = f"runs/{lang}-{method}"
             entries.append(
@@ -113,8 +114,22 @@ def test_a_study_over_enough_languages_opens_with_the_spectrum(tmp_path):
     markdown = render_study(analysis, Figures(tmp_path)).markdown()
     assert markdown.index("The resource spectrum") < markdown.index("Answer to the research question")
     assert (tmp_path / "plots/spectrum.ot-vs-kd.png").is_file() and "| x00 | - | - | 0." in markdown
+    assert (tmp_path / "plots/spectrum.levels.png").is_file() and "The x-axis" not in markdown
     fewer = analyse_study(_spectrum_study(SPECTRUM_MIN_LANGUAGES - 1), SETTINGS)
-    assert fewer.spectrum == () and "spectrum" not in fewer.comparisons_json()
+    assert fewer.spectrum == () and "spectrum" not in fewer.comparisons_json() and not fewer.spectrum_levels
+
+
+def test_a_zero_shot_slice_shows_the_x_axis_alone(tmp_path):
+    from optical.report.study.analysis import SPECTRUM_MIN_LANGUAGES, analyse_study
+    from optical.report.study.figures import Figures
+    from optical.report.study.write import render_study
+
+    analysis = analyse_study(_spectrum_study(SPECTRUM_MIN_LANGUAGES, zero_shot_only=True), SETTINGS)
+    assert analysis.spectrum == () and len(analysis.spectrum_levels) == SPECTRUM_MIN_LANGUAGES
+    levels = analysis.comparisons_json()["spectrum_levels"]
+    assert [entry["level"] for entry in levels] == sorted(entry["level"] for entry in levels)
+    markdown = render_study(analysis, Figures(tmp_path)).markdown()
+    assert "the section holds the x-axis only" in markdown and (tmp_path / "plots/spectrum.levels.png").is_file()
 
 
 def test_seed_noise_is_read_from_the_languages_with_several_seeds():

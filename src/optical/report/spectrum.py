@@ -260,13 +260,61 @@ def spectrum_json(comparisons: Sequence[SpectrumComparison]) -> list[dict]:
     ]
 
 
-def render_spectrum(doc, comparisons: Sequence[SpectrumComparison], figures) -> None:
-    """The spectrum section: the figures (OT against the KD baselines, then every method against zero-shot), the
-    answer in words, and one table row per language."""
+def levels_json(levels: Mapping[str, float]) -> list[dict]:
+    """The x-axis as data: each language's zero-shot level, script and CC-100 size, lowest level first."""
+    return [
+        {"lang": lang, "level": level, "script": script(lang), "cc100_gib": cc100_gib(lang)}
+        for lang, level in sorted(levels.items(), key=lambda item: item[1])
+    ]
+
+
+#: Where a language outside CC-100 is drawn on the levels figure's log axis (below its smallest size, 0.1 GiB).
+_OUTSIDE_CC100 = 0.03
+
+
+def levels_figure(levels: Mapping[str, float]):
+    """Each language's zero-shot level (x) against its CC-100 size (y, log; languages outside XLM-R's 100 in a band
+    at the bottom), labelled with its code: how well the encoder knows a language beside how much of it the
+    pre-training saw."""
+    import matplotlib.pyplot as plt
+
+    from optical.report.style import SCREEN, ZERO_SHOT_COLOUR
+
+    fig, ax = plt.subplots(figsize=(SCREEN[0] * 0.94, SCREEN[1] * 0.6))
+    for lang, level in levels.items():
+        size = cc100_gib(lang)
+        y = _OUTSIDE_CC100 if size is None else size
+        ax.plot(level, y, "o", ms=4, color=ZERO_SHOT_COLOUR, mfc="white" if size is None else ZERO_SHOT_COLOUR)
+        ax.annotate(lang, (level, y), xytext=(3, 2), textcoords="offset points")
+    ax.set_yscale("log")
+    ax.axhline(_OUTSIDE_CC100 * 2, color="grey", lw=0.5, ls=":")
+    ax.set_xlabel("zero-shot alignment R@1 (FLORES-200 devtest, mean of both directions)")
+    ax.set_ylabel("CC-100 size, GiB (log; open circles: not in CC-100)")
+    ax.set_title(f"The x-axis: {len(levels)} languages")
+    fig.tight_layout()
+    return fig
+
+
+def render_spectrum(doc, comparisons: Sequence[SpectrumComparison], levels: Mapping[str, float], figures) -> None:
+    """The spectrum section: the x-axis (each language's zero-shot level beside its pre-training size), the figures
+    (OT against the KD baselines, then every method against zero-shot), the answer in words, and one table row per
+    language."""
     from optical.report.document import Heading, Image, Paragraph, Table
 
     doc.add(Heading(2, "The resource spectrum: does the advantage depend on how well the encoder knows the language?"))
     doc.add(Paragraph(INTRODUCTION))
+    at_ceiling = sum(level >= CEILING for level in levels.values())
+    doc.add(
+        Paragraph(
+            f"Zero-shot alignment was measured on {len(levels)} languages: from {number(min(levels.values()))} to "
+            f"{number(max(levels.values()))}, {at_ceiling} of them at or above {CEILING}. " + pretraining_paragraph(levels)
+        )
+    )
+    doc.add(
+        Image(figures.save(levels_figure(levels), "plots/spectrum.levels.png"), "the x-axis: zero-shot level and CC-100 size")
+    )
+    if not comparisons:
+        doc.add(Paragraph("No trained method has run on enough of these languages yet: the section holds the x-axis only."))
     groups = (
         ("ot-vs-kd", "OT against each KD baseline", [c for c in comparisons if c.system_b != ZERO_SHOT]),
         (
@@ -282,9 +330,7 @@ def render_spectrum(doc, comparisons: Sequence[SpectrumComparison], figures) -> 
         for comparison in chosen:
             for text in spectrum_paragraphs(comparison):
                 doc.add(Paragraph(text))
-    levels = {p.lang: p.level for c in comparisons for p in c.points}
     by_lang = {(c.system_a, c.system_b): {p.lang: p.comparison for p in c.points} for c in comparisons}
-    doc.add(Paragraph(pretraining_paragraph(levels)))
     header = ["lang", "script", "CC-100 GiB", "zero-shot level", *(f"{a} − {b}" for a, b in by_lang)]
     rows = []
     for lang in sorted(levels, key=levels.get):

@@ -24,7 +24,7 @@ import dataclasses
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
@@ -46,7 +46,7 @@ from optical.eval.stats import (
 )
 from optical.eval.tasks import main_measure, task_spec
 from optical.losses.combined import MethodSpec
-from optical.report.spectrum import SpectrumComparison, analyse_spectrum, spectrum_json
+from optical.report.spectrum import SpectrumComparison, analyse_spectrum, levels_json, spectrum_json
 from optical.report.study.grid import AXES, TRAINED, Arm, Condition, GridIndex, axis_order, seed_paired_difference
 from optical.report.study.load import DistillRun, StudyInputs
 from optical.train.record import RunResult
@@ -434,6 +434,9 @@ class StudyAnalysis:
     lost: tuple[str, ...]
     #: The resource spectrum: empty unless zero-shot alignment was measured on :data:`SPECTRUM_MIN_LANGUAGES` or more.
     spectrum: tuple[SpectrumComparison, ...] = ()
+    #: Its x-axis: each language's zero-shot alignment (empty below :data:`SPECTRUM_MIN_LANGUAGES` languages), shown
+    #: on its own while no trained method has run on enough languages.
+    spectrum_levels: dict[str, float] = field(default_factory=dict)
     #: Does OT gain more from late interaction than each baseline? Empty unless a task was scored both ways.
     late_interaction: tuple[QuestionRow, ...] = ()
 
@@ -445,6 +448,7 @@ class StudyAnalysis:
             "seed": self.settings.seed,
             "reference": dict(zip(AXES, self.reference)),
             "comparisons": [_row_json(r) for r in self.question.levels + self.question.changes],
+            **({"spectrum_levels": levels_json(self.spectrum_levels)} if self.spectrum_levels else {}),
             **({"spectrum": spectrum_json(self.spectrum)} if self.spectrum else {}),
             **({"late_interaction": [_row_json(r) for r in self.late_interaction]} if self.late_interaction else {}),
         }
@@ -571,7 +575,7 @@ def analyse_study(inputs: StudyInputs, settings: StatsSettings) -> StudyAnalysis
         training=_training(inputs.distills),
         coverage=_coverage(manifest) if done < len(manifest["runs"]) else None,
         lost=tuple(m for m in inputs.missing if str(PurePath(m).parent) in finished),
-        spectrum=_spectrum(study),
+        **_spectrum(study),
         late_interaction=_late_interaction(study),
     )
 
@@ -596,9 +600,10 @@ def _alignment_both_ways(study: _Study, lang: str, method: str, condition: Condi
     return Sample(method, tuple(per_seed))
 
 
-def _spectrum(study: _Study) -> tuple[SpectrumComparison, ...]:
-    """Each OT method against each KD baseline, and each trained method against zero-shot, over the languages the
-    zero-shot model was aligned on, at the reference condition; the zero-shot level of a language is its alignment."""
+def _spectrum(study: _Study) -> dict[str, Any]:
+    """``spectrum`` and ``spectrum_levels`` of :class:`StudyAnalysis`: each OT method against each KD baseline, and each
+    trained method against zero-shot, over the languages the zero-shot model was aligned on, at the reference
+    condition; the zero-shot level of a language is its alignment."""
     reference = study.index.ref_condition()
     samples = {
         lang: {m: s for m in study.methods if (s := _alignment_both_ways(study, lang, m, reference))} for lang in study.langs
@@ -607,10 +612,13 @@ def _spectrum(study: _Study) -> tuple[SpectrumComparison, ...]:
         lang: float(np.mean(list(found[ZERO_SHOT].averaged().values()))) for lang, found in samples.items() if ZERO_SHOT in found
     }
     if len(levels) < SPECTRUM_MIN_LANGUAGES:
-        return ()
+        return {}
     ot = [m for m in study.trained if study.uses_ot(m)]
     pairs = [(m, b) for m in ot for b in study.trained if study.is_kd(b)] + [(m, ZERO_SHOT) for m in study.trained]
-    return tuple(analyse_spectrum(samples, levels, pairs, SPECTRUM_MEASURE, study.settings))
+    return {
+        "spectrum": tuple(analyse_spectrum(samples, levels, pairs, SPECTRUM_MEASURE, study.settings)),
+        "spectrum_levels": levels,
+    }
 
 
 #: Tasks scored both dense and by late interaction: (dense task, MaxSim task).

@@ -104,10 +104,10 @@ def render_study(analysis: StudyAnalysis, figures: Figures) -> Document:
 
     doc = Document(f"Study {analysis.name}: does OT distillation make cross-lingual alignment more robust than KD?")
     doc.add(Paragraph(_status_text(analysis)))
-    if analysis.spectrum:  # a study over the resource spectrum opens with it
+    if analysis.spectrum_levels:  # a study over the resource spectrum opens with it
         from optical.report.spectrum import render_spectrum
 
-        render_spectrum(doc, analysis.spectrum, figures)
+        render_spectrum(doc, analysis.spectrum, analysis.spectrum_levels, figures)
     render_question(doc, analysis, figures)
     render_late_interaction(doc, analysis)
     for curves in analysis.curves:
