@@ -166,3 +166,31 @@ def test_the_choice_across_languages_weighs_each_language_by_rank_not_scale():
     assert block["per_method"] == {"lr": 1e-4} and block["trial"] == "lr-small"
     markdown = report.to_document().markdown()
     assert "## Chosen across languages" in markdown and "| ot | c | lr-small | dz, ee, fr | 2 | 1.33 |" in markdown
+
+
+def test_a_variant_trial_freezes_only_what_the_trial_set():
+    """A variant's own values (contrastive-both's directions) come with the variant, not with the frozen trial."""
+    from optical.report.tuning import TrialResult, TuningReport
+
+    options = {"contrastive": {"directions": "both"}}
+    trials = [
+        TrialResult(
+            lang,
+            "contrastive-both",
+            "lr-1e-4",
+            "c",
+            (0,),
+            (0.5,),
+            (0.6,),
+            (10,),
+            (None,),
+            20,
+            {"lr": 1e-4, "epochs": 2, "loss_options": options},
+        )
+        for lang in ("ee", "dz")
+    ]
+    variants = {"contrastive-both": {"method": "contrastive", "loss_options": {"contrastive": {"directions": "both"}}}}
+    report = TuningReport("t", trials, [], base={"distill": {"lr": 5e-5, "epochs": 2}}, variants=variants)
+    (block,) = report.to_json()["chosen_across_languages"]
+    assert block["per_method"] == {"lr": 1e-4}
+    assert report.frozen_settings()[("ee", "c")]["contrastive-both"] == {"lr": 1e-4}

@@ -108,6 +108,8 @@ class TuningReport:
     missing: list[str] = field(default_factory=list)
     #: The study config's ``base`` section (``distill`` and ``per_method``): what every trial starts from.
     base: dict[str, Any] = field(default_factory=dict)
+    #: The study config's ``variants`` (name -> its loss ``method`` and values): what a variant's trials start from.
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def chosen(self) -> dict[tuple[str, str, str], TrialResult]:
@@ -280,8 +282,11 @@ class TuningReport:
 
     def _trial_values(self, t: TrialResult) -> dict[str, Any]:
         """What trial ``t`` set over the study's base for its method (nested as ``base.per_method`` takes it)."""
-        method_base = merge_distill(self.base.get("distill") or {}, (self.base.get("per_method") or {}).get(t.method, {}))
-        start = DistillConfig(lang=t.lang, method=t.method, out_dir="", **run_distill_values(t.method, method_base, {}))
+        variant = dict(self.variants.get(t.method) or {})
+        loss_method = variant.pop("method", t.method)
+        method_base = merge_distill(self.base.get("distill") or {}, variant)
+        method_base = merge_distill(method_base, (self.base.get("per_method") or {}).get(t.method, {}))
+        start = DistillConfig(lang=t.lang, method=loss_method, out_dir="", **run_distill_values(loss_method, method_base, {}))
         before = _flatten(start.to_dict())
         values: dict[str, Any] = {}
         for key, value in _flatten(t.config).items():
@@ -373,8 +378,15 @@ def tuning_report(study_dir: str | Path, manifest: dict) -> TuningReport:
                 config={k: v for k, v in runs[0][1].config.to_dict().items() if k not in _NOT_SETTINGS},
             )
         )
-    base = (manifest.get("config") or {}).get("base") or {}
-    return TuningReport(str(manifest.get("study", study_dir.name)), trials, _varying_settings(trials), missing, base)
+    config = manifest.get("config") or {}
+    return TuningReport(
+        str(manifest.get("study", study_dir.name)),
+        trials,
+        _varying_settings(trials),
+        missing,
+        config.get("base") or {},
+        config.get("variants") or {},
+    )
 
 
 def _setting(config: dict[str, Any], key: str) -> Any:
