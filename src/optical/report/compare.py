@@ -218,10 +218,10 @@ class ComparisonReport:
                     [
                         s.name,
                         s.method or "-",
-                        ", ".join(f"`{x}`" for x in s.students),
+                        ", ".join(f"`{_shown(x)}`" for x in s.students),
                         s.teacher,
                         str(s.n_seeds),
-                        ", ".join(f"`{d}`" for d in s.run_dirs),
+                        ", ".join(f"`{_shown(d)}`" for d in s.run_dirs),
                     ]
                     for s in self.systems
                 ],
@@ -353,6 +353,22 @@ def difference_text(c: PairedComparison) -> str:
     """``+0.024 [+0.013, +0.035] †``: a difference, its CI, and the significance mark."""
     mark = f" {SIGNIFICANT_MARK}" if c.significant else ""
     return f"{number(c.diff, True)} {interval(c.ci_low, c.ci_high, True)}{mark}"
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it: a committed report must not name the
+    machine it was written on (eval.json records absolute student paths).
+
+    >>> import os; _shown(os.path.join(os.getcwd(), "runs", "x")), _shown("zero-shot"), _shown("/elsewhere/x")
+    ('runs/x', 'zero-shot', '/elsewhere/x')
+    """
+    candidate = Path(path)
+    if not candidate.is_absolute():
+        return path
+    try:
+        return str(candidate.relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _load_runs(run_dirs: Sequence[Path]) -> list[tuple[Path, EvalRun]]:
