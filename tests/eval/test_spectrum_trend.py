@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from optical.errors import OpticalError
-from optical.eval.stats import Sample, SpectrumPoint, StatsSettings, compare, spectrum_trend
+from optical.eval.stats import Sample, SpectrumPoint, StatsSettings, compare, spectrum_segments, spectrum_trend
 
 SETTINGS = StatsSettings(n_resamples=400)
 
@@ -43,3 +43,33 @@ def test_too_few_languages_is_one_line():
     rng = np.random.default_rng(2)
     with pytest.raises(OpticalError, match="at least 3 languages, got 2"):
         spectrum_trend([_point("a", 0.5, 0.1, rng), _point("b", 0.9, 0.1, rng)], SETTINGS)
+
+
+def test_segments_find_a_gain_in_the_middle_that_a_line_calls_level():
+    """Nothing gained where the encoder cannot read the language or is at the ceiling, 0.1 in between: the segments
+    say where; the straight line's slope sees no trend."""
+    rng = np.random.default_rng(4)
+    levels = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 1.0, 1.0, 1.0, 1.0, 0.995, 0.99]
+    points = [_point(f"l{i:02d}", level, 0.1 if 0.4 < level < 0.99 else 0.0, rng) for i, level in enumerate(levels)]
+    segments = spectrum_segments(points, 0.99, SETTINGS, parts=2)
+    assert [(s.verdict, s.at_ceiling, len(s.languages)) for s in segments] == [
+        ("level", False, 6),
+        ("ahead", False, 6),
+        ("level", True, 6),
+    ]
+    assert segments[1].mean == pytest.approx(0.1, abs=0.01) and (segments[1].low, segments[1].high) == (0.5, 0.9)
+    assert spectrum_trend(points, SETTINGS).slope_ci.low < 0 < spectrum_trend(points, SETTINGS).slope_ci.high
+    assert spectrum_segments(points, 0.99, SETTINGS, parts=2) == segments  # seeded: the same answer every time
+
+
+def test_segments_too_small_to_resample_are_merged():
+    rng = np.random.default_rng(5)
+    two_at_ceiling = [_point(f"l{i}", level, 0.0, rng) for i, level in enumerate([0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.0])]
+    segments = spectrum_segments(two_at_ceiling, 0.99, SETTINGS)
+    assert [len(s.languages) for s in segments] == [4, 4] and not any(s.at_ceiling for s in segments)
+    two_below = [_point(f"l{i}", level, 0.0, rng) for i, level in enumerate([0.3, 0.4, 1.0, 1.0, 1.0])]
+    (merged,) = spectrum_segments(two_below, 0.99, SETTINGS)
+    assert merged.languages == ("l0", "l1", "l2", "l3", "l4") and not merged.at_ceiling
+    assert spectrum_segments(two_below[:2], 0.99, SETTINGS) == ()
+    with pytest.raises(OpticalError, match="at least 1 part below the ceiling, got 0"):
+        spectrum_segments(two_below, 0.99, SETTINGS, parts=0)

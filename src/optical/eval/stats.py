@@ -611,7 +611,88 @@ class SpectrumBand:
     @property
     def verdict(self) -> str:
         """``ahead``, ``behind`` or ``level``: whether the CI lies above 0, below 0, or spans it."""
-        return "ahead" if self.ci.low > 0 else "behind" if self.ci.high < 0 else "level"
+        return _verdict(self.ci)
+
+
+def _verdict(ci: ConfidenceInterval) -> str:
+    return "ahead" if ci.low > 0 else "behind" if ci.high < 0 else "level"
+
+
+@dataclass(frozen=True)
+class SpectrumSegment:
+    """A stretch of the spectrum: the mean of its languages' differences, with a 95% CI from resampling them.
+
+    ``low`` and ``high`` are its lowest and highest zero-shot level; ``at_ceiling`` marks the segment of the
+    languages at or above the ceiling, where the measure leaves a method little room.
+    """
+
+    languages: tuple[str, ...]
+    low: float
+    high: float
+    at_ceiling: bool
+    mean: float
+    ci: ConfidenceInterval
+
+    @property
+    def verdict(self) -> str:
+        """``ahead``, ``behind`` or ``level``: whether the CI lies above 0, below 0, or spans it."""
+        return _verdict(self.ci)
+
+
+#: Fewest languages a spectrum segment holds: a CI from resampling fewer says nothing.
+SEGMENT_MIN_LANGUAGES = 3
+
+
+def spectrum_segments(
+    points: Sequence[SpectrumPoint], ceiling: float, settings: StatsSettings = StatsSettings(), parts: int = 3
+) -> tuple[SpectrumSegment, ...]:
+    """Where on the spectrum A is ahead, level or behind, without assuming the shape of the dependence.
+
+    A straight line cannot say "ahead in the middle, level at both ends", which is the shape distillation gains
+    are expected to take (nothing to learn from where the encoder cannot read the script, nothing to gain where it
+    is at the ceiling). So the languages below ``ceiling`` are cut by zero-shot level into ``parts`` groups of
+    (near) equal size, and those at or above it form one more; each segment's mean of per-language differences gets
+    a percentile CI from resampling its languages with replacement (the unit is the language, as in
+    :func:`spectrum_trend`). Segments hold :data:`SEGMENT_MIN_LANGUAGES` languages or more: with too few at the
+    ceiling they join the highest segment, with too few below it those join the ceiling's, and fewer below-ceiling
+    languages mean fewer parts. Lowest level first.
+
+    >>> cmp = lambda d: PairedComparison("a", "b", "m", 1, d, 0, d, d, d, 1, 1, None, 0, 0, 0, False)
+    >>> points = [SpectrumPoint(f"l{i}", level, cmp(0.1 if level < 0.9 else 0.0)) for i, level in enumerate(
+    ...     [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0, 1.0, 1.0])]
+    >>> [(s.languages[0], s.verdict, s.at_ceiling) for s in spectrum_segments(points, 0.99, StatsSettings(200), parts=2)]
+    [('l0', 'ahead', False), ('l3', 'ahead', False), ('l6', 'level', True)]
+    """
+    if parts < 1:
+        raise OpticalError(f"a spectrum needs at least 1 part below the ceiling, got {parts}")
+    ordered = sorted(points, key=lambda p: (p.level, p.lang))
+    below = [p for p in ordered if p.level < ceiling]
+    top = [p for p in ordered if p.level >= ceiling]
+    if len(top) < SEGMENT_MIN_LANGUAGES:
+        below, top = ordered, []
+    if len(below) < SEGMENT_MIN_LANGUAGES:
+        below, top = [], ordered
+    if not below and len(top) < SEGMENT_MIN_LANGUAGES:
+        return ()
+    parts = min(parts, len(below) // SEGMENT_MIN_LANGUAGES)
+    groups = [[below[i] for i in part] for part in np.array_split(np.arange(len(below)), parts)] if below else []
+    groups += [top] if top else []
+    rng = np.random.default_rng([settings.seed, 11])
+    segments = []
+    for group in groups:
+        diffs = np.array([p.comparison.diff for p in group], dtype=float)
+        means = diffs[rng.integers(0, len(diffs), (settings.n_resamples, len(diffs)))].mean(axis=1)
+        segments.append(
+            SpectrumSegment(
+                languages=tuple(p.lang for p in group),
+                low=float(group[0].level),
+                high=float(group[-1].level),
+                at_ceiling=group[0].level >= ceiling,
+                mean=float(diffs.mean()),
+                ci=_percentile_interval(means, 0.95),
+            )
+        )
+    return tuple(segments)
 
 
 @dataclass(frozen=True)

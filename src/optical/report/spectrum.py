@@ -21,7 +21,17 @@ import numpy as np
 
 from optical.data.pretraining import cc100_gib, script
 from optical.eval.results import ZERO_SHOT
-from optical.eval.stats import Sample, SpectrumPoint, SpectrumTrend, StatsSettings, compare, holm_family, spectrum_trend
+from optical.eval.stats import (
+    Sample,
+    SpectrumPoint,
+    SpectrumSegment,
+    SpectrumTrend,
+    StatsSettings,
+    compare,
+    holm_family,
+    spectrum_segments,
+    spectrum_trend,
+)
 from optical.formatting import number
 
 #: Zero-shot levels at or above this count as "at the ceiling" (alignment leaves nothing to gain there).
@@ -32,7 +42,10 @@ INTRODUCTION = (
     "of x->en and en->x) and its y a paired difference on the same alignment (per FLORES pair, both directions "
     "averaged), with its 95% CI over pairs (and seeds where there are several); filled points and † are significant "
     "after Holm over the languages of that comparison. The line is a least-squares fit of the differences on the "
-    "level, its band a 95% CI from resampling languages. FLORES alignment saturates early: languages at the ceiling "
+    "level, its band a 95% CI from resampling languages; it gives the trend. Where a method is ahead is read from "
+    "segments of the spectrum instead, which assume no shape: the languages below the ceiling in thirds by zero-shot "
+    "level, and those at the ceiling, each segment's mean difference with a 95% CI from resampling its languages "
+    "(the horizontal bars). FLORES alignment saturates early: languages at the ceiling "
     "leave a method little room on this measure, so a level difference there is no evidence of equal alignment on "
     "harder tasks. Languages with one seed: their single-seed CIs hold query noise only, not the seed-to-seed spread."
 )
@@ -56,13 +69,15 @@ class SeedNoise:
 
 @dataclass(frozen=True)
 class SpectrumComparison:
-    """System A against system B over the spectrum: every language's difference and the fitted trend."""
+    """System A against system B over the spectrum: every language's difference, the fitted trend, and the mean
+    difference on each segment of the spectrum."""
 
     system_a: str
     system_b: str
     measure: str
     points: tuple[SpectrumPoint, ...]
     trend: SpectrumTrend
+    segments: tuple[SpectrumSegment, ...]
     seed_noise: SeedNoise | None = None
 
     @property
@@ -97,7 +112,8 @@ def analyse_spectrum(
         family = f"spectrum {system_a} vs {system_b}, {measure}"
         points = tuple(SpectrumPoint(lang, levels[lang], c) for lang, c in zip(langs, holm_family(raw, family)))
         noise = seed_noise({lang: (samples[lang][system_a], samples[lang][system_b]) for lang in langs}, points)
-        found.append(SpectrumComparison(system_a, system_b, measure, points, spectrum_trend(points, settings), noise))
+        trend, segments = spectrum_trend(points, settings), spectrum_segments(points, CEILING, settings)
+        found.append(SpectrumComparison(system_a, system_b, measure, points, trend, segments, noise))
     return found
 
 
@@ -131,35 +147,37 @@ def seed_noise(pairs: Mapping[str, tuple[Sample, Sample]], points: Sequence[Spec
     )
 
 
-def _stretches(comparison: SpectrumComparison) -> list[tuple[str, float, float]]:
-    """Consecutive grid levels with the same verdict: (verdict, from level, to level)."""
-    stretches: list[tuple[str, float, float]] = []
-    for band in comparison.trend.bands:
-        if stretches and stretches[-1][0] == band.verdict:
-            stretches[-1] = (band.verdict, stretches[-1][1], band.level)
-        else:
-            stretches.append((band.verdict, band.level, band.level))
-    return stretches
-
-
 def spectrum_paragraphs(comparison: SpectrumComparison) -> list[str]:
     """The answer in words for one comparison: the trend, where the fitted difference is ahead/level/behind, counts."""
     trend, counts = comparison.trend, comparison.counts()
     a, b = comparison.system_a, comparison.system_b
     direction = "grows" if trend.slope_ci.low > 0 else "shrinks" if trend.slope_ci.high < 0 else "shows no clear trend"
     at_ceiling = sum(p.level >= CEILING for p in comparison.points)
-    where = "; ".join(
-        f"{verdict} for zero-shot levels {number(low)}-{number(high)}" for verdict, low, high in _stretches(comparison)
-    )
     return [
         f"{a} − {b} on {comparison.measure} over {trend.n_languages} languages: the difference {direction} with the "
         f"zero-shot level (slope {number(trend.slope, signed=True)} [{number(trend.slope_ci.low, signed=True)}, "
-        f"{number(trend.slope_ci.high, signed=True)}] per unit of level, 95% CI over languages). Fitted, {a} is {where}.",
+        f"{number(trend.slope_ci.high, signed=True)}] per unit of level, 95% CI over languages)."
+        + (
+            f" Along the spectrum, {a} is " + "; ".join(map(_segment_text, comparison.segments)) + "."
+            if comparison.segments
+            else ""
+        ),
         f"Per language (Holm over the {trend.n_languages}): {a} ahead in {counts['ahead']}, behind in {counts['behind']}, "
         f"level in {counts['level']}. {at_ceiling} of the {trend.n_languages} languages start at or above "
         f"{CEILING} zero-shot, where the measure leaves little room.",
         *([_seed_noise_text(comparison.seed_noise)] if comparison.seed_noise else []),
     ]
+
+
+def _segment_text(segment: SpectrumSegment) -> str:
+    """E.g. ``ahead on the 23 languages at levels 0.006-0.871 (+0.012 [+0.004, +0.020])``."""
+    where = (
+        f"the {len(segment.languages)} at the ceiling ({number(segment.low)}-{number(segment.high)})"
+        if segment.at_ceiling
+        else f"the {len(segment.languages)} languages at levels {number(segment.low)}-{number(segment.high)}"
+    )
+    interval = f"[{number(segment.ci.low, signed=True)}, {number(segment.ci.high, signed=True)}]"
+    return f"{segment.verdict} on {where} ({number(segment.mean, signed=True)} {interval})"
 
 
 def _seed_noise_text(noise: SeedNoise) -> str:
@@ -177,9 +195,14 @@ def _seed_noise_text(noise: SeedNoise) -> str:
     )
 
 
+#: Half the width added to a segment's bar on the spectrum figure.
+_SEGMENT_PAD = 0.005
+
+
 def spectrum_figure(comparisons: Sequence[SpectrumComparison]):
     """One panel per comparison: each language's difference with its 95% CI against its zero-shot level, labelled
-    with its code, the fitted line with its band, and 0 (filled markers: significant after Holm)."""
+    with its code, the fitted line with its band, each segment's mean with its CI, and 0 (filled markers:
+    significant after Holm)."""
     import matplotlib.pyplot as plt
 
     from optical.report.style import SCREEN, ZERO_LINE, method_colour
@@ -212,6 +235,11 @@ def spectrum_figure(comparisons: Sequence[SpectrumComparison]):
             alpha=0.15,
             label="95% CI over languages",
         )
+        for i, segment in enumerate(comparison.segments):
+            # A segment whose languages share one level (the ceiling's 1.000) still gets a visible width.
+            span = (segment.low - _SEGMENT_PAD, segment.high + _SEGMENT_PAD)
+            ax.hlines(segment.mean, *span, color="tab:green", lw=2.5, label=None if i else "segment mean, 95% CI")
+            ax.fill_between(span, segment.ci.low, segment.ci.high, color="tab:green", alpha=0.15)
         ax.axhline(0, **ZERO_LINE)
         ax.set_title(f"{comparison.system_a} − {comparison.system_b} (filled: significant after Holm)")
         ax.set_xlabel("zero-shot alignment R@1 (mean of both directions)")
@@ -244,6 +272,18 @@ def spectrum_json(comparisons: Sequence[SpectrumComparison]) -> list[dict]:
             },
             "bands": [
                 {"level": b.level, "fitted": b.fitted, "ci": [b.ci.low, b.ci.high], "verdict": b.verdict} for b in c.trend.bands
+            ],
+            "segments": [
+                {
+                    "languages": list(g.languages),
+                    "low": g.low,
+                    "high": g.high,
+                    "at_ceiling": g.at_ceiling,
+                    "mean": g.mean,
+                    "ci": [g.ci.low, g.ci.high],
+                    "verdict": g.verdict,
+                }
+                for g in c.segments
             ],
             "languages": [
                 {
