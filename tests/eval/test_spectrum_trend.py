@@ -64,12 +64,13 @@ def test_segments_find_a_gain_in_the_middle_that_a_line_calls_level():
 
 def test_segments_too_small_to_resample_are_merged():
     rng = np.random.default_rng(5)
-    two_at_ceiling = [_point(f"l{i}", level, 0.0, rng) for i, level in enumerate([0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.0])]
+    levels = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 1.0, 1.0]
+    two_at_ceiling = [_point(f"l{i:02d}", level, 0.0, rng) for i, level in enumerate(levels)]
     segments = spectrum_segments(two_at_ceiling, 0.99, SETTINGS)
-    assert [len(s.languages) for s in segments] == [4, 4] and not any(s.at_ceiling for s in segments)
-    two_below = [_point(f"l{i}", level, 0.0, rng) for i, level in enumerate([0.3, 0.4, 1.0, 1.0, 1.0])]
-    (merged,) = spectrum_segments(two_below, 0.99, SETTINGS)
-    assert merged.languages == ("l0", "l1", "l2", "l3", "l4") and not merged.at_ceiling
-    assert spectrum_segments(two_below[:2], 0.99, SETTINGS) == ()
+    assert [len(s.languages) for s in segments] == [7, 7] and not any(s.at_ceiling for s in segments)
+    five_below = [_point(f"l{i}", level, 0.0, rng) for i, level in enumerate([0.3, 0.4, 0.5, 0.6, 0.7] + [1.0] * 6)]
+    (merged,) = spectrum_segments(five_below, 0.99, SETTINGS)
+    assert len(merged.languages) == 11 and merged.low == 0.3 and not merged.at_ceiling
+    assert spectrum_segments(five_below[:5], 0.99, SETTINGS) == ()
     with pytest.raises(OpticalError, match="at least 1 part below the ceiling, got 0"):
-        spectrum_segments(two_below, 0.99, SETTINGS, parts=0)
+        spectrum_segments(five_below, 0.99, SETTINGS, parts=0)

@@ -639,8 +639,9 @@ class SpectrumSegment:
         return _verdict(self.ci)
 
 
-#: Fewest languages a spectrum segment holds: a CI from resampling fewer says nothing.
-SEGMENT_MIN_LANGUAGES = 3
+#: Fewest languages a spectrum segment holds. The percentile CI of a mean resampled from n languages leaves 0 out
+#: whenever all n differences share a sign, which chance alone does with probability 2^(1-n): under 0.05 from n = 6.
+SEGMENT_MIN_LANGUAGES = 6
 
 
 def spectrum_segments(
@@ -658,10 +659,10 @@ def spectrum_segments(
     languages mean fewer parts. Lowest level first.
 
     >>> cmp = lambda d: PairedComparison("a", "b", "m", 1, d, 0, d, d, d, 1, 1, None, 0, 0, 0, False)
-    >>> points = [SpectrumPoint(f"l{i}", level, cmp(0.1 if level < 0.9 else 0.0)) for i, level in enumerate(
-    ...     [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0, 1.0, 1.0])]
-    >>> [(s.languages[0], s.verdict, s.at_ceiling) for s in spectrum_segments(points, 0.99, StatsSettings(200), parts=2)]
-    [('l0', 'ahead', False), ('l3', 'ahead', False), ('l6', 'level', True)]
+    >>> levels = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6] + [1.0] * 6
+    >>> points = [SpectrumPoint(f"l{i:02d}", x, cmp(0.1 if x < 0.9 else 0.0)) for i, x in enumerate(levels)]
+    >>> [(s.languages[0], s.verdict, s.at_ceiling) for s in spectrum_segments(points, 0.99, StatsSettings(200))]
+    [('l00', 'ahead', False), ('l06', 'level', True)]
     """
     if parts < 1:
         raise OpticalError(f"a spectrum needs at least 1 part below the ceiling, got {parts}")

@@ -23,6 +23,7 @@ from optical.data.pretraining import cc100_gib, script
 from optical.eval.results import ZERO_SHOT
 from optical.eval.stats import (
     Sample,
+    SEGMENT_MIN_LANGUAGES,
     SpectrumPoint,
     SpectrumSegment,
     SpectrumTrend,
@@ -43,8 +44,10 @@ INTRODUCTION = (
     "averaged), with its 95% CI over pairs (and seeds where there are several); filled points and † are significant "
     "after Holm over the languages of that comparison. The line is a least-squares fit of the differences on the "
     "level, its band a 95% CI from resampling languages; it gives the trend. Where a method is ahead is read from "
-    "segments of the spectrum instead, which assume no shape: the languages below the ceiling in thirds by zero-shot "
-    "level, and those at the ceiling, each segment's mean difference with a 95% CI from resampling its languages "
+    "segments of the spectrum instead, which assume no shape: the languages below the ceiling in up to three equal "
+    f"parts by zero-shot level, and those at the ceiling, at least {SEGMENT_MIN_LANGUAGES} languages in each (fewer "
+    "join a neighbour), each "
+    "segment's mean difference with a 95% CI from resampling its languages "
     "(the horizontal bars). FLORES alignment saturates early: languages at the ceiling "
     "leave a method little room on this measure, so a level difference there is no evidence of equal alignment on "
     "harder tasks. Languages with one seed: their single-seed CIs hold query noise only, not the seed-to-seed spread."
