@@ -22,8 +22,8 @@ import numpy as np
 from optical.data.pretraining import cc100_gib, script
 from optical.eval.results import ZERO_SHOT
 from optical.eval.stats import (
-    Sample,
     SEGMENT_MIN_LANGUAGES,
+    Sample,
     SpectrumPoint,
     SpectrumSegment,
     SpectrumTrend,
