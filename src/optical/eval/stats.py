@@ -600,26 +600,28 @@ class SpectrumPoint:
     comparison: PairedComparison
 
 
+class _Verdict:
+    """What a difference's 95% CI (``ci``, a field of the dataclass that mixes this in) says."""
+
+    ci: ConfidenceInterval
+
+    @property
+    def verdict(self) -> str:
+        """``ahead``, ``behind`` or ``level``: whether the CI lies above 0, below 0, or spans it."""
+        return "ahead" if self.ci.low > 0 else "behind" if self.ci.high < 0 else "level"
+
+
 @dataclass(frozen=True)
-class SpectrumBand:
+class SpectrumBand(_Verdict):
     """The fitted difference at one level, with its 95% CI over resampled languages, and what it says."""
 
     level: float
     fitted: float
     ci: ConfidenceInterval
 
-    @property
-    def verdict(self) -> str:
-        """``ahead``, ``behind`` or ``level``: whether the CI lies above 0, below 0, or spans it."""
-        return _verdict(self.ci)
-
-
-def _verdict(ci: ConfidenceInterval) -> str:
-    return "ahead" if ci.low > 0 else "behind" if ci.high < 0 else "level"
-
 
 @dataclass(frozen=True)
-class SpectrumSegment:
+class SpectrumSegment(_Verdict):
     """A stretch of the spectrum: the mean of its languages' differences, with a 95% CI from resampling them.
 
     ``low`` and ``high`` are its lowest and highest zero-shot level; ``at_ceiling`` marks the segment of the
@@ -632,11 +634,6 @@ class SpectrumSegment:
     at_ceiling: bool
     mean: float
     ci: ConfidenceInterval
-
-    @property
-    def verdict(self) -> str:
-        """``ahead``, ``behind`` or ``level``: whether the CI lies above 0, below 0, or spans it."""
-        return _verdict(self.ci)
 
 
 #: Fewest languages a spectrum segment holds. The percentile CI of a mean resampled from n languages leaves 0 out
