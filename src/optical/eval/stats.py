@@ -698,8 +698,9 @@ class SpectrumTrend:
     """A straight line through the per-language differences against the zero-shot level, with its bootstrap CIs.
 
     ``slope`` > 0: the difference grows with how well the encoder knows the language (A gains more where the
-    encoder is strong); < 0: A gains more where it is weak. ``bands`` are the fitted values on a grid of levels
-    spanning the languages, each with a pointwise 95% CI.
+    encoder is strong); < 0: A gains more where it is weak. ``bands`` are the fitted values at the levels of the
+    languages (each distinct level once, lowest first: the band is as dense as the languages are), each with a
+    pointwise 95% CI.
     """
 
     n_languages: int
@@ -716,7 +717,7 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return slope, float(y.mean() - slope * x.mean())
 
 
-def spectrum_trend(points: Sequence[SpectrumPoint], settings: StatsSettings = StatsSettings(), grid: int = 9) -> SpectrumTrend:
+def spectrum_trend(points: Sequence[SpectrumPoint], settings: StatsSettings = StatsSettings()) -> SpectrumTrend:
     """Fit ``difference = intercept + slope * level`` over languages, with a case-resampling bootstrap over languages.
 
     Languages, not queries, are the unit: a resample draws languages with replacement and refits the line, so the CI
@@ -734,9 +735,9 @@ def spectrum_trend(points: Sequence[SpectrumPoint], settings: StatsSettings = St
     x = np.array([p.level for p in points], dtype=float)
     y = np.array([p.comparison.diff for p in points], dtype=float)
     slope, intercept = _line(x, y)
-    levels = np.linspace(x.min(), x.max(), grid)
+    levels = np.unique(x)
     rng = np.random.default_rng([settings.seed, 7])
-    slopes, fitted = np.empty(settings.n_resamples), np.empty((settings.n_resamples, grid))
+    slopes, fitted = np.empty(settings.n_resamples), np.empty((settings.n_resamples, len(levels)))
     for i in range(settings.n_resamples):
         draw = rng.integers(0, len(points), len(points))
         slopes[i], b = _line(x[draw], y[draw])

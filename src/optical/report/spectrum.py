@@ -198,8 +198,25 @@ def _seed_noise_text(noise: SeedNoise) -> str:
     )
 
 
-#: Half the width added to a segment's bar on the spectrum figure.
-_SEGMENT_PAD = 0.005
+#: Half the width added to a segment's bar on the spectrum figure, in level units.
+_SEGMENT_PAD = 0.002
+#: The figures' x-axis is -log10(1 - level + _HEADROOM_FLOOR): as far from 0.9 to 0.99 as from 0 to 0.9, so the
+#: crowd of languages near the ceiling spreads out instead of piling up at 1.0 (which maps to 3).
+_HEADROOM_FLOOR = 1e-3
+_LEVEL_TICKS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 1.0)
+
+
+def _headroom_axis(ax) -> None:
+    """Put the x-axis (zero-shot level) on the headroom scale, ticked in levels, with a margin at both ends."""
+    ax.set_xscale(
+        "function",
+        functions=(
+            lambda level: -np.log10(np.maximum(1 + _HEADROOM_FLOOR - level, _HEADROOM_FLOOR / 10)),
+            lambda y: 1 + _HEADROOM_FLOOR - 10.0 ** (-y),
+        ),
+    )
+    ax.set_xlim(-0.03, 1 + _HEADROOM_FLOOR / 2)
+    ax.set_xticks(_LEVEL_TICKS, [f"{tick:g}" for tick in _LEVEL_TICKS])
 
 
 def spectrum_figure(comparisons: Sequence[SpectrumComparison]):
@@ -230,6 +247,7 @@ def spectrum_figure(comparisons: Sequence[SpectrumComparison]):
             ax.annotate(point.lang, (point.level, c.diff), xytext=(3, 2), textcoords="offset points")
         bands = comparison.trend.bands
         ax.plot([b.level for b in bands], [b.fitted for b in bands], color="tab:red", lw=1.5, label="fitted line")
+        # On the headroom scale the straight line bends; its band is drawn between the languages' levels.
         ax.fill_between(
             [b.level for b in bands],
             [b.ci.low for b in bands],
@@ -244,8 +262,9 @@ def spectrum_figure(comparisons: Sequence[SpectrumComparison]):
             ax.hlines(segment.mean, *span, color="tab:green", lw=2.5, label=None if i else "segment mean, 95% CI")
             ax.fill_between(span, segment.ci.low, segment.ci.high, color="tab:green", alpha=0.15)
         ax.axhline(0, **ZERO_LINE)
+        _headroom_axis(ax)
         ax.set_title(f"{comparison.system_a} − {comparison.system_b} (filled: significant after Holm)")
-        ax.set_xlabel("zero-shot alignment R@1 (mean of both directions)")
+        ax.set_xlabel("zero-shot alignment R@1 (mean of both directions; headroom scale)")
         ax.set_ylabel(f"difference in {comparison.measure}")
         ax.legend(loc="best")
     for ax in list(axes.flat)[len(comparisons) :]:
@@ -330,8 +349,9 @@ def levels_figure(levels: Mapping[str, float]):
         ax.plot(level, y, "o", ms=4, color=ZERO_SHOT_COLOUR, mfc="white" if size is None else ZERO_SHOT_COLOUR)
         ax.annotate(lang, (level, y), xytext=(3, 2), textcoords="offset points")
     ax.set_yscale("log")
+    _headroom_axis(ax)
     ax.axhline(_OUTSIDE_CC100 * 2, color="grey", lw=0.5, ls=":")
-    ax.set_xlabel("zero-shot alignment R@1 (FLORES-200 devtest, mean of both directions)")
+    ax.set_xlabel("zero-shot alignment R@1 (FLORES-200 devtest, mean of both directions; headroom scale)")
     ax.set_ylabel("CC-100 size, GiB (log; open circles: not in CC-100)")
     ax.set_title(f"The x-axis: {len(levels)} languages")
     fig.tight_layout()
