@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from optical.errors import OpticalError
-from optical.eval.stats import Sample, SpectrumPoint, StatsSettings, compare, spectrum_segments, spectrum_trend
+from optical.eval.stats import (
+    Sample,
+    SpectrumPoint,
+    StatsSettings,
+    compare,
+    headroom_scale,
+    level_from_headroom,
+    spectrum_segments,
+    spectrum_trend,
+)
 
 SETTINGS = StatsSettings(n_resamples=400)
 
@@ -21,10 +30,11 @@ def _point(lang: str, level: float, gain: float, rng: np.random.Generator) -> Sp
 
 def test_a_gain_that_shrinks_with_the_level_is_found_with_its_sign():
     rng = np.random.default_rng(0)
-    points = [_point(f"l{i}", level, 0.2 * (0.65 - level), rng) for i, level in enumerate(np.linspace(0.3, 1.0, 12))]
+    levels = np.linspace(0.3, 1.0, 12)
+    points = [_point(f"l{i}", level, 0.05 * (1 - headroom_scale(level)), rng) for i, level in enumerate(levels)]
     trend = spectrum_trend(points, SETTINGS)
     assert trend.n_languages == 12 and trend.slope_ci.high < 0 < -trend.slope
-    assert trend.slope == pytest.approx(-0.2, abs=0.03)
+    assert trend.slope == pytest.approx(-0.05, abs=0.005)  # per tenfold step towards the ceiling
     verdicts = [band.verdict for band in trend.bands]
     assert verdicts[0] == "ahead" and verdicts[-1] == "behind"
     order = {"ahead": 0, "level": 1, "behind": 2}  # ahead at low levels, then (where a language sits there) level
@@ -76,3 +86,10 @@ def test_segments_too_small_to_resample_are_merged():
     assert spectrum_segments(five_below[:5], 0.99, SETTINGS) == ()
     with pytest.raises(OpticalError, match="at least 1 part below the ceiling, got 0"):
         spectrum_segments(five_below, 0.99, SETTINGS, parts=0)
+
+
+def test_the_headroom_scale_spaces_tenfold_steps_evenly_and_inverts():
+    levels = np.array([0.0, 0.5, 0.9, 0.99, 0.999, 1.0])
+    steps = np.diff(headroom_scale([0.0, 0.9, 0.99]))
+    assert steps == pytest.approx([1.0, 1.0], abs=0.05)
+    assert level_from_headroom(headroom_scale(levels)) == pytest.approx(levels)

@@ -695,7 +695,8 @@ def spectrum_segments(
 
 @dataclass(frozen=True)
 class SpectrumTrend:
-    """A straight line through the per-language differences against the zero-shot level, with its bootstrap CIs.
+    """A straight line through the per-language differences against the zero-shot level on the headroom scale
+    (:func:`headroom_scale`), with its bootstrap CIs.
 
     ``slope`` > 0: the difference grows with how well the encoder knows the language (A gains more where the
     encoder is strong); < 0: A gains more where it is weak. ``bands`` are the fitted values at the levels of the
@@ -710,6 +711,28 @@ class SpectrumTrend:
     bands: tuple[SpectrumBand, ...]
 
 
+#: The distance from the ceiling at which the headroom scale stops stretching: a level of 1.0 sits at 3 on it.
+HEADROOM_FLOOR = 1e-3
+
+
+def headroom_scale(level: float | np.ndarray) -> np.ndarray:
+    """``-log10(1 + HEADROOM_FLOOR - level)``: 0 at level 0, about 1 at 0.9, 2 at 0.99 and 3 at 1.0.
+
+    The scale the spectrum is fitted and drawn on. An encoder knows most languages to within 0.05 of the ceiling
+    and a few far below it; on the raw level a line through them is steered by those few (their leverage), while on
+    this scale each tenfold step towards the ceiling weighs the same.
+
+    >>> [round(float(x), 2) for x in headroom_scale(np.array([0.0, 0.9, 0.99, 1.0]))]
+    [-0.0, 1.0, 1.96, 3.0]
+    """
+    return -np.log10(1 + HEADROOM_FLOOR - np.asarray(level, dtype=float))
+
+
+def level_from_headroom(position: float | np.ndarray) -> np.ndarray:
+    """The inverse of :func:`headroom_scale`."""
+    return 1 + HEADROOM_FLOOR - 10.0 ** (-np.asarray(position, dtype=float))
+
+
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Least-squares slope and intercept (slope 0 where every x is equal)."""
     spread = float(((x - x.mean()) ** 2).sum())
@@ -718,7 +741,8 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def spectrum_trend(points: Sequence[SpectrumPoint], settings: StatsSettings = StatsSettings()) -> SpectrumTrend:
-    """Fit ``difference = intercept + slope * level`` over languages, with a case-resampling bootstrap over languages.
+    """Fit ``difference = intercept + slope * headroom_scale(level)`` over languages, with a case-resampling bootstrap
+    over languages (the slope: per tenfold step towards the ceiling, as from 0.9 to 0.99; :func:`headroom_scale`).
 
     Languages, not queries, are the unit: a resample draws languages with replacement and refits the line, so the CI
     says how much the trend depends on which languages were studied (Efron & Tibshirani 1993, ch. 9, bootstrapping
@@ -726,24 +750,26 @@ def spectrum_trend(points: Sequence[SpectrumPoint], settings: StatsSettings = St
     seed noise included) is what the resampling sees.
 
     >>> cmp = lambda d: PairedComparison("a", "b", "m", 1, d, 0, d, d, d, 1, 1, None, 0, 0, 0, False)
-    >>> trend = spectrum_trend([SpectrumPoint(f"l{i}", i / 4, cmp(1 - i / 4)) for i in range(5)], StatsSettings(200))
-    >>> round(trend.slope, 6), round(trend.intercept, 6), trend.bands[0].verdict
-    (-1.0, 1.0, 'ahead')
+    >>> levels = [0.0, 0.5, 0.9, 0.99, 1.0]
+    >>> points = [SpectrumPoint(f"l{i}", x, cmp(1 - float(headroom_scale(x)))) for i, x in enumerate(levels)]
+    >>> trend = spectrum_trend(points, StatsSettings(200))
+    >>> round(trend.slope, 6), round(trend.intercept, 6), trend.bands[0].verdict, trend.bands[-1].verdict
+    (-1.0, 1.0, 'ahead', 'behind')
     """
     if len(points) < 3:
         raise OpticalError(f"a trend over the spectrum needs at least 3 languages, got {len(points)}")
-    x = np.array([p.level for p in points], dtype=float)
+    x = headroom_scale([p.level for p in points])
     y = np.array([p.comparison.diff for p in points], dtype=float)
     slope, intercept = _line(x, y)
-    levels = np.unique(x)
+    levels = np.unique([p.level for p in points])
     rng = np.random.default_rng([settings.seed, 7])
     slopes, fitted = np.empty(settings.n_resamples), np.empty((settings.n_resamples, len(levels)))
     for i in range(settings.n_resamples):
         draw = rng.integers(0, len(points), len(points))
         slopes[i], b = _line(x[draw], y[draw])
-        fitted[i] = b + slopes[i] * levels
+        fitted[i] = b + slopes[i] * headroom_scale(levels)
     bands = tuple(
-        SpectrumBand(float(level), float(intercept + slope * level), _percentile_interval(fitted[:, j], 0.95))
+        SpectrumBand(float(level), float(intercept + slope * headroom_scale(level)), _percentile_interval(fitted[:, j], 0.95))
         for j, level in enumerate(levels)
     )
     return SpectrumTrend(len(points), slope, _percentile_interval(slopes, 0.95), intercept, bands)

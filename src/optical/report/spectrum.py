@@ -22,6 +22,7 @@ import numpy as np
 from optical.data.pretraining import cc100_gib, script
 from optical.eval.results import ZERO_SHOT
 from optical.eval.stats import (
+    HEADROOM_FLOOR,
     SEGMENT_MIN_LANGUAGES,
     Sample,
     SpectrumPoint,
@@ -29,7 +30,9 @@ from optical.eval.stats import (
     SpectrumTrend,
     StatsSettings,
     compare,
+    headroom_scale,
     holm_family,
+    level_from_headroom,
     spectrum_segments,
     spectrum_trend,
 )
@@ -43,7 +46,8 @@ INTRODUCTION = (
     "of x->en and en->x) and its y a paired difference on the same alignment (per FLORES pair, both directions "
     "averaged), with its 95% CI over pairs (and seeds where there are several); filled points and † are significant "
     "after Holm over the languages of that comparison. The line is a least-squares fit of the differences on the "
-    "level, its band a 95% CI from resampling languages; it gives the trend. Where a method is ahead is read from "
+    "level's headroom scale (the x-axis: each tenfold step towards the ceiling, as from 0.9 to 0.99, weighs the "
+    "same), its band a 95% CI from resampling languages; it gives the trend. Where a method is ahead is read from "
     "segments of the spectrum instead, which assume no shape: the languages below the ceiling in up to three equal "
     f"parts by zero-shot level, and those at the ceiling, at least {SEGMENT_MIN_LANGUAGES} languages in each (fewer "
     "join a neighbour), each "
@@ -159,7 +163,7 @@ def spectrum_paragraphs(comparison: SpectrumComparison) -> list[str]:
     return [
         f"{a} − {b} on {comparison.measure} over {trend.n_languages} languages: the difference {direction} with the "
         f"zero-shot level (slope {number(trend.slope, signed=True)} [{number(trend.slope_ci.low, signed=True)}, "
-        f"{number(trend.slope_ci.high, signed=True)}] per unit of level, 95% CI over languages)."
+        f"{number(trend.slope_ci.high, signed=True)}] per tenfold step towards the ceiling, 95% CI over languages)."
         + (
             f" Along the spectrum, {a} is " + "; ".join(map(_segment_text, comparison.segments)) + "."
             if comparison.segments
@@ -200,22 +204,15 @@ def _seed_noise_text(noise: SeedNoise) -> str:
 
 #: Half the width added to a segment's bar on the spectrum figure, in level units.
 _SEGMENT_PAD = 0.002
-#: The figures' x-axis is -log10(1 - level + _HEADROOM_FLOOR): as far from 0.9 to 0.99 as from 0 to 0.9, so the
-#: crowd of languages near the ceiling spreads out instead of piling up at 1.0 (which maps to 3).
-_HEADROOM_FLOOR = 1e-3
 _LEVEL_TICKS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 1.0)
 
 
 def _headroom_axis(ax) -> None:
-    """Put the x-axis (zero-shot level) on the headroom scale, ticked in levels, with a margin at both ends."""
-    ax.set_xscale(
-        "function",
-        functions=(
-            lambda level: -np.log10(np.maximum(1 + _HEADROOM_FLOOR - level, _HEADROOM_FLOOR / 10)),
-            lambda y: 1 + _HEADROOM_FLOOR - 10.0 ** (-y),
-        ),
-    )
-    ax.set_xlim(-0.03, 1 + _HEADROOM_FLOOR / 2)
+    """Put the x-axis (zero-shot level) on the headroom scale the trend is fitted on (as far from 0.9 to 0.99 as from
+    0 to 0.9, so the crowd near the ceiling spreads out), ticked in levels, with a margin at both ends."""
+    right = 1 + HEADROOM_FLOOR / 2  # beyond 1 + HEADROOM_FLOOR the scale is undefined: clip what is drawn past it
+    ax.set_xscale("function", functions=(lambda level: headroom_scale(np.minimum(level, right)), level_from_headroom))
+    ax.set_xlim(-0.03, right)
     ax.set_xticks(_LEVEL_TICKS, [f"{tick:g}" for tick in _LEVEL_TICKS])
 
 
@@ -247,7 +244,6 @@ def spectrum_figure(comparisons: Sequence[SpectrumComparison]):
             ax.annotate(point.lang, (point.level, c.diff), xytext=(3, 2), textcoords="offset points")
         bands = comparison.trend.bands
         ax.plot([b.level for b in bands], [b.fitted for b in bands], color="tab:red", lw=1.5, label="fitted line")
-        # On the headroom scale the straight line bends; its band is drawn between the languages' levels.
         ax.fill_between(
             [b.level for b in bands],
             [b.ci.low for b in bands],
