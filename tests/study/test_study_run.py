@@ -397,3 +397,33 @@ def test_evaluation_estimates_prefer_the_same_teacher_and_precision_then_the_sam
     bf16_four = finished("minilm", "bf16", 6.0)
     bf16_four["timings"]["torch_threads"] = 4
     assert measured([*evals, bf16_four])._eval_seconds("minilm", tasks, "bf16")[0] == 12.0
+
+
+def test_stop_after_starts_no_run_once_it_has_passed(study_env, tmp_path, capsys):
+    """``--stop-after 0s``: nothing starts and the manifest says stopped; a bad duration is one line."""
+    study_dir, store = tmp_path / "study", tmp_path / "store"
+    options = ["--config", str(SMOKE_CONFIG), "--out", str(study_dir), "--store", str(store), "--quiet", "--no-report"]
+    assert main(["study", "run", *options, "--stop-after", "0s"]) == 0
+    out = capsys.readouterr().out
+    manifest = json.loads((study_dir / "study.json").read_text())
+    pending = len(manifest["runs"])
+    assert manifest["status"] == "stopped" and all(run["status"] != "done" for run in manifest["runs"])
+    assert f"stopped: --stop-after 0s passed with {pending} run(s) not started" in out
+    assert not list(store.glob("*/distill/run.json"))  # nothing was computed
+    assert main(["study", "run", *options[:-2], "--stop-after", "soon"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--stop-after soon: expected a duration such as 2h30m, 45m, 1.5h or 600s")
+
+
+def test_tasks_are_handed_out_only_until_the_deadline():
+    from optical.study.runner import _until, parse_duration
+
+    started: list[str] = []
+    tasks = _until(["a", "b", "c"], time.perf_counter() + 0.2, started)
+    assert next(tasks) == "a"
+    time.sleep(0.3)
+    assert list(tasks) == [] and started == ["a"]
+    assert list(_until(["a", "b"], None, started)) == ["a", "b"]
+    assert parse_duration("1h") == 3600 and parse_duration("2m30s") == 150
+    for bad in ("", "h", "-1m", "3 days"):
+        with pytest.raises(OpticalError, match="expected a duration"):
+            parse_duration(bad)

@@ -18,6 +18,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]
         "--from-export",
         help="a committed `optical study export` of this study: the runs it holds count as done (default: the config's 'export')",
     )
+    parser.add_argument(
+        "--stop-after",
+        metavar="DURATION",
+        help="start no run after this long (e.g. 2h30m, 45m); the runs started finish, and the same command later "
+        "goes on with the rest",
+    )
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
@@ -102,6 +108,7 @@ def run_command(args: argparse.Namespace) -> int:
     from optical.errors import OpticalError
     from optical.study import dry_run, load_study_config, run_study
     from optical.study.executor import ExecutorKind, RayResources, make_executor
+    from optical.study.runner import parse_duration
 
     if not args.config:
         if args.study_command == "run":
@@ -110,6 +117,7 @@ def run_command(args: argparse.Namespace) -> int:
     # Imported now, not after hours of runs: a checkout updated meanwhile would mix old and new modules.
     from optical.report import write_study_report
 
+    stop_after = None if args.stop_after is None else parse_duration(args.stop_after)
     config = load_study_config(args.config)
     study_dir = Path(args.out or f"runs/study-{Path(args.config).stem}")
     # Built first: a dry run checks the options a real run would refuse, and lists what it would do.
@@ -123,13 +131,24 @@ def run_command(args: argparse.Namespace) -> int:
         print(dry_run(config, study_dir, store=args.store, from_export=args.from_export, executor=executor).render())
         return 0
     result = run_study(
-        config, study_dir, store=args.store, progress=not args.quiet, from_export=args.from_export, executor=executor
+        config,
+        study_dir,
+        store=args.store,
+        progress=not args.quiet,
+        from_export=args.from_export,
+        executor=executor,
+        stop_after=stop_after,
     )
     done = sum(s.done for s in result.statuses)
     print(
         f"study {config.name}: {done}/{len(result.statuses)} runs complete in {result.seconds / 60:.1f} min; "
         f"runs stored in {result.store}"
     )
+    if result.not_started:
+        print(
+            f"stopped: --stop-after {args.stop_after} passed with {result.not_started} run(s) not started; "
+            "the same command goes on with them"
+        )
     for run_id, error in result.failures.items():
         print(f"failed: {run_id}: {error}")
     if not args.no_report:

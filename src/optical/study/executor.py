@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -142,7 +143,7 @@ class LocalExecutor:
         threads = torch.get_num_threads()
         return Concurrency(runs_at_once=1, threads_per_run=threads, cores_per_run=min(float(threads), available_cores()))
 
-    def run(self, tasks: Sequence[RunTask]) -> Iterator[RunOutcome]:
+    def run(self, tasks: Iterable[RunTask]) -> Iterator[RunOutcome]:
         for task in tasks:
             yield execute_run(task, progress=self.progress)
 
@@ -222,13 +223,27 @@ class RayExecutor:
         self.gpus_per_run = float(gpus) if gpus is not None else (1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0)
         return ray, started_here
 
-    def run(self, tasks: Sequence[RunTask]) -> Iterator[RunOutcome]:
+    def _slots(self, ray) -> int:
+        """How many runs to keep submitted: as many as the cluster holds at once now (its CPUs, and GPUs where runs
+        ask for them, over what each run asks for; at least 1). A joined cluster gets twice that, so that an
+        autoscaling one sees runs waiting and grows; those queued runs may start after ``--stop-after``."""
+        resources = ray.cluster_resources()
+        slots = resources.get("CPU", 0) // self.resources.cpus
+        if self.gpus_per_run:
+            slots = min(slots, resources.get("GPU", 0) // self.gpus_per_run)
+        return max(1, int(slots)) * (1 if self.address is None else 2)
+
+    def run(self, tasks: Iterable[RunTask]) -> Iterator[RunOutcome]:
         ray, started_here = self._connect()
         try:
             remote = ray.remote(num_cpus=self.resources.cpus, num_gpus=self.gpus_per_run, max_retries=self.max_retries)(
                 execute_run
             )
-            pending = {remote.remote(task): task for task in tasks}
+            # Submitted as slots free up, not all at once: runs start in the study's order, and a caller that stops
+            # handing out tasks (``--stop-after``) leaves none queued in the cluster.
+            slots, queue, pending = self._slots(ray), iter(tasks), {}
+            for task in itertools.islice(queue, slots):
+                pending[remote.remote(task)] = task
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
                 task = pending.pop(ref)
@@ -237,6 +252,8 @@ class RayExecutor:
                 except ray.exceptions.RayError as exc:  # the task died more often than it may be retried
                     lines = [line for line in str(exc).splitlines() if line.strip()]
                     yield RunOutcome(task.run.run_id, error=f"ray task failed: {lines[-1] if lines else type(exc).__name__}")
+                for task in itertools.islice(queue, 1):
+                    pending[remote.remote(task)] = task
         finally:
             if started_here:
                 ray.shutdown()

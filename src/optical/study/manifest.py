@@ -8,6 +8,7 @@ holds, and the export whether its --out holds an earlier export: neither indexes
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,17 @@ from optical.storage import load_json_file, path_in_record
 
 #: The manifest layout this version writes and reads.
 MANIFEST_FORMAT = 1
+
+
+class StudyState(StrEnum):
+    """A study's ``status`` in its manifest: what the last ``optical study run`` left."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    #: ``--stop-after`` ran out: the runs it started finished, the rest wait for the next run of the same command.
+    STOPPED = "stopped"
+
 
 _REMEDY = "rerun `optical study run` (or `optical study export`), or restore it from git"
 

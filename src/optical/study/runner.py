@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ from optical.study.config import ModelSpec, StudyConfig
 from optical.study.executor import Concurrency, LocalExecutor, RayExecutor, RunTask
 from optical.study.grid import StudyPlan, StudyRun, expand
 from optical.study.layout import DISTILL_DIR, MANIFEST, RUN_JSON, RUNS_DIR, eval_dir_name
-from optical.study.manifest import MANIFEST_FORMAT
+from optical.study.manifest import MANIFEST_FORMAT, StudyState
 from optical.study.status import RunStatus, run_status
 from optical.train.record import RunRecord
 
@@ -131,6 +133,40 @@ class StudyResult:
     statuses: list[RunStatus]
     failures: dict[str, str]
     seconds: float
+    #: Pending runs that ``stop_after`` kept from starting (0: every pending run was started).
+    not_started: int = 0
+
+    @property
+    def state(self) -> StudyState:
+        if self.failures:
+            return StudyState.FAILED
+        return StudyState.STOPPED if self.not_started else StudyState.COMPLETE
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``2h30m``, ``45m``, ``1.5h`` or ``600s`` (``--stop-after``).
+
+    >>> parse_duration("2h30m"), parse_duration("90s"), parse_duration("1.5h")
+    (9000.0, 90.0, 5400.0)
+    """
+    match = _DURATION.fullmatch(text.strip())
+    if not match or not any(match.groups()):
+        raise OpticalError(f"--stop-after {text}: expected a duration such as 2h30m, 45m, 1.5h or 600s")
+    hours, minutes, seconds = (float(group or 0) for group in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def _until(tasks: list[RunTask], deadline: float | None, started: list[RunTask]) -> Iterator[RunTask]:
+    """The tasks in order, none once ``deadline`` (``time.perf_counter``) has passed; each one handed out is appended to
+    ``started``. Executors draw tasks as slots free up, so a run starts only while there is time."""
+    for task in tasks:
+        if deadline is not None and time.perf_counter() >= deadline:
+            return
+        started.append(task)
+        yield task
 
 
 def _duration(seconds: float) -> str:
@@ -303,7 +339,7 @@ def _link(study_dir: Path, store: Path, run_id: str) -> Path:
 
 
 def _manifest(
-    config: StudyConfig, plan: StudyPlan, statuses: list[RunStatus], store: Path, state: str, failures: dict[str, str]
+    config: StudyConfig, plan: StudyPlan, statuses: list[RunStatus], store: Path, state: StudyState, failures: dict[str, str]
 ) -> dict:
     return {
         "format": MANIFEST_FORMAT,
@@ -313,7 +349,7 @@ def _manifest(
         "reference": {**config.reference, "budget": "all" if config.reference["budget"] is None else config.reference["budget"]},
         "resource_groups": config.resource_groups,
         "store": str(store),
-        "status": state,
+        "status": state.value,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "runs": [
             {
@@ -567,8 +603,12 @@ def run_study(
     progress: bool = True,
     from_export: str | Path | None = None,
     executor: LocalExecutor | RayExecutor | None = None,
+    stop_after: float | None = None,
 ) -> StudyResult:
     """Run every unfinished run of the study and write ``study.json`` as it goes.
+
+    ``stop_after`` (seconds): start no run once that long has passed since the call; the runs already started finish,
+    the study is left :attr:`StudyState.STOPPED`, and the same call later goes on with the rest (a session-sized slice).
 
     Runs held by a committed export (``from_export``, else the config's ``export`` where that dir exists) count as
     done: their run.json and evaluations are copied into the store (:func:`adopt_exported`), so a slice finished in
@@ -595,7 +635,7 @@ def run_study(
             adopt_exported(run, link, export_dir)
     statuses = [run_status(run, link) for run, link in zip(plan.runs, links)]
     failures: dict[str, str] = {}
-    atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, "running", failures))
+    atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, StudyState.RUNNING, failures))
 
     executor = executor or LocalExecutor(progress=progress)
     tasks = [RunTask(s.run, s.path, models, config.data_dir, config.keeps_weights(s.run)) for s in statuses if not s.done]
@@ -608,15 +648,17 @@ def run_study(
         disable=not progress,
         position=0,
     )
-    for outcome in executor.run(tasks):
+    deadline = None if stop_after is None else started + stop_after
+    handed_out: list[RunTask] = []
+    for outcome in executor.run(_until(tasks, deadline, handed_out)):
         index = position[outcome.run_id]
         if outcome.error is not None:
             failures[outcome.run_id] = outcome.error
         statuses[index] = run_status(statuses[index].run, statuses[index].path)
         bar.set_postfix_str(f"{statuses[index].run.method} {statuses[index].run.lang} seed {statuses[index].run.seed}")
         bar.update(1)
-        atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, "running", failures))
+        atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, StudyState.RUNNING, failures))
     bar.close()
-    state = "failed" if failures else "complete"
-    atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, state, failures))
-    return StudyResult(study_dir, store_path, statuses, failures, time.perf_counter() - started)
+    result = StudyResult(study_dir, store_path, statuses, failures, time.perf_counter() - started, len(tasks) - len(handed_out))
+    atomic_write_json(study_dir / MANIFEST, _manifest(config, plan, statuses, store_path, result.state, failures))
+    return result
