@@ -157,7 +157,7 @@ def test_the_analysis_draws_nothing():
     assert "matplotlib" not in loaded and "optical.report.document" not in loaded, loaded
 
 
-def test_late_interaction_gains_are_a_difference_of_differences(tiny_inputs):
+def test_late_interaction_gains_are_a_difference_of_differences(tiny_inputs, tmp_path):
     """ot gains 0.10 from MaxSim, mse 0.02, zero-shot none: ot's gain beats both, per language, in one Holm family."""
     from optical.eval.results import TaskResult
 
@@ -178,3 +178,11 @@ def test_late_interaction_gains_are_a_difference_of_differences(tiny_inputs):
     assert rows[("de", "mse")].diff == pytest.approx(0.08, abs=1e-3) and rows[("de", "mse")].significant
     assert all(r.task == "clir_sentence_maxsim gain" for r in analysis.late_interaction)
     assert {c["family"] for c in analysis.comparisons_json()["late_interaction"]} == {"MaxSim gain: OT vs each baseline"}
+    from optical.report.study.figures import Figures
+    from optical.report.study.write import render_study
+
+    markdown = render_study(analysis, Figures(tmp_path)).markdown()
+    section = markdown[markdown.index("## Late interaction") :]
+    assert "Does OT gain more? " in section and "ot vs mse: more in 2 of 2 languages (de, sw), less in 0" in section
+    assert "Under MaxSim, at the reference condition" in section
+    assert "ot vs mse on clir_sentence_maxsim: ahead in 2 of 2 languages (de, sw), behind in 0 (dense clir_sentence:" in section

@@ -10,7 +10,7 @@ from optical.eval.metrics import aggregate_name
 from optical.eval.results import ZERO_SHOT
 from optical.formatting import cell_text, interval, number, p_value
 from optical.report.document import Document, Heading, Paragraph, Table
-from optical.report.study.analysis import BIAS_MEASURES, StudyAnalysis, Training
+from optical.report.study.analysis import BIAS_MEASURES, LATE_INTERACTION_TASKS, StudyAnalysis, Training
 from optical.report.study.grid import Condition
 from optical.report.study.text import condition_label, stats_text
 from optical.train.record import COLLAPSE_SPREAD_RATIO
@@ -217,14 +217,35 @@ def render_late_interaction(doc: Document, analysis: StudyAnalysis) -> None:
     rows = analysis.late_interaction
     if not rows:
         return
-    ahead = sum(r.comparison.significant and r.comparison.diff > 0 for r in rows)
-    behind = sum(r.comparison.significant and r.comparison.diff < 0 for r in rows)
+    doc.add(Heading(2, "Late interaction: does OT gain more from MaxSim than each baseline?"))
+    reference = [a for a in analysis.question.arms if not a.comparisons.arm.axes]
+    dense_of = {late: dense for dense, late in LATE_INTERACTION_TASKS if any(r.task == f"{late} gain" for r in rows)}
+    ot_methods = {r.method for r in rows}
+    levels = _grouped(r for a in reference for r in (*a.comparisons.kd, *a.comparisons.zero) if r.method in ot_methods)
+    under_maxsim = [
+        f"{method} vs {baseline} on {task}: {_counts_text(found)} (dense {dense_of[task]}: "
+        f"{_counts_text(levels.get((method, baseline, dense_of[task]), []))})"
+        for (method, baseline, task), found in levels.items()
+        if task in dense_of
+    ]
+    if under_maxsim:
+        doc.add(
+            Paragraph(
+                "Under MaxSim, at the reference condition (the research question's rows and Holm families): "
+                + "; ".join(under_maxsim)
+                + "."
+            )
+        )
     doc.add(
-        Heading(2, "Late interaction: does OT gain more from MaxSim than each baseline?"),
         Paragraph(
-            "Each row: the OT method's gain from scoring by MaxSim instead of the pooled vector (per query, MaxSim minus "
-            "dense, seed by seed) minus the baseline's gain, at the reference condition; 95% CI over queries (and seeds), "
-            f"p Holm-corrected over the {len(rows)} rows. OT gains significantly more in {ahead}, less in {behind}."
+            "Each row below: the OT method's gain from scoring by MaxSim instead of the pooled vector (per query, MaxSim "
+            "minus dense, seed by seed) minus the baseline's gain, at the reference condition; 95% CI over queries (and "
+            f"seeds), p Holm-corrected over the {len(rows)} rows. Does OT gain more? "
+            + "; ".join(
+                f"{method} vs {baseline}: {_counts_text(found, ahead='more', behind='less')}"
+                for (method, baseline, _), found in _grouped(rows).items()
+            )
+            + "."
         ),
         Table(
             ["lang", "task", "OT", "baseline", "OT gain", "baseline gain", "difference [95% CI]", "p (Holm)"],
@@ -244,3 +265,19 @@ def render_late_interaction(doc: Document, analysis: StudyAnalysis) -> None:
             ],
         ),
     )
+
+
+def _grouped(rows) -> dict[tuple[str, str, str], list]:
+    """Rows by (method, baseline, task), in their order."""
+    groups: dict[tuple[str, str, str], list] = {}
+    for row in rows:
+        groups.setdefault((row.method, row.baseline, row.task), []).append(row)
+    return groups
+
+
+def _counts_text(rows, ahead: str = "ahead", behind: str = "behind") -> str:
+    """E.g. ``ahead in 2 of 8 languages (el, th), behind in 0``: significant differences after Holm."""
+    up = [r.lang for r in rows if r.comparison.significant and r.comparison.diff > 0]
+    down = [r.lang for r in rows if r.comparison.significant and r.comparison.diff < 0]
+    named = lambda langs: f" ({', '.join(langs)})" if langs else ""  # noqa: E731
+    return f"{ahead} in {len(up)} of {len(rows)} languages{named(up)}, {behind} in {len(down)}{named(down)}"
