@@ -32,6 +32,14 @@ def mirror_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mirror_itself() -> Path:
+    """The data mirror beside the project, for what only it carries (its README); skipped where it is not there."""
+    if not MIRROR.is_dir():
+        pytest.skip(f"the data mirror {MIRROR} is not beside this clone")
+    return MIRROR
+
+
+@pytest.fixture(scope="session")
 def private_cache_env(tmp_path_factory: pytest.TempPathFactory, mirror_dir: Path):
     """OPTICAL_DATA_DIR = the mirror and OPTICAL_CACHE_DIR = a cache of this session (teacher and document
     caches, logs, default store); both restored at the end. Yields the cache dir."""

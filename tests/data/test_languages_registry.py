@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from optical.data.datadir import DATA_DIR_ENV, resolve_data_dir
@@ -97,16 +95,13 @@ def test_mirror_language_table_matches_the_mirror(mirror_dir):
     assert len(SPECTRUM_LANGS) == 95 and set(BITEXT_LANGS) == set(SOURCES["ntrex128"].languages)
 
 
-def test_mirror_language_table_matches_the_mirror_readme():
+def test_mirror_language_table_matches_the_mirror_readme(mirror_itself):
     """The mirror's README lists each spectrum language with the NTREX and FLORES codes the table gives it.
 
     Only the mirror itself carries its README (``optical data fetch`` installs data files), so a clone
     without ``../shared`` beside it skips this one.
     """
-    mirror = Path(__file__).resolve().parents[3] / "shared" / "data"
-    if not mirror.is_dir():
-        pytest.skip(f"the data mirror {mirror} is not beside this clone; its README is checked where it is")
-    readme = (mirror / "README.md").read_text(encoding="utf-8")
+    readme = (mirror_itself / "README.md").read_text(encoding="utf-8")
     for row in MIRROR_LANGUAGES:
         if row.file_code in SPECTRUM_LANGS:
             assert f"| {row.file_code} | {row.ntrex} | {row.flores} |" in readme

@@ -34,7 +34,7 @@ def test_a_gain_that_shrinks_with_the_level_is_found_with_its_sign():
     points = [_point(f"l{i}", level, 0.05 * (1 - headroom_scale(level)), rng) for i, level in enumerate(levels)]
     trend = spectrum_trend(points, SETTINGS)
     assert trend.n_languages == 12 and trend.slope_ci.high < 0 < -trend.slope
-    assert trend.slope == pytest.approx(-0.05, abs=0.005)  # per tenfold step towards the ceiling
+    assert trend.slope == pytest.approx(-0.05, abs=0.005)  # per unit of headroom
     verdicts = [band.verdict for band in trend.bands]
     assert verdicts[0] == "ahead" and verdicts[-1] == "behind"
     order = {"ahead": 0, "level": 1, "behind": 2}  # ahead at low levels, then (where a language sits there) level
@@ -88,8 +88,20 @@ def test_segments_too_small_to_resample_are_merged():
         spectrum_segments(five_below, 0.99, SETTINGS, parts=0)
 
 
-def test_the_headroom_scale_spaces_tenfold_steps_evenly_and_inverts():
+def test_the_headroom_scale_spreads_the_levels_below_the_ceiling_and_not_the_ceiling():
     levels = np.array([0.0, 0.5, 0.9, 0.99, 0.999, 1.0])
-    steps = np.diff(headroom_scale([0.0, 0.9, 0.99]))
-    assert steps == pytest.approx([1.0, 1.0], abs=0.05)
+    below, at_ceiling = np.diff(headroom_scale([0.0, 0.9, 0.99])), np.diff(headroom_scale([0.99, 1.0]))
+    assert below == pytest.approx([1.0, 0.75], abs=0.05) and at_ceiling < 0.35  # the last 0.01 is not stretched
     assert level_from_headroom(headroom_scale(levels)) == pytest.approx(levels)
+    rng = np.random.default_rng(6)
+    with pytest.raises(OpticalError, match="zero-shot level of l2 is 1.5: expected a rate in"):
+        spectrum_trend([_point(f"l{i}", level, 0.0, rng) for i, level in enumerate([0.2, 0.5, 1.5])], SETTINGS)
+
+
+def test_three_parts_below_the_ceiling_take_in_too_few_ceiling_languages_and_keep_level_order():
+    rng = np.random.default_rng(7)
+    levels = list(np.linspace(0.2, 0.95, 20)) + [0.995, 1.0]
+    points = [_point(f"l{i:02d}", level, 0.0, rng) for i, level in enumerate(levels)]
+    segments = spectrum_segments(points[::-1], 0.99, SETTINGS)  # input order does not matter
+    assert [len(s.languages) for s in segments] == [8, 7, 7] and not any(s.at_ceiling for s in segments)
+    assert segments[-1].high == 1.0 and all(a.high <= b.low for a, b in zip(segments, segments[1:]))

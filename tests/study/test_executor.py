@@ -119,3 +119,67 @@ def _without_costs(report: str) -> str:
             keep = [i for i, cell in enumerate(cells) if cell.strip() not in TIMING_COLUMNS]
         lines.append("|".join(cells[i] for i in keep if i < len(cells)))
     return "\n".join(lines)
+
+
+class _FakeRay:
+    """The part of Ray's API the executor uses: tasks finish in submission order; the cluster's CPUs can grow."""
+
+    class exceptions:  # noqa: N801 (Ray's name)
+        class RayError(Exception):
+            pass
+
+    def __init__(self, cpus: int) -> None:
+        self.cpus, self.in_flight, self.most_in_flight, self.submitted = cpus, [], 0, []
+
+    def cluster_resources(self) -> dict:
+        return {"CPU": self.cpus}
+
+    def remote(self, **_options):
+        def wrap(function):
+            fake = self
+
+            class Remote:
+                @staticmethod
+                def remote(task):
+                    fake.submitted.append(task.run.run_id)
+                    fake.in_flight.append(task.run.run_id)
+                    fake.most_in_flight = max(fake.most_in_flight, len(fake.in_flight))
+                    return task.run.run_id  # the object ref
+
+            return Remote
+
+        return wrap
+
+    def wait(self, refs, num_returns=1):
+        return [refs[0]], refs[1:]
+
+    def get(self, ref):
+        from optical.study.executor import RunOutcome
+
+        self.in_flight.remove(ref)
+        return RunOutcome(ref)
+
+
+def test_ray_runs_are_submitted_as_slots_free_up_in_order_and_never_after_the_caller_stops():
+    from types import SimpleNamespace
+
+    tasks = [SimpleNamespace(run=SimpleNamespace(run_id=f"r{i}")) for i in range(7)]
+    fake = _FakeRay(cpus=2)
+    executor = RayExecutor(resources=RayResources(cpus=1, gpus=0))
+    executor._connect = lambda: (fake, False)
+    drawn = []
+
+    def handed_out():
+        for task in tasks:
+            if len(drawn) == 5:  # the caller's deadline: no sixth run starts
+                return
+            drawn.append(task.run.run_id)
+            yield task
+
+    outcomes = []
+    for outcome in executor.run(handed_out()):
+        outcomes.append(outcome.run_id)
+        if outcome.run_id == "r1":
+            fake.cpus = 3  # the cluster grew: the window follows
+    assert fake.submitted == outcomes == ["r0", "r1", "r2", "r3", "r4"]
+    assert fake.most_in_flight == 3 and drawn == fake.submitted

@@ -22,7 +22,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]
         "--stop-after",
         metavar="DURATION",
         help="start no run after this long (e.g. 2h30m, 45m); the runs started finish, and the same command later "
-        "goes on with the rest",
+        "goes on with the rest (on a joined Ray cluster, runs it had already queued may still start)",
     )
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -636,8 +636,9 @@ class SpectrumSegment(_Verdict):
     ci: ConfidenceInterval
 
 
-#: Fewest languages a spectrum segment holds. The percentile CI of a mean resampled from n languages leaves 0 out
-#: whenever all n differences share a sign, which chance alone does with probability 2^(1-n): under 0.05 from n = 6.
+#: Fewest languages a spectrum segment holds, a lower bound. The percentile CI of a mean resampled from n languages
+#: leaves 0 out whenever all n differences share a sign, which chance alone does with probability 2^(1-n): under 0.05
+#: only from n = 6 (and a percentile bootstrap of a few values covers less than 95% besides).
 SEGMENT_MIN_LANGUAGES = 6
 
 
@@ -651,9 +652,10 @@ def spectrum_segments(
     is at the ceiling). So the languages below ``ceiling`` are cut by zero-shot level into ``parts`` groups of
     (near) equal size, and those at or above it form one more; each segment's mean of per-language differences gets
     a percentile CI from resampling its languages with replacement (the unit is the language, as in
-    :func:`spectrum_trend`). Segments hold :data:`SEGMENT_MIN_LANGUAGES` languages or more: with too few at the
-    ceiling they join the highest segment, with too few below it those join the ceiling's, and fewer below-ceiling
-    languages mean fewer parts. Lowest level first.
+    :func:`spectrum_trend`); the CIs are pointwise, not corrected across segments. Segments hold
+    :data:`SEGMENT_MIN_LANGUAGES` languages or more: with too few at the ceiling those join the highest segment, with
+    too few below it every language forms one segment, and fewer below-ceiling languages mean fewer parts. Languages
+    tied in level at a cut between parts are split by language code. Lowest level first.
 
     >>> cmp = lambda d: PairedComparison("a", "b", "m", 1, d, 0, d, d, d, 1, 1, None, 0, 0, 0, False)
     >>> levels = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6] + [1.0] * 6
@@ -663,6 +665,7 @@ def spectrum_segments(
     """
     if parts < 1:
         raise OpticalError(f"a spectrum needs at least 1 part below the ceiling, got {parts}")
+    _check_levels(points)
     ordered = sorted(points, key=lambda p: (p.level, p.lang))
     below = [p for p in ordered if p.level < ceiling]
     top = [p for p in ordered if p.level >= ceiling]
@@ -711,21 +714,30 @@ class SpectrumTrend:
     bands: tuple[SpectrumBand, ...]
 
 
-#: The distance from the ceiling at which the headroom scale stops stretching: a level of 1.0 sits at 3 on it.
-HEADROOM_FLOOR = 1e-3
+#: The distance from the top at which the headroom scale stops stretching: a level of 1.0 sits at 2 on it, 0.99 at
+#: 1.7. Within 0.01 of 1.0 alignment leaves a method no room (the report's ceiling), so spreading those languages
+#: further would hand the crowd there the fit's leverage for differences of a sentence or two.
+HEADROOM_FLOOR = 1e-2
 
 
 def headroom_scale(level: float | np.ndarray) -> np.ndarray:
-    """``-log10(1 + HEADROOM_FLOOR - level)``: 0 at level 0, about 1 at 0.9, 2 at 0.99 and 3 at 1.0.
+    """``-log10(1 + HEADROOM_FLOOR - level)``: 0 at level 0, about 1 at 0.9, 1.7 at 0.99 and 2 at 1.0.
 
-    The scale the spectrum is fitted and drawn on. An encoder knows most languages to within 0.05 of the ceiling
-    and a few far below it; on the raw level a line through them is steered by those few (their leverage), while on
-    this scale each tenfold step towards the ceiling weighs the same.
+    The scale the spectrum is fitted and drawn on. An encoder knows most languages to within 0.05 of the top and a
+    few far below it; on the raw level a line through them is steered by those few (their leverage), while on this
+    scale each tenfold step towards the top weighs about the same, down to :data:`HEADROOM_FLOOR`.
 
     >>> [round(float(x), 2) for x in headroom_scale(np.array([0.0, 0.9, 0.99, 1.0]))]
-    [-0.0, 1.0, 1.96, 3.0]
+    [-0.0, 0.96, 1.7, 2.0]
     """
     return -np.log10(1 + HEADROOM_FLOOR - np.asarray(level, dtype=float))
+
+
+def _check_levels(points: Sequence[SpectrumPoint]) -> None:
+    """Zero-shot levels are rates in [0, 1] (beyond, the headroom scale is undefined)."""
+    for point in points:
+        if not 0.0 <= point.level <= 1.0:
+            raise OpticalError(f"zero-shot level of {point.lang} is {point.level}: expected a rate in [0, 1]")
 
 
 def level_from_headroom(position: float | np.ndarray) -> np.ndarray:
@@ -758,6 +770,7 @@ def spectrum_trend(points: Sequence[SpectrumPoint], settings: StatsSettings = St
     """
     if len(points) < 3:
         raise OpticalError(f"a trend over the spectrum needs at least 3 languages, got {len(points)}")
+    _check_levels(points)
     x = headroom_scale([p.level for p in points])
     y = np.array([p.comparison.diff for p in points], dtype=float)
     slope, intercept = _line(x, y)

@@ -8,8 +8,10 @@ differences over the zero-shot level with its bootstrap CI over languages); :fun
 
 The x-axis is the zero-shot model's alignment on the language (R@1 of FLORES-200 devtest translation retrieval,
 the mean of both directions): how well the encoder knows the language before any distillation. FLORES alignment
-saturates early (``shared/notes/alignment-saturation-2026-12.md``): many languages sit near 1.0 on it, so the fit
-is driven by the languages below, and the report says how many languages lie at the ceiling.
+saturates early (``shared/notes/alignment-saturation-2026-12.md``): many languages sit near 1.0 on it. The trend is
+fitted, and the figures drawn, on a headroom scale (:func:`optical.eval.stats.headroom_scale`) that spreads the
+languages below the ceiling without giving the crowd at it the fit's leverage; where a method is ahead is read from
+segments of the spectrum; and the report says how many languages lie at the ceiling.
 """
 
 from __future__ import annotations
@@ -46,15 +48,15 @@ INTRODUCTION = (
     "of x->en and en->x) and its y a paired difference on the same alignment (per FLORES pair, both directions "
     "averaged), with its 95% CI over pairs (and seeds where there are several); filled points and † are significant "
     "after Holm over the languages of that comparison. The line is a least-squares fit of the differences on the "
-    "level's headroom scale (the x-axis: each tenfold step towards the ceiling, as from 0.9 to 0.99, weighs the "
-    "same), its band a 95% CI from resampling languages; it gives the trend. Where a method is ahead is read from "
-    "segments of the spectrum instead, which assume no shape: the languages below the ceiling in up to three equal "
-    f"parts by zero-shot level, and those at the ceiling, at least {SEGMENT_MIN_LANGUAGES} languages in each (fewer "
-    "join a neighbour), each "
-    "segment's mean difference with a 95% CI from resampling its languages "
-    "(the horizontal bars). FLORES alignment saturates early: languages at the ceiling "
-    "leave a method little room on this measure, so a level difference there is no evidence of equal alignment on "
-    "harder tasks. Languages with one seed: their single-seed CIs hold query noise only, not the seed-to-seed spread."
+    "level's headroom scale, -log10(1.01 - level) (the x-axis: a step from 0.9 to 0.99 weighs about as much as one "
+    "from 0 to 0.9, and the last 0.01 is not stretched further), its band a 95% CI from resampling languages; it "
+    "gives the trend. Where a method is ahead is read from segments of the spectrum instead, which assume no shape: "
+    "the languages below the ceiling in up to three equal-sized parts by zero-shot level, and those at the ceiling, "
+    f"at least {SEGMENT_MIN_LANGUAGES} languages in each (fewer join a neighbour), each segment's mean difference with "
+    "a 95% CI from resampling its languages, not corrected across segments (the horizontal bars). FLORES alignment "
+    "saturates early: languages at the ceiling leave a method little room on this measure, so a level difference "
+    "there is no evidence of equal alignment on harder tasks. Languages with one seed: their single-seed CIs hold "
+    "query noise only, not the seed-to-seed spread."
 )
 
 
@@ -155,7 +157,8 @@ def seed_noise(pairs: Mapping[str, tuple[Sample, Sample]], points: Sequence[Spec
 
 
 def spectrum_paragraphs(comparison: SpectrumComparison) -> list[str]:
-    """The answer in words for one comparison: the trend, where the fitted difference is ahead/level/behind, counts."""
+    """The answer in words for one comparison: the trend, where along the spectrum (the segments) A is ahead, level or
+    behind, the per-language counts, and the seed noise."""
     trend, counts = comparison.trend, comparison.counts()
     a, b = comparison.system_a, comparison.system_b
     direction = "grows" if trend.slope_ci.low > 0 else "shrinks" if trend.slope_ci.high < 0 else "shows no clear trend"
@@ -163,7 +166,8 @@ def spectrum_paragraphs(comparison: SpectrumComparison) -> list[str]:
     return [
         f"{a} − {b} on {comparison.measure} over {trend.n_languages} languages: the difference {direction} with the "
         f"zero-shot level (slope {number(trend.slope, signed=True)} [{number(trend.slope_ci.low, signed=True)}, "
-        f"{number(trend.slope_ci.high, signed=True)}] per tenfold step towards the ceiling, 95% CI over languages)."
+        f"{number(trend.slope_ci.high, signed=True)}] per unit of headroom, about a tenfold step towards the top, "
+        "95% CI over languages)."
         + (
             f" Along the spectrum, {a} is " + "; ".join(map(_segment_text, comparison.segments)) + "."
             if comparison.segments
@@ -202,9 +206,9 @@ def _seed_noise_text(noise: SeedNoise) -> str:
     )
 
 
-#: Half the width added to a segment's bar on the spectrum figure, in level units.
-_SEGMENT_PAD = 0.002
-_LEVEL_TICKS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 1.0)
+#: Half the width added to a segment's bar on the spectrum figure, in headroom units (the x-axis).
+_SEGMENT_PAD = 0.02
+_LEVEL_TICKS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)
 
 
 def _headroom_axis(ax) -> None:
@@ -254,7 +258,7 @@ def spectrum_figure(comparisons: Sequence[SpectrumComparison]):
         )
         for i, segment in enumerate(comparison.segments):
             # A segment whose languages share one level (the ceiling's 1.000) still gets a visible width.
-            span = (segment.low - _SEGMENT_PAD, segment.high + _SEGMENT_PAD)
+            span = level_from_headroom(headroom_scale([segment.low, segment.high]) + [-_SEGMENT_PAD, _SEGMENT_PAD])
             ax.hlines(segment.mean, *span, color="tab:green", lw=2.5, label=None if i else "segment mean, 95% CI")
             ax.fill_between(span, segment.ci.low, segment.ci.high, color="tab:green", alpha=0.15)
         ax.axhline(0, **ZERO_LINE)

@@ -225,8 +225,9 @@ class RayExecutor:
 
     def _slots(self, ray) -> int:
         """How many runs to keep submitted: as many as the cluster holds at once now (its CPUs, and GPUs where runs
-        ask for them, over what each run asks for; at least 1). A joined cluster gets twice that, so that an
-        autoscaling one sees runs waiting and grows; those queued runs may start after ``--stop-after``."""
+        ask for them, over what each run asks for; at least 1), asked again whenever a run ends. A joined cluster
+        gets twice that, so that an autoscaling one sees runs waiting and grows (and the window with it); those
+        queued runs may start after ``--stop-after``."""
         resources = ray.cluster_resources()
         slots = resources.get("CPU", 0) // self.resources.cpus
         if self.gpus_per_run:
@@ -252,7 +253,7 @@ class RayExecutor:
                 except ray.exceptions.RayError as exc:  # the task died more often than it may be retried
                     lines = [line for line in str(exc).splitlines() if line.strip()]
                     yield RunOutcome(task.run.run_id, error=f"ray task failed: {lines[-1] if lines else type(exc).__name__}")
-                for task in itertools.islice(queue, 1):
+                for task in itertools.islice(queue, max(0, self._slots(ray) - len(pending))):
                     pending[remote.remote(task)] = task
         finally:
             if started_here:

@@ -27,7 +27,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,11 +159,13 @@ def parse_duration(text: str) -> float:
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 
 
-def _until(tasks: list[RunTask], deadline: float | None, started: list[RunTask]) -> Iterator[RunTask]:
-    """The tasks in order, none once ``deadline`` (``time.perf_counter``) has passed; each one handed out is appended to
+def _until(
+    tasks: list[RunTask], deadline: float | None, started: list[RunTask], clock: Callable[[], float] = time.perf_counter
+) -> Iterator[RunTask]:
+    """The tasks in order, none once ``deadline`` (on ``clock``) has passed; each one handed out is appended to
     ``started``. Executors draw tasks as slots free up, so a run starts only while there is time."""
     for task in tasks:
-        if deadline is not None and time.perf_counter() >= deadline:
+        if deadline is not None and clock() >= deadline:
             return
         started.append(task)
         yield task

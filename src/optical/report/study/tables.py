@@ -222,12 +222,13 @@ def render_late_interaction(doc: Document, analysis: StudyAnalysis) -> None:
     dense_of = {late: dense for dense, late in LATE_INTERACTION_TASKS if any(r.task == f"{late} gain" for r in rows)}
     ot_methods = {r.method for r in rows}
     levels = _grouped(r for a in reference for r in (*a.comparisons.kd, *a.comparisons.zero) if r.method in ot_methods)
-    under_maxsim = [
-        f"{method} vs {baseline} on {task}: {_counts_text(found)} (dense {dense_of[task]}: "
-        f"{_counts_text(levels.get((method, baseline, dense_of[task]), []))})"
-        for (method, baseline, task), found in levels.items()
-        if task in dense_of
-    ]
+    under_maxsim = []
+    for (method, baseline, task), found in levels.items():
+        if task not in dense_of:
+            continue
+        dense = levels.get((method, baseline, dense_of[task]))
+        beside = f" (dense {dense_of[task]}: {_counts_text(dense)})" if dense else ""
+        under_maxsim.append(f"{method} vs {baseline} on {task}: {_counts_text(found)}{beside}")
     if under_maxsim:
         doc.add(
             Paragraph(
