@@ -184,5 +184,5 @@ def test_late_interaction_gains_are_a_difference_of_differences(tiny_inputs, tmp
     markdown = render_study(analysis, Figures(tmp_path)).markdown()
     section = markdown[markdown.index("## Late interaction") :]
     assert "Does OT gain more? " in section and "ot vs mse: more in 2 of 2 languages (de, sw), less in 0" in section
-    assert "Under MaxSim, at the reference condition" in section
+    assert "Under MaxSim, at the reference condition" in section and (tmp_path / "plots/late-interaction.png").is_file()
     assert "ot vs mse on clir_sentence_maxsim: ahead in 2 of 2 languages (de, sw), behind in 0 (dense clir_sentence:" in section

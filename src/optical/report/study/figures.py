@@ -181,6 +181,18 @@ def forest_pages(rows: tuple[QuestionRow, ...], arm: Arm, tasks: tuple[str, ...]
             yield task, page, count, forest_figure({title: chunk}, xlabel, ylabel="pair, language")
 
 
+def late_interaction_figure(rows: tuple[QuestionRow, ...]):
+    """One panel per OT method and baseline: per language, the OT method's gain from MaxSim minus the baseline's,
+    with its 95% CI (filled: Holm-significant)."""
+    panels: dict[str, list[ForestRow]] = {}
+    for r in rows:
+        panels.setdefault(f"{r.method} vs {r.baseline}: {r.task}", []).append(
+            ForestRow(r.lang, r.comparison.diff, r.comparison.ci_low, r.comparison.ci_high, r.comparison.significant)
+        )
+    xlabel = "OT's gain from MaxSim minus the baseline's, 95% CI; filled: Holm-significant"
+    return forest_figure(panels, xlabel, ylabel="language")
+
+
 def curves_figure(curves: AxisCurves, task: TaskCurves, langs: tuple[str, ...], methods: tuple[str, ...]):
     """Each language's panel: every method's mean along the axis with 95% CIs (zero-shot off the typo axis as a
     dashed level: it has no bitext)."""

@@ -9,8 +9,9 @@ from optical.data.languages import XQUADR_LANGS
 from optical.eval.metrics import aggregate_name
 from optical.eval.results import ZERO_SHOT
 from optical.formatting import cell_text, interval, number, p_value
-from optical.report.document import Document, Heading, Paragraph, Table
+from optical.report.document import Document, Heading, Image, Paragraph, Table
 from optical.report.study.analysis import BIAS_MEASURES, LATE_INTERACTION_TASKS, StudyAnalysis, Training
+from optical.report.study.figures import Figures, late_interaction_figure
 from optical.report.study.grid import Condition
 from optical.report.study.text import condition_label, stats_text
 from optical.train.record import COLLAPSE_SPREAD_RATIO
@@ -211,7 +212,7 @@ def _coverage_condition(method: str, condition: Condition, training_axes: list[s
     return condition_label((*condition, None), training_axes) if training_axes else "reference"
 
 
-def render_late_interaction(doc: Document, analysis: StudyAnalysis) -> None:
+def render_late_interaction(doc: Document, analysis: StudyAnalysis, figures: Figures) -> None:
     """Does OT gain more from late interaction (MaxSim) than each baseline? Per language: OT's gain minus the
     baseline's, paired per query, with its 95% CI and Holm-corrected p."""
     rows = analysis.late_interaction
@@ -237,6 +238,12 @@ def render_late_interaction(doc: Document, analysis: StudyAnalysis) -> None:
                 + "."
             )
         )
+    doc.add(
+        Image(
+            figures.save(late_interaction_figure(rows), "plots/late-interaction.png"),
+            "per language: OT's gain from MaxSim minus each baseline's, with 95% CIs",
+        )
+    )
     doc.add(
         Paragraph(
             "Each row below: the OT method's gain from scoring by MaxSim instead of the pooled vector (per query, MaxSim "

@@ -109,7 +109,7 @@ def render_study(analysis: StudyAnalysis, figures: Figures) -> Document:
 
         render_spectrum(doc, analysis.spectrum, analysis.spectrum_levels, figures)
     render_question(doc, analysis, figures)
-    render_late_interaction(doc, analysis)
+    render_late_interaction(doc, analysis, figures)
     for curves in analysis.curves:
         render_curves(doc, curves, analysis, figures)
     render_gaps(doc, analysis)
