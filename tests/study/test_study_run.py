@@ -428,3 +428,17 @@ def test_tasks_are_handed_out_only_until_the_deadline():
     for bad in ("", "h", "-1m", "3 days"):
         with pytest.raises(OpticalError, match="expected a duration"):
             parse_duration(bad)
+
+
+def test_a_dry_run_with_stop_after_counts_the_runs_that_would_start():
+    from types import SimpleNamespace
+
+    from optical.study.runner import DryRun, RunEstimate
+
+    statuses = [SimpleNamespace(run=SimpleNamespace(run_id=f"r{i}"), done=i == 0) for i in range(6)]
+    estimates = {f"r{i}": RunEstimate(60.0, "measured") for i in range(1, 6)}
+    two_at_once = Concurrency(runs_at_once=2, threads_per_run=1, cores_per_run=1.0)
+    plan = DryRun(None, statuses, estimates, 180.0, two_at_once)
+    assert [plan.runs_started_within(s) for s in (1, 60, 61, 121, 1e9)] == [2, 2, 4, 5, 5]
+    one_slot = DryRun(None, statuses, estimates, 300.0, Concurrency(runs_at_once=None, threads_per_run=1, cores_per_run=1.0))
+    assert one_slot.runs_started_within(61) == 2

@@ -128,7 +128,10 @@ def run_command(args: argparse.Namespace) -> int:
         resources=RayResources(cpus=args.cpus_per_run, gpus=args.gpus_per_run),
     )
     if args.dry_run:
-        print(dry_run(config, study_dir, store=args.store, from_export=args.from_export, executor=executor).render())
+        plan = dry_run(
+            config, study_dir, store=args.store, from_export=args.from_export, executor=executor, stop_after=stop_after
+        )
+        print(plan.render())
         return 0
     result = run_study(
         config,

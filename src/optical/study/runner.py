@@ -80,6 +80,24 @@ class DryRun:
     total_seconds: float
     concurrency: Concurrency
     rate_notes: list[str] = field(default_factory=list)
+    #: ``--stop-after`` seconds, if given: the render says how many pending runs would start within it.
+    stop_after: float | None = None
+
+    def runs_started_within(self, seconds: float) -> int:
+        """How many pending runs, in study order, would start within ``seconds`` by these estimates: each run takes
+        the slot that frees first (as the executors hand runs out), one slot where the cluster decides."""
+        slots = [0.0] * (self.concurrency.runs_at_once or 1)
+        started = 0
+        for status in self.statuses:
+            estimate = self.estimates.get(status.run.run_id)
+            if estimate is None:
+                continue
+            free = min(range(len(slots)), key=slots.__getitem__)
+            if slots[free] >= seconds:
+                break
+            slots[free] += estimate.seconds
+            started += 1
+        return started
 
     def render(self) -> str:
         trials = any(s.run.trial is not None for s in self.statuses)
@@ -120,6 +138,11 @@ class DryRun:
             f"{len(self.statuses)} runs: {len(self.statuses) - pending} done, {pending} to run; "
             f"estimated time to finish: {_duration(self.total_seconds)} ({how})"
         )
+        if self.stop_after is not None and pending:
+            lines.append(
+                f"with --stop-after {_duration(self.stop_after)}: about {self.runs_started_within(self.stop_after)} of the "
+                f"{pending} pending runs start"
+            )
         for cell in self.plan.skipped:
             lines.append(f"skipped: {cell.lang} / {cell.backbone} / {cell.domain}: {cell.reason}")
         lines += [f"rates: {note}" for note in self.rate_notes]
@@ -378,8 +401,10 @@ def dry_run(
     store: str | Path | None = None,
     from_export: str | Path | None = None,
     executor: LocalExecutor | RayExecutor | None = None,
+    stop_after: float | None = None,
 ) -> DryRun:
-    """List the runs with their status and estimate the time the pending ones need; writes nothing.
+    """List the runs with their status and estimate the time the pending ones need (and with ``stop_after``, how many
+    would start within it); writes nothing.
 
     It refuses what :func:`run_study` would refuse (the study dir, the store, the export), and a run counts as done
     when the store or the export holds it finished, as it would in a real run (:func:`adopt_exported`). Each run's
@@ -401,7 +426,7 @@ def dry_run(
     seconds = [e.seconds for e in estimates.values()]
     # Several at once: the runs' time shared among the slots, but never less than the longest run takes alone.
     total = max(sum(seconds) / (concurrency.runs_at_once or 1), max(seconds, default=0.0))
-    return DryRun(plan, statuses, estimates, total, concurrency, rates.notes(estimates))
+    return DryRun(plan, statuses, estimates, total, concurrency, rates.notes(estimates), stop_after)
 
 
 class _MeasuredRates:
