@@ -13,7 +13,11 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]
     parser.add_argument("--config", help="study YAML file (see configs/study-*.yaml)")
     parser.add_argument("--out", help="study dir (default: runs/study-<config name>)")
     parser.add_argument("--store", help="shared run store (default: the config's 'store', else <cache>/study_runs)")
-    parser.add_argument("--dry-run", action="store_true", help="list the runs, their status and the estimated time; run nothing")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the runs, their status and the estimated time (with --stop-after: how many would start); run nothing",
+    )
     parser.add_argument(
         "--from-export",
         help="a committed `optical study export` of this study: the runs it holds count as done (default: the config's 'export')",
@@ -89,12 +93,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Measure the zero-shot backbone's held-out alignment (mean of x->en and en->x MRR@10 on the 200 "
         "FLORES dev pairs training keeps out) for every language of a study config, before any distillation; write "
         "one row per language to OUT as it goes (a killed measurement resumes). With --spread N, print N languages "
-        "evenly spaced in level (e.g. the study's three-seed languages).",
+        "evenly spaced in log distance from the ceiling, log10(1 - MRR) (e.g. the study's three-seed languages).",
     )
     levels.add_argument("--config", required=True, help="study YAML file: its languages, backbone and training precision")
     levels.add_argument("--out", required=True, help="TSV to write (an earlier one of the same model is resumed)")
     levels.add_argument("--backbone", help="which of the config's backbones (default: its only one)")
-    levels.add_argument("--spread", type=int, help="print this many languages evenly spaced in level")
+    levels.add_argument("--spread", type=int, help="print this many languages evenly spaced in log distance from the ceiling")
     levels.add_argument(
         "--order",
         action="store_true",
