@@ -288,4 +288,5 @@ def _counts_text(rows, ahead: str = "ahead", behind: str = "behind") -> str:
     up = [r.lang for r in rows if r.comparison.significant and r.comparison.diff > 0]
     down = [r.lang for r in rows if r.comparison.significant and r.comparison.diff < 0]
     named = lambda langs: f" ({', '.join(langs)})" if langs else ""  # noqa: E731
-    return f"{ahead} in {len(up)} of {len(rows)} languages{named(up)}, {behind} in {len(down)}{named(down)}"
+    languages = "language" if len(rows) == 1 else "languages"
+    return f"{ahead} in {len(up)} of {len(rows)} {languages}{named(up)}, {behind} in {len(down)}{named(down)}"
