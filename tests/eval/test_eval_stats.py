@@ -223,6 +223,37 @@ def test_pooling_needs_the_same_seeds_in_every_language():
         Sample.pooled("s", {"el": Sample("s", ({"q": 1.0},)), "th": Sample("s", ({"q": 1.0}, {"q": 0.0}))})
 
 
+def test_copies_of_a_question_in_several_languages_count_once():
+    """Two languages where every question scores the same: averaging per question gives one language's CI, while
+    pooling the copies as independent queries would narrow it by about sqrt(2)."""
+    rng = np.random.default_rng(3)
+    ot = {f"q{i}": float(v) for i, v in enumerate(rng.random(200))}
+    mse = {q: v - 0.05 + float(rng.normal(0, 0.2)) for q, v in ot.items()}
+    one = compare(Sample("ot", (ot,)), Sample("mse", (mse,)), "RR@10", StatsSettings(2000))
+    both = {lang: (Sample("ot", (ot,)), Sample("mse", (mse,))) for lang in ("el", "th")}
+    averaged = compare(
+        Sample.question_means("ot", {lang: pair[0] for lang, pair in both.items()}),
+        Sample.question_means("mse", {lang: pair[1] for lang, pair in both.items()}),
+        "RR@10",
+        StatsSettings(2000),
+    )
+    pooled = compare(
+        Sample.pooled("ot", {lang: pair[0] for lang, pair in both.items()}),
+        Sample.pooled("mse", {lang: pair[1] for lang, pair in both.items()}),
+        "RR@10",
+        StatsSettings(2000),
+    )
+    assert (averaged.n, averaged.diff, averaged.ci_low, averaged.ci_high) == (one.n, one.diff, one.ci_low, one.ci_high)
+    assert pooled.n == 400 and pooled.ci_high - pooled.ci_low < 0.8 * (one.ci_high - one.ci_low)
+
+
+def test_averaging_over_languages_needs_shared_questions_and_the_same_seeds():
+    with pytest.raises(OpticalError, match="share no question id"):
+        Sample.question_means("s", {"el": Sample("s", ({"a": 1.0},)), "th": Sample("s", ({"b": 1.0},))})
+    with pytest.raises(OpticalError, match="different numbers of seeds"):
+        Sample.question_means("s", {"el": Sample("s", ({"q": 1.0},)), "th": Sample("s", ({"q": 1.0}, {"q": 0.0}))})
+
+
 def test_a_p_value_at_the_resampling_floor_is_printed_as_an_upper_bound():
     from optical.report.compare import p_holm_text
 

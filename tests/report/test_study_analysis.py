@@ -186,3 +186,11 @@ def test_late_interaction_gains_are_a_difference_of_differences(tiny_inputs, tmp
     assert "Does OT gain more? " in section and "ot vs mse: more in 2 of 2 languages (de, sw), less in 0" in section
     assert "Under MaxSim, at the reference condition" in section and (tmp_path / "plots/late-interaction.png").is_file()
     assert "ot vs mse on clir_sentence_maxsim: ahead in 2 of 2 languages (de, sw), behind in 0 (dense clir_sentence:" in section
+    # Over both languages at once: de's and sw's copy of a question are one question (60, not 120).
+    across = {(r.baseline, r.task): r for r in analysis.late_interaction_across}
+    gain = across[("mse", "clir_sentence_maxsim gain")]
+    assert gain.langs == ("de", "sw") and gain.comparison.n == 60 and gain.comparison.diff == pytest.approx(0.08, abs=1e-3)
+    assert across[("mse", "clir_sentence")].comparison.diff == pytest.approx(0.10, abs=1e-3)  # de +0.20, sw level
+    assert across[("mse", "clir_sentence_maxsim")].comparison.diff == pytest.approx(0.18, abs=1e-3)
+    assert len(analysis.comparisons_json()["late_interaction_across_languages"]) == 2 * 3
+    assert "ot vs mse over de, sw: clir_sentence +0.100 [" in section and "clir_sentence_maxsim gain +0.080" in section

@@ -468,6 +468,34 @@ class Sample:
         )
         return cls(system, per_seed)
 
+    @classmethod
+    def question_means(cls, system: str, parts: Mapping[str, Sample]) -> Sample:
+        """Languages that ask the same questions (XQuAD's ids in every language) as one sample of questions: per seed
+        position, each question's mean over the languages; questions missing from a language are left out.
+
+        The same question in several languages is one unit, not several: its values there are correlated (the
+        question is easy or hard everywhere), so resampling the language copies as independent queries, as
+        :meth:`pooled` does, would narrow the CI. Averaging first makes the policy's query bootstrap a cluster
+        bootstrap over questions. Seeds pair by position, as in :meth:`pooled`: the runs of different languages are
+        independent, so any pairing is as good.
+
+        >>> el = Sample("ot", ({"q1": 1.0, "q2": 0.0},))
+        >>> th = Sample("ot", ({"q1": 0.5, "q3": 1.0},))
+        >>> Sample.question_means("ot", {"el": el, "th": th}).per_seed
+        ({'q1': 0.75},)
+        """
+        counts = {part.n_seeds for part in parts.values()}
+        if len(counts) != 1:
+            raise OpticalError(f"{system}: the averaged languages have different numbers of seeds ({sorted(counts)})")
+        shared = set.intersection(*(set(run) for part in parts.values() for run in part.per_seed))
+        if not shared:
+            raise OpticalError(f"{system}: the languages {', '.join(parts)} share no question id; nothing to average")
+        questions = sorted(shared)
+        per_seed = tuple(
+            {q: float(np.mean([part.per_seed[i][q] for part in parts.values()])) for q in questions} for i in range(counts.pop())
+        )
+        return cls(system, per_seed)
+
 
 @dataclass(frozen=True)
 class CellStats:

@@ -98,6 +98,18 @@ class QuestionRow:
 
 
 @dataclass(frozen=True)
+class AcrossLanguagesRow:
+    """``method`` against ``baseline`` on ``task`` over several languages at once: each question's value averaged over
+    ``langs`` first (they ask the same questions), then compared by the policy."""
+
+    method: str
+    baseline: str
+    task: str
+    langs: tuple[str, ...]
+    comparison: PairedComparison
+
+
+@dataclass(frozen=True)
 class ArmComparisons:
     """Every comparison of one arm, one Holm family per kind."""
 
@@ -439,6 +451,9 @@ class StudyAnalysis:
     spectrum_levels: dict[str, float] = field(default_factory=dict)
     #: Does OT gain more from late interaction than each baseline? Empty unless a task was scored both ways.
     late_interaction: tuple[QuestionRow, ...] = ()
+    #: The same over all languages at once, dense and under MaxSim beside the gain. Empty as ``late_interaction`` is,
+    #: or with fewer than two languages.
+    late_interaction_across: tuple[AcrossLanguagesRow, ...] = ()
 
     def comparisons_json(self) -> dict[str, Any]:
         """The research question's comparisons as data: each with its condition, family, statistics and marks."""
@@ -451,7 +466,22 @@ class StudyAnalysis:
             **({"spectrum_levels": levels_json(self.spectrum_levels)} if self.spectrum_levels else {}),
             **({"spectrum": spectrum_json(self.spectrum)} if self.spectrum else {}),
             **({"late_interaction": [_row_json(r) for r in self.late_interaction]} if self.late_interaction else {}),
+            **(
+                {"late_interaction_across_languages": [_across_json(r) for r in self.late_interaction_across]}
+                if self.late_interaction_across
+                else {}
+            ),
         }
+
+
+def _across_json(r: AcrossLanguagesRow) -> dict[str, Any]:
+    return {
+        "method": r.method,
+        "baseline": r.baseline,
+        "task": r.task,
+        "langs": list(r.langs),
+        **dataclasses.asdict(r.comparison),
+    }
 
 
 def _row_json(r: QuestionRow) -> dict[str, Any]:
@@ -577,6 +607,7 @@ def analyse_study(inputs: StudyInputs, settings: StatsSettings) -> StudyAnalysis
         lost=tuple(m for m in inputs.missing if str(PurePath(m).parent) in finished),
         **_spectrum(study),
         late_interaction=_late_interaction(study),
+        late_interaction_across=_late_interaction_across(study),
     )
 
 
@@ -630,27 +661,69 @@ LATE_INTERACTION_TASKS = (
 LATE_INTERACTION_FAMILY = "MaxSim gain: OT vs each baseline"
 
 
+LATE_INTERACTION_ACROSS_FAMILY = "Across languages: OT vs each baseline, dense, MaxSim and MaxSim gain"
+
+
+def _late_interaction_pairs(study: _Study) -> list[tuple[str, str]]:
+    """(OT method, baseline) pairs of the late-interaction section: each OT method against each KD baseline and
+    zero-shot."""
+    baselines = [m for m in study.methods if m == ZERO_SHOT or study.is_kd(m)]
+    return [(method, baseline) for method in study.trained if study.uses_ot(method) for baseline in baselines]
+
+
+def _late_samples(study: _Study, lang: str, method: str, dense: str, late: str) -> dict[str, Sample] | None:
+    """A system's per-seed values at the reference on ``dense``, on ``late`` and its gain from the one to the other
+    (``late`` minus ``dense``, seed by seed), keyed by the row's task name; None unless it was scored both ways."""
+    reference, measure = study.index.ref_condition(), main_measure(dense)
+    by_seed = {task: study.index.by_seed(lang, method, reference, f"{task}.{lang}", measure) for task in (dense, late)}
+    gain = seed_paired_difference(by_seed[dense], by_seed[late], method)
+    if gain is None:
+        return None
+    return {
+        dense: Sample(method, tuple(by_seed[dense].values())),
+        late: Sample(method, tuple(by_seed[late].values())),
+        f"{late} gain": gain,
+    }
+
+
 def _late_interaction(study: _Study) -> tuple[QuestionRow, ...]:
     """Per language and task scored both ways, at the reference: each OT method's per-query gain from MaxSim
     (MaxSim minus dense, seed by seed) against each baseline's, a difference of differences (one Holm family)."""
     reference, rows = study.index.ref_condition(), []
-    baselines = [m for m in study.methods if m == ZERO_SHOT or study.is_kd(m)]
     for dense, late in LATE_INTERACTION_TASKS:
         measure = main_measure(dense)
         for lang in study.langs:
-            gains = {
-                m: seed_paired_difference(
-                    study.index.by_seed(lang, m, reference, f"{dense}.{lang}", measure),
-                    study.index.by_seed(lang, m, reference, f"{late}.{lang}", measure),
-                    m,
-                )
-                for m in study.methods
-            }
-            for method in (m for m in study.trained if study.uses_ot(m) and gains[m] is not None):
-                for baseline in (b for b in baselines if gains[b] is not None):
-                    comparison = compare(gains[method], gains[baseline], measure, study.settings)
-                    rows.append(study.row(method, baseline, lang, f"{late} gain", reference, comparison))
+            samples = {m: _late_samples(study, lang, m, dense, late) for m in study.methods}
+            for method, baseline in _late_interaction_pairs(study):
+                if samples[method] is None or samples[baseline] is None:
+                    continue
+                task = f"{late} gain"
+                comparison = compare(samples[method][task], samples[baseline][task], measure, study.settings)
+                rows.append(study.row(method, baseline, lang, task, reference, comparison))
     corrected = holm_family([r.comparison for r in rows], LATE_INTERACTION_FAMILY)
+    return tuple(dataclasses.replace(r, comparison=c) for r, c in zip(rows, corrected))
+
+
+def _late_interaction_across(study: _Study) -> tuple[AcrossLanguagesRow, ...]:
+    """Each OT method against each baseline over all the languages at once, dense, under MaxSim and on the gain from
+    MaxSim: per question, the mean over the languages where both systems have all their seeds
+    (:meth:`Sample.question_means`), so a question is resampled once, not once per language (one Holm family)."""
+    rows = []
+    for dense, late in LATE_INTERACTION_TASKS:
+        measure = main_measure(dense)
+        found = {m: {lang: s for lang in study.langs if (s := _late_samples(study, lang, m, dense, late))} for m in study.methods}
+        full = {
+            m: {lang for lang, s in by_lang.items() if s[dense].n_seeds == max(t[dense].n_seeds for t in by_lang.values())}
+            for m, by_lang in found.items()
+        }
+        for method, baseline in _late_interaction_pairs(study):
+            langs = tuple(lang for lang in study.langs if lang in full[method] and lang in full[baseline])
+            if len(langs) < 2:
+                continue
+            for task in (dense, late, f"{late} gain"):
+                pooled = [Sample.question_means(m, {lang: found[m][lang][task] for lang in langs}) for m in (method, baseline)]
+                rows.append(AcrossLanguagesRow(method, baseline, task, langs, compare(*pooled, measure, study.settings)))
+    corrected = holm_family([r.comparison for r in rows], LATE_INTERACTION_ACROSS_FAMILY)
     return tuple(dataclasses.replace(r, comparison=c) for r, c in zip(rows, corrected))
 
 

@@ -25,7 +25,15 @@ from optical.eval.results import ZERO_SHOT
 from optical.eval.tasks import main_measure
 from optical.report.document import Document, Image, Links
 from optical.report.plots import ForestRow, forest_figure, save_figure
-from optical.report.study.analysis import ArmAnswer, AxisCurves, DifferenceCurves, Headline, QuestionRow, TaskCurves
+from optical.report.study.analysis import (
+    AcrossLanguagesRow,
+    ArmAnswer,
+    AxisCurves,
+    DifferenceCurves,
+    Headline,
+    QuestionRow,
+    TaskCurves,
+)
 from optical.report.study.grid import AXES, Arm, Condition
 from optical.report.study.text import condition_label
 
@@ -181,14 +189,18 @@ def forest_pages(rows: tuple[QuestionRow, ...], arm: Arm, tasks: tuple[str, ...]
             yield task, page, count, forest_figure({title: chunk}, xlabel, ylabel="pair, language")
 
 
-def late_interaction_figure(rows: tuple[QuestionRow, ...]):
+def late_interaction_figure(rows: tuple[QuestionRow, ...], across: tuple[AcrossLanguagesRow, ...] = ()):
     """One panel per OT method and baseline: per language, the OT method's gain from MaxSim minus the baseline's,
-    with its 95% CI (filled: Holm-significant)."""
+    with its 95% CI (filled: Holm-significant), and last the same over all the languages at once (``across``)."""
     panels: dict[str, list[ForestRow]] = {}
     for r in rows:
         panels.setdefault(f"{r.method} vs {r.baseline}: {r.task}", []).append(
             ForestRow(r.lang, r.comparison.diff, r.comparison.ci_low, r.comparison.ci_high, r.comparison.significant)
         )
+    for r in across:
+        if (key := f"{r.method} vs {r.baseline}: {r.task}") in panels:
+            c = r.comparison
+            panels[key].append(ForestRow(f"all {len(r.langs)}", c.diff, c.ci_low, c.ci_high, c.significant))
     xlabel = "OT's gain from MaxSim minus the baseline's, 95% CI; filled: Holm-significant"
     return forest_figure(panels, xlabel, ylabel="language")
 

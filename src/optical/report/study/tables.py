@@ -8,6 +8,7 @@ import numpy as np
 from optical.data.languages import XQUADR_LANGS
 from optical.eval.metrics import aggregate_name
 from optical.eval.results import ZERO_SHOT
+from optical.eval.stats import ALPHA
 from optical.formatting import cell_text, interval, number, p_value
 from optical.report.document import Document, Heading, Image, Paragraph, Table
 from optical.report.study.analysis import BIAS_MEASURES, LATE_INTERACTION_TASKS, StudyAnalysis, Training
@@ -238,10 +239,11 @@ def render_late_interaction(doc: Document, analysis: StudyAnalysis, figures: Fig
                 + "."
             )
         )
+    _render_late_interaction_across(doc, analysis)
     doc.add(
         Image(
-            figures.save(late_interaction_figure(rows), "plots/late-interaction.png"),
-            "per language: OT's gain from MaxSim minus each baseline's, with 95% CIs",
+            figures.save(late_interaction_figure(rows, analysis.late_interaction_across), "plots/late-interaction.png"),
+            "per language and over all of them: OT's gain from MaxSim minus each baseline's, with 95% CIs",
         )
     )
     doc.add(
@@ -275,11 +277,11 @@ def render_late_interaction(doc: Document, analysis: StudyAnalysis, figures: Fig
     )
 
 
-def _grouped(rows) -> dict[tuple[str, str, str], list]:
-    """Rows by (method, baseline, task), in their order."""
-    groups: dict[tuple[str, str, str], list] = {}
+def _grouped(rows, by_task: bool = True) -> dict[tuple[str, ...], list]:
+    """Rows by (method, baseline, task), or by (method, baseline) without ``by_task``, in their order."""
+    groups: dict[tuple[str, ...], list] = {}
     for row in rows:
-        groups.setdefault((row.method, row.baseline, row.task), []).append(row)
+        groups.setdefault((row.method, row.baseline, row.task) if by_task else (row.method, row.baseline), []).append(row)
     return groups
 
 
@@ -290,3 +292,30 @@ def _counts_text(rows, ahead: str = "ahead", behind: str = "behind") -> str:
     named = lambda langs: f" ({', '.join(langs)})" if langs else ""  # noqa: E731
     languages = "language" if len(rows) == 1 else "languages"
     return f"{ahead} in {len(up)} of {len(rows)} {languages}{named(up)}, {behind} in {len(down)}{named(down)}"
+
+
+def _render_late_interaction_across(doc: Document, analysis: StudyAnalysis) -> None:
+    """The section's answer in one place: each OT method against each baseline over all the languages at once, dense,
+    under MaxSim and on the gain from MaxSim."""
+    across = analysis.late_interaction_across
+    if not across:
+        return
+    words = {True: ("ahead", "more"), False: ("behind", "less")}
+    sentences = []
+    for (method, baseline, *_), found in _grouped(across, by_task=False).items():
+        parts = []
+        for r in found:
+            c = r.comparison
+            verdict = words[c.diff > 0][r.task.endswith(" gain")] if c.significant else "level"
+            parts.append(
+                f"{r.task} {number(c.diff, signed=True)} {interval(c.ci_low, c.ci_high, signed=True)} "
+                f"(p Holm {p_value(c.p_holm)}: {verdict})"
+            )
+        sentences.append(f"{method} vs {baseline} over {', '.join(found[0].langs)}: " + "; ".join(parts))
+    doc.add(
+        Paragraph(
+            "Over all the languages at once (each question's value averaged over the languages first: they ask the same "
+            "questions, so a question is resampled once; 95% CI over questions and seeds, for these languages; a verdict "
+            f"needs p < {ALPHA} after Holm over the {len(across)} rows): " + ". ".join(sentences) + "."
+        )
+    )
