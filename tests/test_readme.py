@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -42,3 +43,18 @@ def test_the_readme_arm_table_is_recounted_from_the_committed_reports():
         found = _counts(study).get((arm, baseline))
         assert found is not None, f"README row {study} / {arm} / {baseline}: no such comparisons in the report"
         assert stated == (found["ahead"], found["level"], found["behind"]), f"README row {study} / {arm} / {baseline}"
+
+
+def test_the_readme_late_interaction_figures_are_the_committed_reports():
+    """Every figure with a CI ("+0.011 [+0.003, +0.018]") in the README's "Which scoring where" is a row of the
+    committed late-interaction report's comparisons.json (OT vs a baseline over all languages at once)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = " ".join(text[text.index("**Which scoring where.**") :].split("\n\n", 1)[0].split())
+    comparisons = json.loads(
+        (ROOT / "results" / "study-late-interaction" / "report" / "comparisons.json").read_text(encoding="utf-8")
+    )
+    committed = {
+        f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]" for c in comparisons["late_interaction_across_languages"]
+    }
+    quoted = re.findall(r"[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]", paragraph)
+    assert len(quoted) >= 3 and set(quoted) <= committed, set(quoted) - committed
