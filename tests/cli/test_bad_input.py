@@ -104,6 +104,18 @@ CASES = [
         "CUDA",
         ["out", "empty"],
     ),
+    (
+        "evaluate-maxsim-task-without-maxsim",
+        EVALUATE + " --student zero-shot --scoring dense,maxsim --maxsim-tasks align --out {out}",
+        "task align has no MaxSim scoring",
+        ["out"],
+    ),
+    (
+        "evaluate-collection-maxsim-tasks",
+        "evaluate --student zero-shot --collection {empty} --query-lang el --maxsim-tasks clir_sentence --out {out}",
+        "--maxsim-tasks sets the XQuAD evaluation",
+        ["out", "empty"],
+    ),
     ("evaluate-task-name-alone", EVALUATE + " --student zero-shot --task-name x --out {out}", "--task-name goes with", ["out"]),
     (
         "evaluate-langs-empty",

