@@ -59,6 +59,38 @@ def test_evaluate_translate_test_on_alignment(mt_dir, teacher_dir, tmp_path, mir
     assert 0.0 <= run.tasks["align_x2en.dz"].aggregates["R@1"] <= 1.0
 
 
+def test_translate_test_is_scored_by_maxsim_too(mt_dir, teacher_dir, tmp_path, mirror_dir):
+    """The translated queries' tokens meet the documents' tokens: late interaction works on the translating encoder."""
+    config = EvalConfig(
+        student="translate-test",
+        mt_model=str(mt_dir),
+        teacher=str(teacher_dir),
+        langs=["el"],
+        tasks=["clir_sentence"],
+        split="dev",
+        scoring=["dense", "maxsim"],
+        out_dir=str(tmp_path / "tt"),
+        data_dir=str(mirror_dir),
+        device="cpu",
+        mixed_precision="no",
+    )
+    run = evaluate(config, progress=False)
+    assert set(run.tasks) == {"clir_sentence.el", "clir_sentence_maxsim.el"}
+    assert run.tasks["clir_sentence_maxsim.el"].n_queries == run.tasks["clir_sentence.el"].n_queries > 0
+
+
+def test_an_empty_translation_is_refused_for_maxsim_in_one_line(mt_dir, teacher_dir):
+    from optical.errors import OpticalError
+    from optical.models.encoder import Encoder
+    from optical.models.translator import TranslatingEncoder
+
+    translator = Translator.load(mt_dir, "el")
+    translator.memo["Πού;"] = ""  # what a model that cannot read the language may well say
+    encoder = TranslatingEncoder(Encoder.load(str(teacher_dir)), translator)
+    with pytest.raises(OpticalError, match=r"translated 1 of 2 el texts into nothing \(first: 'Πού;'\)"):
+        encoder.encode_tokens(["Πού;", "Ο καιρός είναι ωραίος σήμερα."])
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -156,7 +156,7 @@ def make_tiny_model(
 def make_tiny_seq2seq(out_dir: str | Path, seed: int = 0, corpus: Sequence[str] | None = None, d_model: int = 32) -> Path:
     """Write a random-weight BART (one encoder and one decoder layer) with the tiny WordPiece tokenizer: a real
     sequence-to-sequence model directory that ``AutoModelForSeq2SeqLM`` loads and ``generate`` decodes with, standing
-    in for an MT model in the translate-test tests (its "translations" are random word pieces)."""
+    in for an MT model in the translate-test tests (its "translations" are a few random word pieces)."""
     from transformers import BartConfig, BartForConditionalGeneration
 
     tokenizer = train_wordpiece_tokenizer(corpus if corpus is not None else BUILTIN_CORPUS, 1000)
@@ -179,6 +179,10 @@ def make_tiny_seq2seq(out_dir: str | Path, seed: int = 0, corpus: Sequence[str] 
     )
     torch.manual_seed(seed)
     model = BartForConditionalGeneration(config)
+    # A random decoder would end at once or never: each "translation" says three word pieces, then stops.
+    model.generation_config.min_new_tokens = 3
+    with torch.no_grad():
+        model.final_logits_bias[0, sep] = 10.0
     specials = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "eos_token": "[SEP]"}
     with atomic_directory(Path(out_dir)) as tmp:
         model.save_pretrained(tmp)

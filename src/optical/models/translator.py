@@ -85,12 +85,15 @@ class Translator:
         return {"forced_bos_token_id": self.tokenizer.convert_tokens_to_ids(target)}
 
     @torch.inference_mode()
-    def translate(self, texts: list[str]) -> list[str]:
+    def translate(self, texts: list[str], show_progress: bool = False) -> list[str]:
         """English translations of ``texts``, in order (each distinct text translated once per translator)."""
+        from tqdm.auto import tqdm
+
         new = [text for text in dict.fromkeys(texts) if text not in self.memo]
         settings = self._language_settings() if new else {}
         device = next(self.model.parameters()).device
-        for start in range(0, len(new), self.batch_size):
+        starts = range(0, len(new), self.batch_size)
+        for start in tqdm(starts, desc=f"translate {self.source_lang}->en", unit="batch", disable=not show_progress, leave=False):
             batch = new[start : start + self.batch_size]
             inputs = self.tokenizer(batch, return_tensors="pt", padding=True, truncation=True).to(device)
             output = self.model.generate(**inputs, num_beams=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS, **settings)
@@ -109,10 +112,22 @@ class TranslatingEncoder:
     def hidden_size(self) -> int:
         return self.encoder.hidden_size
 
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.device
+
     def encode(self, texts, kind="plain", batch_size=64, show_progress=False, max_length=None) -> np.ndarray:
-        return self.encoder.encode(self.translator.translate(list(texts)), kind, batch_size, show_progress, max_length)
+        translated = self.translator.translate(list(texts), show_progress)
+        return self.encoder.encode(translated, kind, batch_size, show_progress, max_length)
 
     def encode_tokens(self, texts, kind="plain", batch_size=64, max_length=None):
-        return self.encoder.encode_tokens(
-            self.translator.translate(list(texts)), kind=kind, batch_size=batch_size, max_length=max_length
-        )
+        texts = list(texts)
+        translated = self.translator.translate(texts)
+        empty = [source for source, english in zip(texts, translated) if not english.strip()]
+        if empty:  # MaxSim sums over a query's tokens: an empty translation has none to sum
+            raise OpticalError(
+                f"--mt-model translated {len(empty)} of {len(texts)} {self.translator.source_lang} texts into nothing "
+                f"(first: {empty[0][:60]!r}); MaxSim needs a token per query: use a model that translates from "
+                f"{self.translator.source_lang}, or --scoring dense"
+            )
+        return self.encoder.encode_tokens(translated, kind=kind, batch_size=batch_size, max_length=max_length)
