@@ -428,7 +428,7 @@ def _evaluate(config: EvalConfig, progress: bool, overwrite: bool, log) -> EvalR
     checks: dict[str, dict] = {}
     for spec, lang, data in tqdm(jobs, desc=f"evaluate {_default_system(config, info)}", unit="task", disable=not progress):
         if config.mt_model is not None and lang != "en":
-            student = _translating(config, teacher, lang, student)
+            student = _translating(config, teacher, lang, student, progress)
         if spec.build is None:
             found = _alignment(lang, data, student, docs, clock, config)
         else:
@@ -455,13 +455,16 @@ def _evaluate(config: EvalConfig, progress: bool, overwrite: bool, log) -> EvalR
     return _save_run(config, info, clock, started, results, (config.split, get_split().fingerprint), **extra)
 
 
-def _translating(config: EvalConfig, teacher: Encoder, lang: str, current):
-    """The query encoder of translate-test for ``lang``: its MT model, then the teacher (kept across that language's tasks)."""
+def _translating(config: EvalConfig, teacher: Encoder, lang: str, current, progress: bool):
+    """The query encoder of translate-test for ``lang``: its MT model, then the teacher (kept across that language's
+    tasks); with ``progress``, translation shows its own bar (the slow step: minutes per thousand queries on a CPU)."""
     from optical.models.translator import TranslatingEncoder, Translator
 
     if isinstance(current, TranslatingEncoder) and current.translator.source_lang == lang:
         return current
-    return TranslatingEncoder(teacher, Translator.load(resolve_model(config.mt_model), lang, device=str(teacher.device)))
+    translator = Translator.load(resolve_model(config.mt_model), lang, device=str(teacher.device))
+    translator.show_progress = progress
+    return TranslatingEncoder(teacher, translator)
 
 
 def _checked_teacher(config) -> Path:

@@ -54,6 +54,8 @@ class Translator:
     source_lang: str
     batch_size: int = 16
     memo: dict[str, str] = field(default_factory=dict)
+    #: A progress bar over the batches of each call that translates anything.
+    show_progress: bool = False
 
     @classmethod
     def load(cls, location: str | Path, source_lang: str, device: str = "cpu") -> Translator:
@@ -85,7 +87,7 @@ class Translator:
         return {"forced_bos_token_id": self.tokenizer.convert_tokens_to_ids(target)}
 
     @torch.inference_mode()
-    def translate(self, texts: list[str], show_progress: bool = False) -> list[str]:
+    def translate(self, texts: list[str]) -> list[str]:
         """English translations of ``texts``, in order (each distinct text translated once per translator)."""
         from tqdm.auto import tqdm
 
@@ -93,7 +95,9 @@ class Translator:
         settings = self._language_settings() if new else {}
         device = next(self.model.parameters()).device
         starts = range(0, len(new), self.batch_size)
-        for start in tqdm(starts, desc=f"translate {self.source_lang}->en", unit="batch", disable=not show_progress, leave=False):
+        for start in tqdm(
+            starts, desc=f"translate {self.source_lang}->en", unit="batch", disable=not self.show_progress, leave=False
+        ):
             batch = new[start : start + self.batch_size]
             inputs = self.tokenizer(batch, return_tensors="pt", padding=True, truncation=True).to(device)
             output = self.model.generate(**inputs, num_beams=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS, **settings)
@@ -117,8 +121,7 @@ class TranslatingEncoder:
         return self.encoder.device
 
     def encode(self, texts, kind="plain", batch_size=64, show_progress=False, max_length=None) -> np.ndarray:
-        translated = self.translator.translate(list(texts), show_progress)
-        return self.encoder.encode(translated, kind, batch_size, show_progress, max_length)
+        return self.encoder.encode(self.translator.translate(list(texts)), kind, batch_size, show_progress, max_length)
 
     def encode_tokens(self, texts, kind="plain", batch_size=64, max_length=None):
         texts = list(texts)
