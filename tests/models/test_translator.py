@@ -40,19 +40,23 @@ def test_language_tokens_of_multilingual_tokenizers(mt_dir):
     assert language_token(tokenizer, "sw") == "__sw__" and language_token(tokenizer, "yo") is None
 
 
-def test_evaluate_translate_test_on_alignment(mt_dir, teacher_dir, tmp_path, mirror_dir):
+def _translate_test(mt_dir, teacher_dir, out_dir, data_dir, **settings):
+    """A translate-test evaluation with the tiny MT model in front of the tiny teacher, on CPU in fp32."""
     config = EvalConfig(
         student="translate-test",
         mt_model=str(mt_dir),
         teacher=str(teacher_dir),
-        langs=["dz"],
-        tasks=["align"],
-        out_dir=str(tmp_path / "tt"),
-        data_dir=str(mirror_dir),
+        out_dir=str(out_dir),
+        data_dir=str(data_dir),
         device="cpu",
         mixed_precision="no",
+        **settings,
     )
-    run = evaluate(config, progress=False)
+    return evaluate(config, progress=False)
+
+
+def test_evaluate_translate_test_on_alignment(mt_dir, teacher_dir, tmp_path, mirror_dir):
+    run = _translate_test(mt_dir, teacher_dir, tmp_path / "tt", mirror_dir, langs=["dz"], tasks=["align"])
     assert run.system == "translate-test" and set(run.tasks) == {"align_x2en.dz", "align_en2x.dz"}
     held = json.loads((tmp_path / "tt/eval.json").read_text(encoding="utf-8"))
     assert held["config"]["eval"]["mt_model"] == str(mt_dir)
@@ -61,20 +65,16 @@ def test_evaluate_translate_test_on_alignment(mt_dir, teacher_dir, tmp_path, mir
 
 def test_translate_test_is_scored_by_maxsim_too(mt_dir, teacher_dir, tmp_path, mirror_dir):
     """The translated queries' tokens meet the documents' tokens: late interaction works on the translating encoder."""
-    config = EvalConfig(
-        student="translate-test",
-        mt_model=str(mt_dir),
-        teacher=str(teacher_dir),
+    run = _translate_test(
+        mt_dir,
+        teacher_dir,
+        tmp_path / "tt",
+        mirror_dir,
         langs=["el"],
         tasks=["clir_sentence"],
         split="dev",
         scoring=["dense", "maxsim"],
-        out_dir=str(tmp_path / "tt"),
-        data_dir=str(mirror_dir),
-        device="cpu",
-        mixed_precision="no",
     )
-    run = evaluate(config, progress=False)
     assert set(run.tasks) == {"clir_sentence.el", "clir_sentence_maxsim.el"}
     assert run.tasks["clir_sentence_maxsim.el"].n_queries == run.tasks["clir_sentence.el"].n_queries > 0
 
