@@ -230,16 +230,15 @@ def test_copies_of_a_question_in_several_languages_count_once():
     ot = {f"q{i}": float(v) for i, v in enumerate(rng.random(200))}
     mse = {q: v - 0.05 + float(rng.normal(0, 0.2)) for q, v in ot.items()}
     one = compare(Sample("ot", (ot,)), Sample("mse", (mse,)), "RR@10", StatsSettings(2000))
-    both = {lang: (Sample("ot", (ot,)), Sample("mse", (mse,))) for lang in ("el", "th")}
     averaged = compare(
-        Sample.question_means("ot", {lang: pair[0] for lang, pair in both.items()}),
-        Sample.question_means("mse", {lang: pair[1] for lang, pair in both.items()}),
+        Sample.question_means("ot", {"el": {0: ot}, "th": {0: ot}}),
+        Sample.question_means("mse", {"el": {0: mse}, "th": {0: mse}}),
         "RR@10",
         StatsSettings(2000),
     )
     pooled = compare(
-        Sample.pooled("ot", {lang: pair[0] for lang, pair in both.items()}),
-        Sample.pooled("mse", {lang: pair[1] for lang, pair in both.items()}),
+        Sample.pooled("ot", {"el": Sample("ot", (ot,)), "th": Sample("ot", (ot,))}),
+        Sample.pooled("mse", {"el": Sample("mse", (mse,)), "th": Sample("mse", (mse,))}),
         "RR@10",
         StatsSettings(2000),
     )
@@ -247,11 +246,20 @@ def test_copies_of_a_question_in_several_languages_count_once():
     assert pooled.n == 400 and pooled.ci_high - pooled.ci_low < 0.8 * (one.ci_high - one.ci_low)
 
 
-def test_averaging_over_languages_needs_shared_questions_and_the_same_seeds():
+def test_averaging_over_languages_pairs_seeds_by_id_not_by_rank():
+    """Seed 0 is the good run in el and the bad one in th: paired by id the seed means cancel out (independent runs
+    average), paired by rank (each language's seeds sorted by mean) they would not."""
+    questions = [f"q{i}" for i in range(50)]
+    good, bad = dict.fromkeys(questions, 0.9), dict.fromkeys(questions, 0.1)
+    averaged = Sample.question_means("ot", {"el": {0: good, 1: bad}, "th": {0: bad, 1: good}})
+    assert all(value == pytest.approx(0.5) for run in averaged.per_seed for value in run.values())
+
+
+def test_averaging_over_languages_needs_shared_questions_and_seeds():
     with pytest.raises(OpticalError, match="share no question id"):
-        Sample.question_means("s", {"el": Sample("s", ({"a": 1.0},)), "th": Sample("s", ({"b": 1.0},))})
-    with pytest.raises(OpticalError, match="different numbers of seeds"):
-        Sample.question_means("s", {"el": Sample("s", ({"q": 1.0},)), "th": Sample("s", ({"q": 1.0}, {"q": 0.0}))})
+        Sample.question_means("s", {"el": {0: {"a": 1.0}}, "th": {0: {"b": 1.0}}})
+    with pytest.raises(OpticalError, match="share no training seed"):
+        Sample.question_means("s", {"el": {0: {"q": 1.0}}, "th": {1: {"q": 1.0}}})
 
 
 def test_a_p_value_at_the_resampling_floor_is_printed_as_an_upper_bound():

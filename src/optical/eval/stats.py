@@ -469,30 +469,31 @@ class Sample:
         return cls(system, per_seed)
 
     @classmethod
-    def question_means(cls, system: str, parts: Mapping[str, Sample]) -> Sample:
-        """Languages that ask the same questions (XQuAD's ids in every language) as one sample of questions: per seed
-        position, each question's mean over the languages; questions missing from a language are left out.
+    def question_means(cls, system: str, parts: Mapping[str, Mapping[int | None, PerQuery]]) -> Sample:
+        """Languages that ask the same questions (XQuAD's ids in every language) as one sample of questions:
+        ``parts[lang][seed]`` holds a language's per-query values of one training seed; per seed, each question's
+        mean over the languages. Only seeds every language has, and questions every one of those runs has, count.
 
         The same question in several languages is one unit, not several: its values there are correlated (the
         question is easy or hard everywhere), so resampling the language copies as independent queries, as
         :meth:`pooled` does, would narrow the CI. Averaging first makes the policy's query bootstrap a cluster
-        bootstrap over questions. Seeds pair by position, as in :meth:`pooled`: the runs of different languages are
-        independent, so any pairing is as good.
+        bootstrap over questions. Seeds pair by their id: the runs of different languages are independent
+        trainings, and pairing them by id (not by rank, which would pair every language's worst seed) keeps them so.
 
-        >>> el = Sample("ot", ({"q1": 1.0, "q2": 0.0},))
-        >>> th = Sample("ot", ({"q1": 0.5, "q3": 1.0},))
-        >>> Sample.question_means("ot", {"el": el, "th": th}).per_seed
-        ({'q1': 0.75},)
+        >>> el = {0: {"q1": 1.0, "q2": 0.0}, 1: {"q1": 0.0, "q2": 0.0}}
+        >>> th = {0: {"q1": 0.5, "q3": 1.0}, 1: {"q1": 1.0, "q3": 1.0}}
+        >>> Sample.question_means("ot", {"el": el, "th": th}).per_seed  # seeds in canonical order: by mean
+        ({'q1': 0.5}, {'q1': 0.75})
         """
-        counts = {part.n_seeds for part in parts.values()}
-        if len(counts) != 1:
-            raise OpticalError(f"{system}: the averaged languages have different numbers of seeds ({sorted(counts)})")
-        shared = set.intersection(*(set(run) for part in parts.values() for run in part.per_seed))
-        if not shared:
+        seeds = sorted(set.intersection(*(set(by_seed) for by_seed in parts.values())), key=lambda s: -1 if s is None else s)
+        if not seeds:
+            raise OpticalError(f"{system}: the languages {', '.join(parts)} share no training seed; nothing to average")
+        runs = [by_seed[seed] for by_seed in parts.values() for seed in seeds]
+        questions = sorted(set.intersection(*(set(run) for run in runs)))
+        if not questions:
             raise OpticalError(f"{system}: the languages {', '.join(parts)} share no question id; nothing to average")
-        questions = sorted(shared)
         per_seed = tuple(
-            {q: float(np.mean([part.per_seed[i][q] for part in parts.values()])) for q in questions} for i in range(counts.pop())
+            {q: float(np.mean([by_seed[seed][q] for by_seed in parts.values()])) for q in questions} for seed in seeds
         )
         return cls(system, per_seed)
 

@@ -47,7 +47,7 @@ from optical.eval.stats import (
 from optical.eval.tasks import main_measure, task_spec
 from optical.losses.combined import MethodSpec
 from optical.report.spectrum import SpectrumComparison, analyse_spectrum, levels_json, spectrum_json
-from optical.report.study.grid import AXES, TRAINED, Arm, Condition, GridIndex, axis_order, seed_paired_difference
+from optical.report.study.grid import AXES, TRAINED, Arm, Condition, GridIndex, axis_order
 from optical.report.study.load import DistillRun, StudyInputs
 from optical.train.record import RunResult
 
@@ -107,6 +107,8 @@ class AcrossLanguagesRow:
     task: str
     langs: tuple[str, ...]
     comparison: PairedComparison
+    #: A comparison of each system's gain from MaxSim (``task`` is the MaxSim task's with " gain"), not of a level.
+    gain: bool = False
 
 
 @dataclass(frozen=True)
@@ -671,17 +673,19 @@ def _late_interaction_pairs(study: _Study) -> list[tuple[str, str]]:
     return [(method, baseline) for method in study.trained if study.uses_ot(method) for baseline in baselines]
 
 
-def _late_samples(study: _Study, lang: str, method: str, dense: str, late: str) -> dict[str, Sample] | None:
-    """A system's per-seed values at the reference on ``dense``, on ``late`` and its gain from the one to the other
-    (``late`` minus ``dense``, seed by seed), keyed by the row's task name; None unless it was scored both ways."""
+def _late_by_seed(study: _Study, lang: str, method: str, dense: str, late: str) -> dict[str, dict] | None:
+    """A system's per-query values at the reference on ``dense``, on ``late`` and its gain from the one to the other
+    (``late`` minus ``dense``), each keyed by training seed (the seeds scored both ways) and by the row's task name;
+    None unless it was scored both ways."""
     reference, measure = study.index.ref_condition(), main_measure(dense)
     by_seed = {task: study.index.by_seed(lang, method, reference, f"{task}.{lang}", measure) for task in (dense, late)}
-    gain = seed_paired_difference(by_seed[dense], by_seed[late], method)
-    if gain is None:
+    seeds = [seed for seed in by_seed[dense] if seed in by_seed[late]]
+    if not seeds:
         return None
+    gain = {seed: {q: by_seed[late][seed][q] - value for q, value in by_seed[dense][seed].items()} for seed in seeds}
     return {
-        dense: Sample(method, tuple(by_seed[dense].values())),
-        late: Sample(method, tuple(by_seed[late].values())),
+        dense: {seed: by_seed[dense][seed] for seed in seeds},
+        late: {seed: by_seed[late][seed] for seed in seeds},
         f"{late} gain": gain,
     }
 
@@ -691,38 +695,38 @@ def _late_interaction(study: _Study) -> tuple[QuestionRow, ...]:
     (MaxSim minus dense, seed by seed) against each baseline's, a difference of differences (one Holm family)."""
     reference, rows = study.index.ref_condition(), []
     for dense, late in LATE_INTERACTION_TASKS:
-        measure = main_measure(dense)
+        measure, task = main_measure(dense), f"{late} gain"
         for lang in study.langs:
-            samples = {m: _late_samples(study, lang, m, dense, late) for m in study.methods}
+            found = {m: _late_by_seed(study, lang, m, dense, late) for m in study.methods}
             for method, baseline in _late_interaction_pairs(study):
-                if samples[method] is None or samples[baseline] is None:
+                if found[method] is None or found[baseline] is None:
                     continue
-                task = f"{late} gain"
-                comparison = compare(samples[method][task], samples[baseline][task], measure, study.settings)
-                rows.append(study.row(method, baseline, lang, task, reference, comparison))
+                gains = [Sample(m, tuple(found[m][task].values())) for m in (method, baseline)]
+                rows.append(study.row(method, baseline, lang, task, reference, compare(*gains, measure, study.settings)))
     corrected = holm_family([r.comparison for r in rows], LATE_INTERACTION_FAMILY)
     return tuple(dataclasses.replace(r, comparison=c) for r, c in zip(rows, corrected))
 
 
 def _late_interaction_across(study: _Study) -> tuple[AcrossLanguagesRow, ...]:
     """Each OT method against each baseline over all the languages at once, dense, under MaxSim and on the gain from
-    MaxSim: per question, the mean over the languages where both systems have all their seeds
-    (:meth:`Sample.question_means`), so a question is resampled once, not once per language (one Holm family)."""
+    MaxSim: per question and seed, the mean over the languages where both systems have all their seeds scored both
+    ways (:meth:`Sample.question_means`), so a question is resampled once, not once per language (one Holm family)."""
     rows = []
     for dense, late in LATE_INTERACTION_TASKS:
         measure = main_measure(dense)
-        found = {m: {lang: s for lang in study.langs if (s := _late_samples(study, lang, m, dense, late))} for m in study.methods}
-        full = {
-            m: {lang for lang, s in by_lang.items() if s[dense].n_seeds == max(t[dense].n_seeds for t in by_lang.values())}
+        found = {m: {lang: f for lang in study.langs if (f := _late_by_seed(study, lang, m, dense, late))} for m in study.methods}
+        complete = {
+            m: {lang for lang, f in by_lang.items() if len(f[dense]) == max(len(g[dense]) for g in by_lang.values())}
             for m, by_lang in found.items()
         }
         for method, baseline in _late_interaction_pairs(study):
-            langs = tuple(lang for lang in study.langs if lang in full[method] and lang in full[baseline])
+            langs = tuple(lang for lang in study.langs if lang in complete[method] and lang in complete[baseline])
             if len(langs) < 2:
                 continue
-            for task in (dense, late, f"{late} gain"):
-                pooled = [Sample.question_means(m, {lang: found[m][lang][task] for lang in langs}) for m in (method, baseline)]
-                rows.append(AcrossLanguagesRow(method, baseline, task, langs, compare(*pooled, measure, study.settings)))
+            for task, gain in ((dense, False), (late, False), (f"{late} gain", True)):
+                averaged = [Sample.question_means(m, {lang: found[m][lang][task] for lang in langs}) for m in (method, baseline)]
+                comparison = compare(*averaged, measure, study.settings)
+                rows.append(AcrossLanguagesRow(method, baseline, task, langs, comparison, gain))
     corrected = holm_family([r.comparison for r in rows], LATE_INTERACTION_ACROSS_FAMILY)
     return tuple(dataclasses.replace(r, comparison=c) for r, c in zip(rows, corrected))
 

@@ -197,7 +197,7 @@ def late_interaction_figure(rows: tuple[QuestionRow, ...], across: tuple[AcrossL
         panels.setdefault(f"{r.method} vs {r.baseline}: {r.task}", []).append(
             ForestRow(r.lang, r.comparison.diff, r.comparison.ci_low, r.comparison.ci_high, r.comparison.significant)
         )
-    for r in across:
+    for r in (r for r in across if r.gain):
         if (key := f"{r.method} vs {r.baseline}: {r.task}") in panels:
             c = r.comparison
             panels[key].append(ForestRow(f"all {len(r.langs)}", c.diff, c.ci_low, c.ci_high, c.significant))

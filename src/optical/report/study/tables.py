@@ -277,11 +277,11 @@ def render_late_interaction(doc: Document, analysis: StudyAnalysis, figures: Fig
     )
 
 
-def _grouped(rows, by_task: bool = True) -> dict[tuple[str, ...], list]:
-    """Rows by (method, baseline, task), or by (method, baseline) without ``by_task``, in their order."""
-    groups: dict[tuple[str, ...], list] = {}
+def _grouped(rows) -> dict[tuple[str, str, str], list]:
+    """Rows by (method, baseline, task), in their order."""
+    groups: dict[tuple[str, str, str], list] = {}
     for row in rows:
-        groups.setdefault((row.method, row.baseline, row.task) if by_task else (row.method, row.baseline), []).append(row)
+        groups.setdefault((row.method, row.baseline, row.task), []).append(row)
     return groups
 
 
@@ -300,18 +300,18 @@ def _render_late_interaction_across(doc: Document, analysis: StudyAnalysis) -> N
     across = analysis.late_interaction_across
     if not across:
         return
-    words = {True: ("ahead", "more"), False: ("behind", "less")}
     sentences = []
-    for (method, baseline, *_), found in _grouped(across, by_task=False).items():
+    for i in range(0, len(across), 3):  # dense, MaxSim, gain: one pair on one task over one set of languages
         parts = []
-        for r in found:
+        for r in across[i : i + 3]:
             c = r.comparison
-            verdict = words[c.diff > 0][r.task.endswith(" gain")] if c.significant else "level"
+            verdict = ("more" if c.diff > 0 else "less") if r.gain else ("ahead" if c.diff > 0 else "behind")
             parts.append(
                 f"{r.task} {number(c.diff, signed=True)} {interval(c.ci_low, c.ci_high, signed=True)} "
-                f"(p Holm {p_value(c.p_holm)}: {verdict})"
+                f"(p Holm {p_value(c.p_holm)}: {verdict if c.significant else 'level'})"
             )
-        sentences.append(f"{method} vs {baseline} over {', '.join(found[0].langs)}: " + "; ".join(parts))
+        first = across[i]
+        sentences.append(f"{first.method} vs {first.baseline} over {', '.join(first.langs)}: " + "; ".join(parts))
     doc.add(
         Paragraph(
             "Over all the languages at once (each question's value averaged over the languages first: they ask the same "
