@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 
@@ -28,10 +29,14 @@ SENTENCES = [
 def tiny_marian(tmp_path_factory):
     """A random transformers MarianMTModel (swish, scaled embeddings, shared vocabulary) with a real sentencepiece
     tokenizer trained here, saved as OPUS-MT models are."""
+    return _tiny_marian(tmp_path_factory.mktemp("marian"), scale_embedding=True)
+
+
+def _tiny_marian(root, scale_embedding: bool):
     import sentencepiece
     from transformers import MarianConfig, MarianMTModel
 
-    root = tmp_path_factory.mktemp("marian")
+    root.mkdir(parents=True, exist_ok=True)
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(SENTENCES), model_prefix=str(root / "spm"), vocab_size=48, minloglevel=2
     )
@@ -51,7 +56,7 @@ def tiny_marian(tmp_path_factory):
         encoder_ffn_dim=64,
         decoder_ffn_dim=64,
         activation_function="swish",
-        scale_embedding=True,
+        scale_embedding=scale_embedding,
         max_position_embeddings=64,
         pad_token_id=pad,
         decoder_start_token_id=pad,
@@ -94,12 +99,26 @@ def _logits(model_dir, tokenizer_dir):
         return model(**batch, decoder_input_ids=decoder_ids).logits[..., :-1].numpy()  # the pad column aside
 
 
-@pytest.mark.parametrize(("quantization", "tolerance"), [("float32", 1e-4), ("int8", 0.1)])
+@pytest.mark.parametrize(
+    ("quantization", "tolerance"),
+    [("float32", 1e-4), ("int8", 0.1), ("int16", 0.01), ("float16", 0.01), ("bfloat16", 0.05), ("int8_float16", 0.1)],
+)
 def test_the_rebuilt_model_gives_the_original_logits(tiny_marian, tmp_path, quantization, tolerance):
     _, rebuilt = _convert_and_rebuild(tiny_marian, tmp_path, quantization)
     original, back = _logits(tiny_marian, tiny_marian), _logits(rebuilt, rebuilt)
     assert np.abs(original - back).max() < tolerance * np.abs(original).max()
     assert (original.argmax(-1) == back.argmax(-1)).mean() >= (1.0 if quantization == "float32" else 0.9)
+
+
+def test_a_model_without_embedding_scale_comes_back_without_it(tmp_path):
+    """CTranslate2 stores the scale as a float (1.0 here): read as a flag it would turn scaling on."""
+    from transformers import MarianConfig
+
+    hf_dir = _tiny_marian(tmp_path / "unscaled", scale_embedding=False)
+    _, rebuilt = _convert_and_rebuild(hf_dir, tmp_path, "float32")
+    assert MarianConfig.from_pretrained(str(rebuilt)).scale_embedding is False
+    original, back = _logits(hf_dir, hf_dir), _logits(rebuilt, rebuilt)
+    assert np.abs(original - back).max() < 1e-4 * np.abs(original).max()
 
 
 def test_the_rebuilt_model_decodes_what_ctranslate2_decodes(tiny_marian, tmp_path):
@@ -122,13 +141,43 @@ def test_the_rebuilt_model_decodes_what_ctranslate2_decodes(tiny_marian, tmp_pat
     assert max(lengths) >= 3  # the random model says something, not just </s>
 
 
+def test_untied_or_unread_weights_are_refused(tiny_marian, tmp_path):
+    ct2_dir, _ = _convert_and_rebuild(tiny_marian, tmp_path, "float32")
+    model = read_ctranslate2_model((ct2_dir / "model.bin").read_bytes(), "model.bin")
+    vocabulary = read_vocabulary(next(ct2_dir.glob("shared_vocabulary.*")).read_bytes(), "vocabulary")
+    untied = dict(model.variables)
+    untied["decoder/projection/weight"] = untied["decoder/projection/weight"] + 1.0
+    with pytest.raises(OpticalError, match="decoder/projection/weight is not the decoder's embeddings"):
+        write_marian_directory(dataclasses.replace(model, variables=untied), vocabulary, b"", tmp_path / "a")
+    extra = dict(model.variables) | {"encoder/layernorm_embedding/gamma": np.ones(32, np.float32)}
+    with pytest.raises(OpticalError, match="no place for \\(encoder/layernorm_embedding/gamma\\)"):
+        write_marian_directory(dataclasses.replace(model, variables=extra), vocabulary, b"", tmp_path / "b")
+    with pytest.raises(OpticalError, match="embedding rows for"):
+        write_marian_directory(model, vocabulary[:-1], b"", tmp_path / "c")
+
+
+def test_a_line_vocabulary_splits_on_newlines_only():
+    assert read_vocabulary("</s>\n<unk>\na\u2028b\n".encode(), "v.txt") == ["</s>", "<unk>", "a\u2028b"]
+    with pytest.raises(OpticalError, match="v.json: not a CTranslate2 vocabulary"):
+        read_vocabulary(b"[1, 2]", "v.json")
+
+
 def test_hostile_files_fail_with_one_line(tmp_path):
     with pytest.raises(OpticalError, match="binary version 99"):
         read_ctranslate2_model(struct.pack("<I", 99), "model.bin")
     header = struct.pack("<I", 6) + struct.pack("<H", 5) + b"Spec\0" + struct.pack("<II", 1, 1)
     variable = struct.pack("<H", 2) + b"w\0" + struct.pack("<B", 1) + struct.pack("<I", 4) + struct.pack("<BI", 0, 1 << 30)
-    with pytest.raises(OpticalError, match="truncated or corrupt"):
+    with pytest.raises(OpticalError, match="holds 1073741824 bytes for shape \\[4\\]"):
         read_ctranslate2_model(header + variable, "model.bin")
-    wrong_size = struct.pack("<H", 2) + b"w\0" + struct.pack("<B", 1) + struct.pack("<I", 4) + struct.pack("<BI", 0, 8) + bytes(8)
-    with pytest.raises(OpticalError, match="holds 2 values for shape"):
+    with pytest.raises(OpticalError, match="truncated or corrupt"):
+        read_ctranslate2_model(header + variable[:-4], "model.bin")
+    wrong_size = struct.pack("<H", 2) + b"w\0" + struct.pack("<B", 1) + struct.pack("<I", 4) + struct.pack("<BI", 0, 7) + bytes(7)
+    with pytest.raises(OpticalError, match="holds 7 bytes for shape"):
         read_ctranslate2_model(header + wrong_size + struct.pack("<I", 0), "model.bin")
+    twice = struct.pack("<I", 6) + struct.pack("<H", 5) + b"Spec\0" + struct.pack("<II", 1, 2)
+    one = struct.pack("<H", 2) + b"w\0" + struct.pack("<B", 0) + struct.pack("<BI", 1, 1) + bytes(1)
+    with pytest.raises(OpticalError, match="variable w appears twice"):
+        read_ctranslate2_model(twice + one + one + struct.pack("<I", 0), "model.bin")
+    hiding = header + one + struct.pack("<I", 1) + struct.pack("<H", 2) + b"w\0" + struct.pack("<H", 2) + b"w\0"
+    with pytest.raises(OpticalError, match="alias w -> w names no variable or hides one"):
+        read_ctranslate2_model(hiding, "model.bin")
