@@ -162,3 +162,26 @@ def test_complete_data_dir_needs_no_origin(tmp_path, mirror_dir):
     # The bitext has no public origin, but every file is already installed and verified: nothing to fetch.
     report = fetch_data(dest, only=["bitext"], progress=False)
     assert report.installed == [] and len(report.already_present) > 0
+
+
+def test_fetch_verified_keeps_a_good_copy_replaces_an_altered_one_and_refuses_a_wrong_one(served, tmp_path):
+    """What `optical model prepare` uses for the MT model's sdist: one verified file by URL."""
+    import dataclasses
+
+    from optical.data.fetch import fetch_verified
+
+    _, base_url, requests = served
+    entry = expected("xquad/xquad.el.json")
+    target = tmp_path / "cache" / "xquad.el.json"
+    url = f"{base_url}/{entry.path}"
+    assert sha256_file(fetch_verified(entry, url, target, progress=False)) == entry.sha256
+    requests.clear()
+    fetch_verified(entry, url, target, progress=False)
+    assert requests == []  # the verified copy is kept
+    target.write_bytes(target.read_bytes()[:-1] + b"x")
+    assert sha256_file(fetch_verified(entry, url, target, progress=False)) == entry.sha256 and requests
+    target.unlink()
+    wrong = dataclasses.replace(entry, sha256="0" * 64)
+    with pytest.raises(OpticalError, match=r"refused: sha256 .*; or put the verified file at .*xquad.el.json$"):
+        fetch_verified(wrong, url, target, progress=False)
+    assert not target.exists() and not list(target.parent.glob("*.part"))

@@ -123,6 +123,19 @@ def _download(entry: DataFile, url: str, target: Path, bar: tqdm, timeout: float
     return resumed
 
 
+def fetch_verified(entry: DataFile, url: str, target: Path, timeout: float = 60.0, progress: bool = True) -> Path:
+    """``target`` holding exactly ``entry``'s bytes: kept where it already does, else downloaded from ``url`` (resumed
+    where a download was cut off), checked by size and sha256, synced and renamed into place; one-line errors."""
+    if _matches(target, entry):
+        return target
+    with tqdm(total=entry.size, unit="B", unit_scale=True, desc=entry.path, disable=not progress, leave=False) as bar:
+        try:
+            _download(entry, url, target, bar, timeout)
+        except _Refused as exc:
+            raise OpticalError(f"{exc}; or put the verified file at {target}") from None
+    return target
+
+
 def fetch_data(
     dest: str | Path,
     mirror: str | Path | None = None,

