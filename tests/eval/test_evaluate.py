@@ -275,7 +275,9 @@ def test_maxsim_tasks_must_have_maxsim_scoring(tmp_path):
     with pytest.raises(OpticalError, match="task align has no MaxSim scoring; MaxSim tasks: clir_sentence, clir_paragraph, pool"):
         config.validate()
     with pytest.raises(OpticalError, match="unknown task 'clir'"):
-        EvalConfig(student="zero-shot", out_dir=str(tmp_path / "out"), maxsim_tasks=["clir"]).validate()
+        EvalConfig(student="zero-shot", out_dir=str(tmp_path / "out"), scoring=["maxsim"], maxsim_tasks=["clir"]).validate()
+    with pytest.raises(OpticalError, match="--maxsim-tasks goes with --scoring dense,maxsim"):
+        EvalConfig(student="zero-shot", out_dir=str(tmp_path / "out"), maxsim_tasks=["clir_sentence"]).validate()
 
 
 def test_maxsim_only_on_the_tasks_named_and_teacher_tokens_cached(tiny_run, tmp_path):
